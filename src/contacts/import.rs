@@ -1,0 +1,882 @@
+//! `aviso contacts import`: reads a registry export or the OSC directory, keeps
+//! every row accounted for (imported + updated + unchanged + rejected = read),
+//! and writes the rejected rows, with line and reason, to a CSV people can fix.
+//!
+//! The file is streamed: one thread reads and checks rows, the caller's task
+//! writes batches to the store, so memory stays bounded whatever the file size.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use tokio::sync::mpsc;
+
+use super::Contact;
+use crate::domain::{
+    fold, ContactKind, Country, Credential, EmailAddress, Entity, Invalid, Language, Modality,
+    PhoneNumber, Population,
+};
+use crate::store::{Store, StoreError};
+
+/// Rows checked and written together: big enough to amortise a transaction,
+/// small enough to keep memory flat.
+const BATCH: usize = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Utf8,
+    /// Windows-1252, the superset of Latin-1 that Excel on Windows writes.
+    Latin1,
+}
+
+impl Encoding {
+    pub fn parse(s: &str) -> Result<Encoding, Invalid> {
+        match fold(s).replace(['-', '_'], "").as_str() {
+            "utf8" => Ok(Encoding::Utf8),
+            "latin1" | "iso88591" | "windows1252" | "cp1252" => Ok(Encoding::Latin1),
+            _ => Err(Invalid::new(format!(
+                "unknown encoding {s:?}: use utf8 or latin1"
+            ))),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Encoding::Utf8 => "utf-8",
+            Encoding::Latin1 => "windows-1252",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    pub list: String,
+    /// Where rejected rows go; by default `<file name>.rejects.csv` in the
+    /// current directory (the input's directory may not be ours to write).
+    pub rejects: Option<PathBuf>,
+    pub dry_run: bool,
+    /// Forces an encoding instead of detecting it.
+    pub encoding: Option<Encoding>,
+    pub progress: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ImportSummary {
+    pub read: u64,
+    pub imported: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub rejected: u64,
+    pub rejects_file: Option<String>,
+    pub kind: String,
+    pub encoding: String,
+    pub ignored_columns: Vec<String>,
+    pub dry_run: bool,
+}
+
+/// One rejected row: where it is, which field, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub line: u64,
+    pub id: String,
+    pub field: String,
+    pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{path}: cannot read the file: {source}")]
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: required column {column:?} is missing (columns found: {found})")]
+    MissingColumn {
+        path: String,
+        column: String,
+        found: String,
+    },
+    #[error("{path}: {detail}")]
+    Encoding { path: String, detail: String },
+    #[error("{path}, line {line}: {detail}")]
+    Csv {
+        path: String,
+        line: u64,
+        detail: String,
+    },
+    #[error("{path}: cannot write the rejects file: {source}")]
+    Rejects {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The fields aviso understands, whatever the export calls them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Field {
+    Id,
+    FirstName,
+    LastName,
+    Organization,
+    Entity,
+    Country,
+    Email,
+    CallingCode,
+    Phone,
+    Language,
+    Credential,
+    Population,
+    Modality,
+}
+
+impl Field {
+    /// Spanish headers of the registry export and their English aliases.
+    fn from_header(header: &str) -> Option<Field> {
+        let key = fold(header).replace([' ', '-'], "_");
+        Some(match key.as_str() {
+            "id_contacto" | "id" | "contact_id" | "id_contact" => Field::Id,
+            "nombre" | "first_name" | "firstname" | "name" | "nombres" => Field::FirstName,
+            "apellidos" | "last_name" | "lastname" | "surname" | "apellido" => Field::LastName,
+            "organizacion" | "organization" | "organisation" | "osc" => Field::Organization,
+            "entidad" | "entity" | "state" | "estado" => Field::Entity,
+            "pais" | "country" | "pais_residencia" => Field::Country,
+            "email" | "e_mail" | "correo" | "correo_electronico" | "mail" => Field::Email,
+            "lada" | "country_code" | "calling_code" | "codigo_pais" => Field::CallingCode,
+            "telefono" | "phone" | "celular" | "mobile" | "phone_number" | "movil" => Field::Phone,
+            "idioma" | "language" | "lang" => Field::Language,
+            "tipo_credencial" | "credential" | "credencial" => Field::Credential,
+            "poblacion" | "population" => Field::Population,
+            "modalidad" | "modality" | "modalidad_voto" => Field::Modality,
+            _ => return None,
+        })
+    }
+
+    /// The column name as the registry export spells it, for messages.
+    fn column(self) -> &'static str {
+        match self {
+            Field::Id => "id_contacto",
+            Field::FirstName => "nombre",
+            Field::LastName => "apellidos",
+            Field::Organization => "organizacion",
+            Field::Entity => "entidad",
+            Field::Country => "pais",
+            Field::Email => "email",
+            Field::CallingCode => "lada",
+            Field::Phone => "telefono",
+            Field::Language => "idioma",
+            Field::Credential => "tipo_credencial",
+            Field::Population => "poblacion",
+            Field::Modality => "modalidad",
+        }
+    }
+}
+
+/// Where each known field sits in the file, and what kind of contacts it holds.
+struct Layout {
+    kind: ContactKind,
+    columns: HashMap<Field, usize>,
+    width: usize,
+}
+
+impl Layout {
+    fn from_headers(
+        path: &str,
+        headers: &csv::StringRecord,
+    ) -> Result<(Layout, Vec<String>), ImportError> {
+        let mut columns = HashMap::new();
+        let mut ignored = Vec::new();
+        for (i, header) in headers.iter().enumerate() {
+            match Field::from_header(header) {
+                Some(field) if !columns.contains_key(&field) => {
+                    columns.insert(field, i);
+                }
+                _ if header.trim().is_empty() => {}
+                _ => ignored.push(header.trim().to_string()),
+            }
+        }
+        let organizations =
+            columns.contains_key(&Field::Organization) && !columns.contains_key(&Field::Id);
+        let (kind, required): (_, &[Field]) = if organizations {
+            (ContactKind::Organization, &[Field::Organization])
+        } else {
+            (
+                ContactKind::Citizen,
+                &[Field::Id, Field::FirstName, Field::Entity, Field::Country],
+            )
+        };
+        let found = || {
+            headers
+                .iter()
+                .map(|h| h.trim())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for field in required {
+            if !columns.contains_key(field) {
+                return Err(ImportError::MissingColumn {
+                    path: path.to_string(),
+                    column: field.column().to_string(),
+                    found: found(),
+                });
+            }
+        }
+        if !columns.contains_key(&Field::Email) && !columns.contains_key(&Field::Phone) {
+            return Err(ImportError::MissingColumn {
+                path: path.to_string(),
+                column: "email or telefono".to_string(),
+                found: found(),
+            });
+        }
+        let layout = Layout {
+            kind,
+            columns,
+            width: headers.len(),
+        };
+        Ok((layout, ignored))
+    }
+
+    fn get<'r>(&self, record: &'r csv::StringRecord, field: Field) -> &'r str {
+        self.columns
+            .get(&field)
+            .and_then(|&i| record.get(i))
+            .map(str::trim)
+            .unwrap_or("")
+    }
+
+    /// The row's key: `id_contacto`, or for an organisation without one, its name.
+    fn row_id(&self, record: &csv::StringRecord) -> String {
+        match (self.kind, self.get(record, Field::Id)) {
+            (ContactKind::Organization, "") => {
+                organization_id(&clean_text(self.get(record, Field::Organization)))
+            }
+            (_, id) => id.to_string(),
+        }
+    }
+
+    /// Checks one row. All problems are reported, not only the first, so a
+    /// person fixing the file fixes it once.
+    fn parse(&self, record: &csv::StringRecord) -> Result<Contact, Vec<(Field, String)>> {
+        let mut problems: Vec<(Field, String)> = Vec::new();
+        let mut check = |field: Field, result: Result<(), Invalid>| {
+            if let Err(e) = result {
+                problems.push((field, e.0));
+            }
+        };
+        let text = |field: Field| clean_text(self.get(record, field));
+        let optional = |field: Field| Some(self.get(record, field)).filter(|v| !v.is_empty());
+
+        let id = self.row_id(record);
+        let (first_name, last_name) = match self.kind {
+            ContactKind::Organization => {
+                let name = text(Field::Organization);
+                check(Field::Organization, nonempty(&name, "organisation name"));
+                (name, None)
+            }
+            ContactKind::Citizen => {
+                check(Field::Id, nonempty(&id, "id_contacto"));
+                let first = text(Field::FirstName);
+                check(Field::FirstName, nonempty(&first, "name"));
+                let last = Some(text(Field::LastName)).filter(|l| !l.is_empty());
+                (first, last)
+            }
+        };
+        check(Field::Id, max_len(&id, 200, "id"));
+        check(Field::FirstName, max_len(&first_name, 200, "name"));
+
+        let mut parsed = |field: Field, required: bool| -> Option<&str> {
+            match optional(field) {
+                None if required => {
+                    problems.push((field, format!("{} is empty", field.column())));
+                    None
+                }
+                value => value,
+            }
+        };
+        let entity_text = parsed(Field::Entity, self.kind == ContactKind::Citizen);
+        let country_text = parsed(Field::Country, self.kind == ContactKind::Citizen);
+
+        let entity = keep(&mut problems, Field::Entity, entity_text, Entity::parse);
+        let country = keep(&mut problems, Field::Country, country_text, Country::parse);
+        let email = keep(
+            &mut problems,
+            Field::Email,
+            optional(Field::Email),
+            EmailAddress::parse,
+        );
+        let phone = keep(
+            &mut problems,
+            Field::Phone,
+            optional(Field::Phone),
+            |number| PhoneNumber::from_parts(self.get(record, Field::CallingCode), number, country),
+        );
+        let language = keep(
+            &mut problems,
+            Field::Language,
+            optional(Field::Language),
+            Language::parse,
+        )
+        .unwrap_or_default();
+        let credential = keep(
+            &mut problems,
+            Field::Credential,
+            optional(Field::Credential),
+            Credential::parse,
+        );
+        let population = keep(
+            &mut problems,
+            Field::Population,
+            optional(Field::Population),
+            Population::parse,
+        );
+        let modality = keep(
+            &mut problems,
+            Field::Modality,
+            optional(Field::Modality),
+            Modality::parse,
+        );
+
+        let has_email = optional(Field::Email).is_some();
+        let has_phone = optional(Field::Phone).is_some();
+        if !has_email && !has_phone {
+            problems.push((
+                Field::Email,
+                "no e-mail and no phone: nothing to send to".into(),
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Contact {
+            id,
+            kind: self.kind,
+            first_name: Some(first_name),
+            last_name,
+            entity,
+            country,
+            email,
+            phone,
+            language,
+            credential,
+            population,
+            modality,
+        })
+    }
+}
+
+/// Parses an optional field, recording a problem if it is present but wrong.
+fn keep<T>(
+    problems: &mut Vec<(Field, String)>,
+    field: Field,
+    text: Option<&str>,
+    parse: impl FnOnce(&str) -> Result<T, Invalid>,
+) -> Option<T> {
+    match parse(text?) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            problems.push((field, e.0));
+            None
+        }
+    }
+}
+
+fn nonempty(value: &str, what: &str) -> Result<(), Invalid> {
+    if value.is_empty() {
+        Err(Invalid::new(format!("{what} is empty")))
+    } else {
+        Ok(())
+    }
+}
+
+fn max_len(value: &str, max: usize, what: &str) -> Result<(), Invalid> {
+    if value.chars().count() > max {
+        Err(Invalid::new(format!(
+            "{what} is longer than {max} characters"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// Names as people typed them, with runs of spaces, tabs and line breaks made
+/// one space: a line break in a name must never reach an e-mail header.
+fn clean_text(s: &str) -> String {
+    s.split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The OSC directory has no key column: an organisation is known by its name.
+fn organization_id(name: &str) -> String {
+    let slug: String = fold(name)
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let slug: Vec<&str> = slug.split('-').filter(|p| !p.is_empty()).collect();
+    format!("OSC-{}", slug.join("-"))
+}
+
+/// What the checking thread hands to the writer.
+enum Batch {
+    Rows(Vec<Contact>),
+    Done(Result<CheckTotals, ImportError>),
+}
+
+#[derive(Default)]
+struct CheckTotals {
+    read: u64,
+    rejected: u64,
+}
+
+pub async fn import_file(
+    store: &dyn Store,
+    path: &Path,
+    options: &ImportOptions,
+    now: i64,
+) -> Result<ImportSummary, ImportError> {
+    let shown = path.display().to_string();
+    let encoding = match options.encoding {
+        Some(e) => e,
+        None => detect_encoding(path)?,
+    };
+    let (layout, ignored) = read_layout(path, encoding)?;
+    if !ignored.is_empty() {
+        tracing::warn!(
+            "{shown}: ignoring columns aviso does not use: {}",
+            ignored.join(", ")
+        );
+    }
+    let rejects_path = options
+        .rejects
+        .clone()
+        .unwrap_or_else(|| default_rejects_path(path));
+
+    let list_id = if options.dry_run {
+        None
+    } else {
+        Some(store.ensure_list(&options.list, now).await?)
+    };
+
+    let mut summary = ImportSummary {
+        kind: layout.kind.to_string(),
+        encoding: encoding.name().to_string(),
+        ignored_columns: ignored,
+        dry_run: options.dry_run,
+        ..ImportSummary::default()
+    };
+
+    let (tx, mut rx) = mpsc::channel::<Batch>(4);
+    let checker = {
+        let path = path.to_path_buf();
+        let rejects_path = rejects_path.clone();
+        let progress = options.progress;
+        std::thread::spawn(move || {
+            let outcome = check_rows(&path, encoding, layout, &rejects_path, progress, &tx);
+            let _ = tx.blocking_send(Batch::Done(outcome));
+        })
+    };
+
+    let mut totals = None;
+    while let Some(batch) = rx.recv().await {
+        match batch {
+            Batch::Rows(rows) => {
+                let ids: Vec<String> = rows.iter().map(|c| c.id.clone()).collect();
+                let known = store.contact_hashes(&ids).await?;
+                let mut changed = Vec::new();
+                for contact in rows {
+                    match known.get(&contact.id) {
+                        None => summary.imported += 1,
+                        Some(hash) if *hash == contact.content_hash() => summary.unchanged += 1,
+                        Some(_) => summary.updated += 1,
+                    }
+                    if known.get(&contact.id) != Some(&contact.content_hash()) {
+                        changed.push(contact);
+                    }
+                }
+                if let Some(list_id) = list_id {
+                    store.save_contacts(list_id, &changed, &ids, now).await?;
+                }
+            }
+            Batch::Done(outcome) => totals = Some(outcome?),
+        }
+    }
+    let _ = checker.join();
+    let totals = totals.ok_or_else(|| ImportError::Csv {
+        path: shown.clone(),
+        line: 0,
+        detail: "the reader stopped unexpectedly".into(),
+    })?;
+    summary.read = totals.read;
+    summary.rejected = totals.rejected;
+    if totals.rejected > 0 {
+        summary.rejects_file = Some(rejects_path.display().to_string());
+    }
+    Ok(summary)
+}
+
+fn default_rejects_path(input: &Path) -> PathBuf {
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "contacts".into());
+    PathBuf::from(format!("{stem}.rejects.csv"))
+}
+
+fn open(path: &Path) -> Result<File, ImportError> {
+    File::open(path).map_err(|source| ImportError::Open {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// A reader that yields UTF-8 whatever the file's encoding, without its BOM.
+fn decoded(path: &Path, encoding: Encoding) -> Result<impl Read, ImportError> {
+    let label = match encoding {
+        Encoding::Utf8 => encoding_rs::UTF_8,
+        Encoding::Latin1 => encoding_rs::WINDOWS_1252,
+    };
+    Ok(encoding_rs_io::DecodeReaderBytesBuilder::new()
+        .encoding(Some(label))
+        .bom_override(true)
+        .build(BufReader::with_capacity(1 << 16, open(path)?)))
+}
+
+fn csv_reader<R: Read>(input: R) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
+        .flexible(true)
+        .has_headers(true)
+        .from_reader(input)
+}
+
+fn read_layout(path: &Path, encoding: Encoding) -> Result<(Layout, Vec<String>), ImportError> {
+    let shown = path.display().to_string();
+    let mut reader = csv_reader(decoded(path, encoding)?);
+    let headers = reader.headers().map_err(|e| ImportError::Csv {
+        path: shown.clone(),
+        line: 1,
+        detail: format!("cannot read the header row: {e}"),
+    })?;
+    if headers.iter().all(|h| h.trim().is_empty()) {
+        return Err(ImportError::Csv {
+            path: shown,
+            line: 1,
+            detail: "the file is empty or has no header row".into(),
+        });
+    }
+    Layout::from_headers(&shown, headers)
+}
+
+/// Reads the whole file once before anything is written: a file that is not
+/// UTF-8 is read as Windows-1252 (what Excel writes), and a file that was
+/// converted to UTF-8 twice ("GarcÃ­a") is refused, so nothing is imported as
+/// mojibake and a bad file is refused before it changes anything.
+fn detect_encoding(path: &Path) -> Result<Encoding, ImportError> {
+    let shown = path.display().to_string();
+    let mut file = BufReader::with_capacity(1 << 16, open(path)?);
+    let mut buf = vec![0u8; 1 << 16];
+    let mut carry: Vec<u8> = Vec::new();
+    let mut line = 1u64;
+    let mut utf8 = true;
+    loop {
+        let n = file.read(&mut buf).map_err(|source| ImportError::Open {
+            path: shown.clone(),
+            source,
+        })?;
+        if n == 0 {
+            break;
+        }
+        carry.extend_from_slice(&buf[..n]);
+        let valid_up_to = match std::str::from_utf8(&carry) {
+            Ok(_) => carry.len(),
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(_) => {
+                utf8 = false;
+                break;
+            }
+        };
+        let text = std::str::from_utf8(&carry[..valid_up_to]).unwrap_or("");
+        if let Some(sample) = double_encoded(text) {
+            let at = line
+                + text[..text.find(&sample).unwrap_or(0)]
+                    .matches('\n')
+                    .count() as u64;
+            return Err(ImportError::Encoding {
+                path: shown,
+                detail: format!(
+                    "line {at} contains {sample:?}, text converted to UTF-8 twice; \
+                     export the file again as UTF-8 (or as Latin-1 and use --encoding latin1)"
+                ),
+            });
+        }
+        line += text.matches('\n').count() as u64;
+        carry.drain(..valid_up_to);
+    }
+    if utf8 && !carry.is_empty() {
+        utf8 = false;
+    }
+    if utf8 {
+        Ok(Encoding::Utf8)
+    } else {
+        tracing::warn!(
+            "{shown}: not UTF-8; reading it as Windows-1252 (Latin-1). Use --encoding to choose."
+        );
+        Ok(Encoding::Latin1)
+    }
+}
+
+/// Finds the tell-tale of UTF-8 decoded as Latin-1 and encoded again: `Ã` or `Â`
+/// followed by a character from the C1/Latin-1 punctuation range.
+fn double_encoded(text: &str) -> Option<String> {
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == 'Ã' || c == 'Â' {
+            if let Some(&(j, next)) = chars.peek() {
+                let c1 = ('\u{80}'..='\u{bf}').contains(&next)
+                    || "€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ".contains(next);
+                if c1 {
+                    return Some(text[i..j + next.len_utf8()].to_string());
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The checking thread: reads every row, rejects with reasons, and sends the
+/// good ones on in batches.
+fn check_rows(
+    path: &Path,
+    encoding: Encoding,
+    layout: Layout,
+    rejects_path: &Path,
+    progress: bool,
+    tx: &mpsc::Sender<Batch>,
+) -> Result<CheckTotals, ImportError> {
+    let shown = path.display().to_string();
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let bar = if progress {
+        indicatif::ProgressBar::new(size).with_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {bytes}/{total_bytes} [{bar:30}] {per_sec} eta {eta} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        )
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut reader = csv_reader(decoded(path, encoding)?);
+    let headers = reader.headers().cloned().unwrap_or_default();
+    let mut rejects = RejectsWriter::new(rejects_path, &headers);
+    let mut seen: HashMap<Box<str>, u64> = HashMap::new();
+    let mut totals = CheckTotals::default();
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                return Err(ImportError::Csv {
+                    path: shown,
+                    line,
+                    detail: e.to_string(),
+                });
+            }
+        }
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        totals.read += 1;
+        if totals.read % 4096 == 0 {
+            bar.set_position(record.position().map(|p| p.byte()).unwrap_or(0));
+        }
+        let outcome = if record.len() != layout.width {
+            Err(vec![(
+                Field::Id,
+                format!(
+                    "row has {} fields but the header has {} (a stray comma or quote?)",
+                    record.len(),
+                    layout.width
+                ),
+            )])
+            .map_err(|p| ("row".to_string(), p))
+        } else {
+            layout.parse(&record).map_err(|p| (String::new(), p))
+        };
+        let contact = match outcome {
+            Ok(contact) => match seen.get(contact.id.as_str()) {
+                Some(&first) => Err(Rejection {
+                    line,
+                    id: contact.id.clone(),
+                    field: "id_contacto".into(),
+                    reason: format!("repeated id_contacto; first seen on line {first}"),
+                }),
+                None => {
+                    seen.insert(contact.id.clone().into_boxed_str(), line);
+                    Ok(contact)
+                }
+            },
+            Err((field_override, problems)) => {
+                let id = layout.row_id(&record);
+                if !id.is_empty() {
+                    seen.entry(id.clone().into_boxed_str()).or_insert(line);
+                }
+                let field = if field_override.is_empty() {
+                    problems
+                        .iter()
+                        .map(|(f, _)| f.column())
+                        .collect::<Vec<_>>()
+                        .join(";")
+                } else {
+                    field_override
+                };
+                let reason = problems
+                    .into_iter()
+                    .map(|(_, r)| r)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                Err(Rejection {
+                    line,
+                    id,
+                    field,
+                    reason,
+                })
+            }
+        };
+        match contact {
+            Ok(contact) => {
+                batch.push(contact);
+                if batch.len() == BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    if tx.blocking_send(Batch::Rows(full)).is_err() {
+                        break;
+                    }
+                }
+            }
+            Err(rejection) => {
+                totals.rejected += 1;
+                tracing::debug!(line = rejection.line, field = %rejection.field, "rejected row");
+                rejects
+                    .write(&rejection, &record)
+                    .map_err(|source| ImportError::Rejects {
+                        path: rejects_path.display().to_string(),
+                        source,
+                    })?;
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.blocking_send(Batch::Rows(batch));
+    }
+    rejects.finish().map_err(|source| ImportError::Rejects {
+        path: rejects_path.display().to_string(),
+        source,
+    })?;
+    bar.finish_and_clear();
+    Ok(totals)
+}
+
+/// The rejects CSV: `line, id, field, reason` then the original row, opened
+/// only when the first row is rejected. Cells are made inert for spreadsheets.
+struct RejectsWriter {
+    path: PathBuf,
+    headers: csv::StringRecord,
+    writer: Option<csv::Writer<File>>,
+}
+
+impl RejectsWriter {
+    fn new(path: &Path, headers: &csv::StringRecord) -> Self {
+        RejectsWriter {
+            path: path.to_path_buf(),
+            headers: headers.clone(),
+            writer: None,
+        }
+    }
+
+    fn write(&mut self, rejection: &Rejection, record: &csv::StringRecord) -> std::io::Result<()> {
+        if self.writer.is_none() {
+            let mut writer = csv::Writer::from_writer(create_private(&self.path)?);
+            let mut header = vec!["line", "id", "field", "reason"];
+            header.extend(self.headers.iter());
+            writer.write_record(header)?;
+            self.writer = Some(writer);
+        }
+        let Some(writer) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        let line = rejection.line.to_string();
+        let mut row: Vec<String> = vec![
+            line,
+            crate::report::inert_cell(&rejection.id),
+            rejection.field.clone(),
+            crate::report::inert_cell(&rejection.reason),
+        ];
+        row.extend(record.iter().map(crate::report::inert_cell));
+        writer.write_record(&row)?;
+        Ok(())
+    }
+
+    fn finish(self) -> std::io::Result<()> {
+        match self.writer {
+            Some(mut w) => w.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Rejected rows are voters' personal data: owner-only, like the database.
+fn create_private(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn organisation_ids_are_slugs_of_the_name() {
+        assert_eq!(organization_id("Asociación Chee"), "OSC-asociacion-chee");
+        assert_eq!(
+            organization_id("  Amigos de  Tamaulipas, A.C. "),
+            "OSC-amigos-de-tamaulipas-a-c"
+        );
+    }
+
+    #[test]
+    fn names_lose_line_breaks_and_runs_of_spaces() {
+        assert_eq!(clean_text("  Rosa \r\n María\t"), "Rosa María");
+    }
+
+    #[test]
+    fn double_encoding_is_spotted() {
+        assert_eq!(double_encoded("García"), None);
+        assert_eq!(double_encoded("GarcÃ­a").as_deref(), Some("Ã\u{ad}"));
+        assert!(double_encoded("Â¿Dónde?").is_some());
+        assert_eq!(double_encoded("SÃO PAULO"), None);
+    }
+
+    #[test]
+    fn headers_in_english_are_understood() {
+        for h in [
+            "id",
+            "first_name",
+            "last_name",
+            "entity",
+            "country",
+            "email",
+            "country_code",
+            "phone",
+            "language",
+        ] {
+            assert!(Field::from_header(h).is_some(), "{h}");
+        }
+        assert_eq!(Field::from_header(" País "), Some(Field::Country));
+        assert_eq!(Field::from_header("Teléfono"), Some(Field::Phone));
+    }
+}

@@ -1,0 +1,11 @@
+//! aviso: bulk e-mail and SMS dispatch for the promotion of the vote of Mexicans
+//! living abroad. See `README.md` for the tour and `docs/` for the details.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod contacts;
+pub mod domain;
+pub mod report;
+pub mod store;
+pub mod templates;

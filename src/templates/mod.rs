@@ -1,0 +1,2 @@
+//! Templates.
+pub mod sms;

@@ -1,0 +1,759 @@
+//! SMS length accounting the way handsets and gateways count it.
+//!
+//! Operators bill per segment, and a single character outside the GSM 03.38
+//! default alphabet switches the whole message to UCS-2, which cuts a part from
+//! 160 to 70 characters. Spanish texts hit this constantly (`á í ó ú` are not in
+//! GSM-7 although `é ñ ü ¿ ¡` are), so this module measures texts, splits them
+//! into the parts a gateway sends, and can transliterate to stay in GSM-7.
+
+use std::borrow::Cow;
+
+use serde::Serialize;
+
+/// Character set a message is sent in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum SmsEncoding {
+    /// GSM 03.38 default alphabet: 7-bit septets, extension characters take two.
+    #[serde(rename = "GSM-7")]
+    Gsm7,
+    /// 16-bit units. Handsets send characters outside the BMP (emoji) as UTF-16
+    /// surrogate pairs, so those take two units, as operators count them.
+    #[serde(rename = "UCS-2")]
+    Ucs2,
+}
+
+impl SmsEncoding {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SmsEncoding::Gsm7 => "GSM-7",
+            SmsEncoding::Ucs2 => "UCS-2",
+        }
+    }
+
+    /// Value of Kannel's `coding` parameter: 0 is the 7-bit default alphabet,
+    /// 2 is UCS-2.
+    pub fn kannel_coding(&self) -> u8 {
+        match self {
+            SmsEncoding::Gsm7 => 0,
+            SmsEncoding::Ucs2 => 2,
+        }
+    }
+
+    /// Units that fit in a message sent as a single part.
+    fn single_part_limit(self) -> usize {
+        match self {
+            SmsEncoding::Gsm7 => 160,
+            SmsEncoding::Ucs2 => 70,
+        }
+    }
+
+    /// Units per part of a concatenated message: the 6-octet user data header
+    /// that lets the handset reassemble the parts leaves 134 of the 140 octets,
+    /// 153 septets (after padding to a septet boundary) or 67 UCS-2 units.
+    fn multi_part_limit(self) -> usize {
+        match self {
+            SmsEncoding::Gsm7 => 153,
+            SmsEncoding::Ucs2 => 67,
+        }
+    }
+
+    /// Units `c` takes in this encoding; only called with characters the
+    /// encoding can carry.
+    fn units(self, c: char) -> usize {
+        match self {
+            SmsEncoding::Gsm7 => usize::from(gsm7_septets(c)),
+            SmsEncoding::Ucs2 => c.len_utf16(),
+        }
+    }
+}
+
+/// What a text costs to send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SmsInfo {
+    pub encoding: SmsEncoding,
+    /// Unicode scalar values, what an editor shows as the length.
+    pub characters: usize,
+    /// Septets for GSM-7, UTF-16 code units for UCS-2.
+    pub units: usize,
+    /// Parts the operator bills; an empty text still counts as one message.
+    pub segments: usize,
+}
+
+/// A text ready to hand to a gateway, with its measure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedSms {
+    pub text: String,
+    pub info: SmsInfo,
+}
+
+/// Septets of the ASCII range, looked up by index because nearly every
+/// character of a message is ASCII: 1 in the basic table, 2 in the extension
+/// table (ESC + code), 0 when absent (control characters, DEL and the backtick).
+const ASCII_SEPTETS: [u8; 128] = {
+    let mut table = [1u8; 128];
+    let mut i = 0;
+    while i < 0x20 {
+        table[i] = 0;
+        i += 1;
+    }
+    table[b'\n' as usize] = 1;
+    table[b'\r' as usize] = 1;
+    table[0x0c] = 2; // form feed
+    table[0x7f] = 0;
+    table[b'`' as usize] = 0;
+    let extension = b"^{}\\[~]|";
+    let mut j = 0;
+    while j < extension.len() {
+        table[extension[j] as usize] = 2;
+        j += 1;
+    }
+    table
+};
+
+/// Septets `c` takes in GSM-7, 0 when it is not in the alphabet.
+fn gsm7_septets(c: char) -> u8 {
+    if c.is_ascii() {
+        return ASCII_SEPTETS[c as usize];
+    }
+    match c {
+        '£' | '¥' | 'è' | 'é' | 'ù' | 'ì' | 'ò' | 'Ç' | 'Ø' | 'ø' | 'Å' | 'å' | 'Δ' | 'Φ' | 'Γ'
+        | 'Λ' | 'Ω' | 'Π' | 'Ψ' | 'Σ' | 'Θ' | 'Ξ' | 'Æ' | 'æ' | 'ß' | 'É' | '¤' | '¡' | 'Ä'
+        | 'Ö' | 'Ñ' | 'Ü' | '§' | '¿' | 'ä' | 'ö' | 'ñ' | 'ü' | 'à' => 1,
+        '€' => 2,
+        _ => 0,
+    }
+}
+
+/// Whether `c` is in the GSM 03.38 basic or extension table.
+pub fn is_gsm7(c: char) -> bool {
+    gsm7_septets(c) != 0
+}
+
+/// Measures `text` without allocating, since it runs for every message sent.
+pub fn measure(text: &str) -> SmsInfo {
+    let mut characters = 0;
+    let mut septets = 0;
+    let mut utf16_units = 0;
+    let mut all_gsm7 = true;
+    for c in text.chars() {
+        characters += 1;
+        utf16_units += c.len_utf16();
+        match gsm7_septets(c) {
+            0 => all_gsm7 = false,
+            n => septets += usize::from(n),
+        }
+    }
+    let (encoding, units) = if all_gsm7 {
+        (SmsEncoding::Gsm7, septets)
+    } else {
+        (SmsEncoding::Ucs2, utf16_units)
+    };
+    // Dividing by the part size would undercount: the split moves a character
+    // that does not fit whole to the next part, so the parts are counted by
+    // splitting.
+    let segments = if units <= encoding.single_part_limit() {
+        1
+    } else {
+        Parts::new(text, encoding).count()
+    };
+    SmsInfo {
+        encoding,
+        characters,
+        units,
+        segments,
+    }
+}
+
+/// Splits `text` into the parts a gateway sends: the whole text when it fits in
+/// a single message (an empty text is one empty part, matching
+/// [`measure`]'s one segment), otherwise parts of at most 153 septets or 67
+/// units that never cut an escape sequence or a surrogate pair.
+pub fn split_parts(text: &str) -> Vec<String> {
+    let info = measure(text);
+    if info.segments == 1 {
+        return vec![text.to_owned()];
+    }
+    Parts::new(text, info.encoding).map(str::to_owned).collect()
+}
+
+/// Greedy split into the parts of a concatenated message: each part takes as
+/// many whole characters as fit, because a handset cannot reassemble an escape
+/// sequence or a surrogate pair cut between two parts.
+struct Parts<'a> {
+    rest: &'a str,
+    encoding: SmsEncoding,
+}
+
+impl<'a> Parts<'a> {
+    fn new(text: &'a str, encoding: SmsEncoding) -> Self {
+        Parts {
+            rest: text,
+            encoding,
+        }
+    }
+}
+
+impl<'a> Iterator for Parts<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let encoding = self.encoding;
+        let limit = encoding.multi_part_limit();
+        let mut filled = 0;
+        let end = self
+            .rest
+            .char_indices()
+            .find_map(|(i, c)| {
+                filled += encoding.units(c);
+                (filled > limit).then_some(i)
+            })
+            .unwrap_or(self.rest.len());
+        let (part, rest) = self.rest.split_at(end);
+        self.rest = rest;
+        Some(part)
+    }
+}
+
+/// Replaces characters outside GSM-7 with their nearest faithful GSM-7 text, so
+/// that a Spanish message is not billed as UCS-2 for one accent. Characters
+/// with no faithful equivalent (emoji, CJK, Arabic...) are kept: the message
+/// then stays UCS-2 rather than losing content. Borrows when nothing changes.
+pub fn transliterate(text: &str) -> Cow<'_, str> {
+    let Some(first) = text.find(|c| gsm7_equivalent(c).is_some()) else {
+        return Cow::Borrowed(text);
+    };
+    let mut out = String::with_capacity(text.len());
+    out.push_str(&text[..first]);
+    for c in text[first..].chars() {
+        match gsm7_equivalent(c) {
+            Some(replacement) => out.push_str(replacement),
+            None => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// GSM-7 text for a character outside GSM-7 that reads the same to a Spanish,
+/// Portuguese, French or English reader. Only characters outside the alphabet
+/// are listed, so transliteration never alters a character a handset can show.
+fn gsm7_equivalent(c: char) -> Option<&'static str> {
+    Some(match c {
+        'á' | 'â' | 'ã' => "a",
+        'Á' | 'À' | 'Â' | 'Ã' => "A",
+        'ê' | 'ë' => "e",
+        'È' | 'Ê' | 'Ë' => "E",
+        'í' | 'î' | 'ï' => "i",
+        'Í' | 'Ì' | 'Î' | 'Ï' => "I",
+        'ó' | 'ô' | 'õ' => "o",
+        'Ó' | 'Ò' | 'Ô' | 'Õ' => "O",
+        'ú' | 'û' => "u",
+        'Ú' | 'Ù' | 'Û' => "U",
+        'ÿ' => "y",
+        'Ÿ' => "Y",
+        // GSM-7 has only the capital; handsets commonly render it as either.
+        'ç' => "Ç",
+        'œ' => "oe",
+        'Œ' => "OE",
+        'º' => "o",
+        'ª' => "a",
+        '‘' | '’' | '‚' | '‛' | '′' | '‹' | '›' | '`' | '´' => "'",
+        '“' | '”' | '„' | '‟' | '″' | '«' | '»' => "\"",
+        '‐' | '‑' | '‒' | '–' | '—' | '―' | '−' => "-",
+        // A dash reads as a list marker and as a separator, the two uses of a
+        // bullet in a message; an asterisk would read as a footnote mark.
+        '•' => "-",
+        '…' => "...",
+        '\t'
+        | '\u{a0}'
+        | '\u{1680}'
+        | '\u{2000}'..='\u{200a}'
+        | '\u{202f}'
+        | '\u{205f}'
+        | '\u{3000}' => " ",
+        _ => return None,
+    })
+}
+
+/// The text to send and its measure: transliterated first when `transliterate`
+/// is true.
+pub fn prepare(text: &str, transliterate: bool) -> PreparedSms {
+    let text = if transliterate {
+        self::transliterate(text).into_owned()
+    } else {
+        text.to_owned()
+    };
+    let info = measure(&text);
+    PreparedSms { text, info }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Basic table of 3GPP TS 23.038 §6.2.1 in code order (0x00..=0x7F), Greek
+    /// letters escaped so that look-alike Latin letters cannot slip in. Position
+    /// 0x1B is the escape to the extension table, not a character.
+    const BASIC_TABLE: &str = "@£$¥èéùìòÇ\nØø\rÅå\
+        \u{394}_\u{3a6}\u{393}\u{39b}\u{3a9}\u{3a0}\u{3a8}\u{3a3}\u{398}\u{39e}\u{1b}ÆæßÉ\
+        \u{20}!\"#¤%&'()*+,-./0123456789:;<=>?\
+        ¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§\
+        ¿abcdefghijklmnopqrstuvwxyzäöñüà";
+    /// Extension table of 3GPP TS 23.038 §6.2.1.1 (each sent as ESC + code).
+    const EXTENSION_TABLE: &str = "\u{c}^{}\\[~]|\u{20ac}";
+
+    fn info(encoding: SmsEncoding, characters: usize, units: usize, segments: usize) -> SmsInfo {
+        SmsInfo {
+            encoding,
+            characters,
+            units,
+            segments,
+        }
+    }
+
+    fn segments(text: &str) -> usize {
+        measure(text).segments
+    }
+
+    /// Units of `part` when sent in `encoding` (a part of a UCS-2 message is
+    /// UCS-2 even if its own characters are all GSM-7).
+    fn units_in(part: &str, encoding: SmsEncoding) -> usize {
+        part.chars().map(|c| encoding.units(c)).sum()
+    }
+
+    #[test]
+    fn gsm7_tables_match_3gpp_23_038_for_every_char() {
+        let mut expected: HashMap<char, u8> = HashMap::new();
+        assert_eq!(BASIC_TABLE.chars().count(), 128);
+        for (code, c) in BASIC_TABLE.chars().enumerate() {
+            if code != 0x1b {
+                expected.insert(c, 1);
+            }
+        }
+        assert_eq!(EXTENSION_TABLE.chars().count(), 10);
+        for c in EXTENSION_TABLE.chars() {
+            expected.insert(c, 2);
+        }
+        for c in (0..=0x10ffff).filter_map(char::from_u32) {
+            let septets = expected.get(&c).copied().unwrap_or(0);
+            assert_eq!(gsm7_septets(c), septets, "{c:?} (U+{:04X})", c as u32);
+            assert_eq!(is_gsm7(c), septets != 0, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn spanish_accents_outside_gsm7_are_the_acute_vowels_except_e() {
+        for c in "áíóúÁÍÓÚ".chars() {
+            assert!(!is_gsm7(c), "{c}");
+        }
+        for c in "éÉñÑüÜ¿¡".chars() {
+            assert!(is_gsm7(c), "{c}");
+        }
+    }
+
+    #[test]
+    fn empty_text_is_one_empty_message() {
+        assert_eq!(measure(""), info(SmsEncoding::Gsm7, 0, 0, 1));
+        assert_eq!(split_parts(""), vec![String::new()]);
+    }
+
+    #[test]
+    fn gsm7_part_boundaries() {
+        for (len, parts) in [(160, 1), (161, 2), (306, 2), (307, 3), (459, 3), (460, 4)] {
+            let text = "a".repeat(len);
+            assert_eq!(
+                measure(&text),
+                info(SmsEncoding::Gsm7, len, len, parts),
+                "{len}"
+            );
+            assert_eq!(split_parts(&text).len(), parts, "{len}");
+        }
+    }
+
+    #[test]
+    fn ucs2_part_boundaries() {
+        for (len, parts) in [(70, 1), (71, 2), (134, 2), (135, 3)] {
+            let text = "á".repeat(len);
+            assert_eq!(
+                measure(&text),
+                info(SmsEncoding::Ucs2, len, len, parts),
+                "{len}"
+            );
+            assert_eq!(split_parts(&text).len(), parts, "{len}");
+        }
+    }
+
+    #[test]
+    fn extension_characters_count_double() {
+        assert_eq!(
+            measure(&"€".repeat(80)),
+            info(SmsEncoding::Gsm7, 80, 160, 1)
+        );
+        assert_eq!(
+            measure(&"€".repeat(81)),
+            info(SmsEncoding::Gsm7, 81, 162, 2)
+        );
+        assert_eq!(measure("{[]}"), info(SmsEncoding::Gsm7, 4, 8, 1));
+    }
+
+    #[test]
+    fn extension_character_never_straddles_parts() {
+        // 154 septets still fit in a single message.
+        let text = format!("{}€", "a".repeat(152));
+        assert_eq!(measure(&text), info(SmsEncoding::Gsm7, 153, 154, 1));
+        assert_eq!(split_parts(&text), vec![text.clone()]);
+
+        // 161 septets: the € does not fit in the 1 septet left after 152.
+        let text = format!("{}€{}", "a".repeat(152), "a".repeat(7));
+        assert_eq!(measure(&text), info(SmsEncoding::Gsm7, 160, 161, 2));
+        assert_eq!(
+            split_parts(&text),
+            vec!["a".repeat(152), format!("€{}", "a".repeat(7))]
+        );
+
+        // 306 septets would be 2 parts by division, but the € pushed into part
+        // 2 leaves one septet for a third.
+        let text = format!("{}€{}", "a".repeat(152), "a".repeat(152));
+        assert_eq!(measure(&text), info(SmsEncoding::Gsm7, 305, 306, 3));
+        assert_eq!(
+            split_parts(&text),
+            vec![
+                "a".repeat(152),
+                format!("€{}", "a".repeat(151)),
+                "a".to_owned()
+            ]
+        );
+    }
+
+    #[test]
+    fn single_emoji_is_two_units() {
+        assert_eq!(measure("😀"), info(SmsEncoding::Ucs2, 1, 2, 1));
+    }
+
+    #[test]
+    fn surrogate_pair_never_straddles_parts() {
+        // 134 units would be 2 parts by division; the emoji moves to part 2.
+        let text = format!("{}😀{}", "á".repeat(66), "á".repeat(66));
+        assert_eq!(measure(&text), info(SmsEncoding::Ucs2, 133, 134, 3));
+        assert_eq!(
+            split_parts(&text),
+            vec![
+                "á".repeat(66),
+                format!("😀{}", "á".repeat(65)),
+                "á".to_owned()
+            ]
+        );
+
+        // 67 is odd, so a part holds 33 emoji.
+        assert_eq!(
+            measure(&"😀".repeat(35)),
+            info(SmsEncoding::Ucs2, 35, 70, 1)
+        );
+        let parts = split_parts(&"😀".repeat(36));
+        assert_eq!(parts, vec!["😀".repeat(33), "😀".repeat(3)]);
+    }
+
+    /// Rows of GC Notify's `notifications_utils/sms_fragment_count_cases.csv`
+    /// (cds-snc/notification-utils) with plain content; the rows with
+    /// `((placeholders))` test template rendering, not counting. Long runs are
+    /// written as repeats of the run lengths in the CSV.
+    #[test]
+    fn gc_notify_fragment_count_cases() {
+        let cases = [
+            ("Your verification code is 123456. Do not share this code with anyone.".to_owned(), 1),
+            ("a".repeat(160), 1),
+            ("a".repeat(161), 2),
+            ("a".repeat(306), 2),
+            ("a".repeat(307), 3),
+            ("Nous avons bien reçu votre demande.".to_owned(), 1),
+            (
+                "Bonjour! Votre code: 123456. À conserver précieusement. Merci de ne pas le partager."
+                    .to_owned(),
+                2,
+            ),
+            ("ë".repeat(70), 1),
+            ("ë".repeat(71), 2),
+            ("À".repeat(134), 2),
+            ("À".repeat(135), 3),
+            ("Template: {name} and [link]".to_owned(), 1),
+            ("€".repeat(80), 1),
+            ("€".repeat(81), 2),
+            ("a".repeat(460), 4),
+            ("À".repeat(335), 5),
+            ("À".repeat(373), 6),
+            // tests/test_template.py, test_sms_fragment_count_french_uses_unicode_encoding
+            ("À".repeat(70), 1),
+            ("À".repeat(71), 2),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(segments(&text), expected, "{text}");
+        }
+    }
+
+    /// GC Notify's tests/test_template.py `test_is_unicode`.
+    #[test]
+    fn gc_notify_is_unicode_cases() {
+        assert_eq!(measure("Hello world").encoding, SmsEncoding::Gsm7);
+        for text in [
+            "ŵ",
+            "This is â Welsh message",
+            "À",
+            "ç",
+            "Œ",
+            "Message en français: À noël",
+            "ᐁ",
+            "ᐊ",
+        ] {
+            assert_eq!(measure(text).encoding, SmsEncoding::Ucs2, "{text}");
+        }
+    }
+
+    /// GOV.UK Notify's fragment counts with extension characters
+    /// (alphagov/emergency-alerts-utils tests/test_template_types.py,
+    /// `test_sms_fragment_count_accounts_for_extended_gsm_characters` and
+    /// `..._unicode_and_welsh_characters`). Left out: `"â" * 133 + "}"`, which
+    /// they count as 3 parts because they count `}` double in UCS-2 too, where
+    /// it is one unit like any other (134 units, 2 parts).
+    #[test]
+    fn gov_uk_notify_extension_and_welsh_cases() {
+        let a = |n| "a".repeat(n);
+        let cases = [
+            ("^".repeat(81), 2),
+            (a(158) + "|", 1),
+            (a(159) + "|", 2),
+            (a(304) + "[", 2),
+            (a(304) + "[]", 3),
+            ("â".repeat(132) + "{", 2),
+            ("à".repeat(71), 1),
+            ("à".repeat(160), 1),
+            ("à".repeat(161), 2),
+            ("à".repeat(612), 4),
+            ("à".repeat(613), 5),
+            ("à".repeat(918), 6),
+            ("à".repeat(919), 7),
+            ("ÿ".repeat(70), 1),
+            ("ÿ".repeat(71), 2),
+            ("ÿ".repeat(402), 6),
+            ("ÿ".repeat(403), 7),
+            ("à".repeat(70) + "ÿ", 2),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(segments(&text), expected, "{text}");
+        }
+    }
+
+    /// GC Notify's tests/test_sanitise_text.py cases where our mapping agrees
+    /// (they drop the no-break space and turn emoji into `?`; we keep both
+    /// readable).
+    #[test]
+    fn gc_notify_sanitise_cases() {
+        for (from, to) in [
+            ("a", "a"),
+            ("\t", " "),
+            ("–", "-"),
+            ("—", "-"),
+            ("…", "..."),
+            ("‘", "'"),
+            ("’", "'"),
+            ("“", "\""),
+            ("”", "\""),
+            ("\n", "\n"),
+            ("\r", "\r"),
+            ("à", "à"),
+            ("€", "€"),
+            ("â", "a"),
+            (
+                "The quick brown fox jumps over the lazy dog",
+                "The quick brown fox jumps over the lazy dog",
+            ),
+        ] {
+            assert_eq!(transliterate(from), to, "{from:?}");
+        }
+    }
+
+    #[test]
+    fn spanish_sentences() {
+        let text = "Tu registro está completo. Vota el 5 de junio: votoextranjero.mx";
+        assert_eq!(measure(text), info(SmsEncoding::Ucs2, 64, 64, 1));
+        let prepared = prepare(text, true);
+        assert_eq!(
+            prepared.text,
+            "Tu registro esta completo. Vota el 5 de junio: votoextranjero.mx"
+        );
+        assert_eq!(prepared.info, info(SmsEncoding::Gsm7, 64, 64, 1));
+
+        let text = "¿Dónde votarás?";
+        assert_eq!(measure(text), info(SmsEncoding::Ucs2, 15, 15, 1));
+        assert_eq!(transliterate(text), "¿Donde votaras?");
+        assert_eq!(
+            measure("¿Donde votaras?"),
+            info(SmsEncoding::Gsm7, 15, 15, 1)
+        );
+
+        // Three UCS-2 parts become one GSM-7 message.
+        let text = "Hola, María: tu credencial para votar desde el extranjero está lista. \
+                    Recógela en el consulado o revisa su estatus en votoextranjero.mx";
+        assert_eq!(measure(text), info(SmsEncoding::Ucs2, 135, 135, 3));
+        assert_eq!(
+            prepare(text, true).info,
+            info(SmsEncoding::Gsm7, 135, 135, 1)
+        );
+
+        let text =
+            "¡Feliz año nuevo! ¿Ya tienes tu credencial? Pingüinos, niñas y señores: a votar.";
+        assert_eq!(measure(text), info(SmsEncoding::Gsm7, 80, 80, 1));
+        assert!(matches!(transliterate(text), Cow::Borrowed(t) if t == text));
+    }
+
+    #[test]
+    fn prepare_transliterates_only_when_asked() {
+        let text = "Votación “abierta” – ¡ya!";
+        assert_eq!(
+            prepare(text, false),
+            PreparedSms {
+                text: text.to_owned(),
+                info: info(SmsEncoding::Ucs2, 25, 25, 1),
+            }
+        );
+        assert_eq!(
+            prepare(text, true),
+            PreparedSms {
+                text: "Votacion \"abierta\" - ¡ya!".to_owned(),
+                info: info(SmsEncoding::Gsm7, 25, 25, 1),
+            }
+        );
+    }
+
+    #[test]
+    fn transliteration_keeps_unmappable_characters() {
+        let text = "Ya votaste 🗳️ 你好, Jesús";
+        let out = transliterate(text);
+        assert_eq!(out, "Ya votaste 🗳️ 你好, Jesus");
+        assert_eq!(measure(&out).encoding, SmsEncoding::Ucs2);
+        assert_eq!(transliterate("😀"), "😀");
+        assert_eq!(prepare("😀", true).info, info(SmsEncoding::Ucs2, 1, 2, 1));
+    }
+
+    #[test]
+    fn transliteration_maps_spaces_quotes_and_ordinals() {
+        assert_eq!(
+            transliterate("1º\u{a0}lugar, 2ª vuelta… «Sí» `ok´ • fin\u{202f}!"),
+            "1o lugar, 2a vuelta... \"Si\" 'ok' - fin !"
+        );
+        assert_eq!(
+            transliterate("Ça, ça, œuvre, ÈÊËÏÎ"),
+            "Ça, Ça, oeuvre, EEEII"
+        );
+    }
+
+    #[test]
+    fn transliteration_table_maps_only_non_gsm7_chars_to_gsm7_text() {
+        for c in (0..=0x10ffff).filter_map(char::from_u32) {
+            if let Some(replacement) = gsm7_equivalent(c) {
+                assert!(!is_gsm7(c), "{c:?} is GSM-7 and must be left alone");
+                assert!(!replacement.is_empty(), "{c:?} would be dropped");
+                assert!(replacement.chars().all(is_gsm7), "{c:?} -> {replacement:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn transliterate_borrows_when_nothing_changes() {
+        assert!(matches!(transliterate("Hola ñandú 😀"), Cow::Owned(_)));
+        assert!(matches!(transliterate("Hola ñandu 😀"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn encoding_names() {
+        assert_eq!(SmsEncoding::Gsm7.as_str(), "GSM-7");
+        assert_eq!(SmsEncoding::Ucs2.as_str(), "UCS-2");
+        assert_eq!(SmsEncoding::Gsm7.kannel_coding(), 0);
+        assert_eq!(SmsEncoding::Ucs2.kannel_coding(), 2);
+        assert_eq!(
+            serde_json::to_value(measure("¿Dónde?")).unwrap(),
+            serde_json::json!({"encoding": "UCS-2", "characters": 7, "units": 7, "segments": 1})
+        );
+        assert_eq!(
+            serde_json::to_value(SmsEncoding::Gsm7).unwrap(),
+            serde_json::json!(SmsEncoding::Gsm7.as_str())
+        );
+    }
+
+    /// Texts near the part boundaries mixing every kind of character: basic,
+    /// extension, Spanish accents in and out of GSM-7, spaces and emoji.
+    fn sms_text() -> impl Strategy<Value = String> {
+        let chars = prop::sample::select(vec![
+            'a', ' ', '\n', '€', '{', '^', 'é', 'ñ', '¿', 'á', 'ó', '“', '…', '\u{a0}', '😀', '你',
+        ]);
+        prop_oneof![
+            prop::collection::vec(chars, 0..500).prop_map(String::from_iter),
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn parts_reassemble_fit_and_are_greedy(text in sms_text()) {
+            let info = measure(&text);
+            let parts = split_parts(&text);
+            prop_assert_eq!(parts.concat(), text.as_str());
+            prop_assert_eq!(parts.len(), info.segments);
+            prop_assert_eq!(info.characters, text.chars().count());
+            let limit = if parts.len() == 1 {
+                info.encoding.single_part_limit()
+            } else {
+                info.encoding.multi_part_limit()
+            };
+            prop_assert_eq!(
+                parts.iter().map(|p| units_in(p, info.encoding)).sum::<usize>(),
+                info.units
+            );
+            for (i, part) in parts.iter().enumerate() {
+                let units = units_in(part, info.encoding);
+                prop_assert!(units <= limit, "part {} has {} units", i, units);
+                if let Some(next) = parts.get(i + 1) {
+                    prop_assert!(!part.is_empty());
+                    let first = next.chars().next().unwrap();
+                    prop_assert!(units + info.encoding.units(first) > limit, "part {} not full", i);
+                }
+            }
+        }
+
+        #[test]
+        fn prepare_measures_the_text_it_returns(text in sms_text(), translit in any::<bool>()) {
+            let prepared = prepare(&text, translit);
+            prop_assert_eq!(&prepared.info, &measure(&prepared.text));
+            if !translit {
+                prop_assert_eq!(prepared.text, text);
+            }
+        }
+
+        #[test]
+        fn transliteration_drops_no_unmappable_character(text in sms_text()) {
+            let unmappable: String = text
+                .chars()
+                .filter(|&c| !is_gsm7(c) && gsm7_equivalent(c).is_none())
+                .collect();
+            let out = transliterate(&text);
+            let kept: String = out.chars().filter(|&c| !is_gsm7(c)).collect();
+            prop_assert_eq!(kept, unmappable);
+        }
+
+        #[test]
+        fn transliteration_leaves_gsm7_text_alone(
+            text in prop::collection::vec(
+                prop::sample::select(BASIC_TABLE.chars().chain(EXTENSION_TABLE.chars())
+                    .filter(|&c| c != '\u{1b}').collect::<Vec<_>>()),
+                0..300,
+            ).prop_map(String::from_iter)
+        ) {
+            prop_assert!(matches!(transliterate(&text), Cow::Borrowed(t) if t == text));
+        }
+    }
+}
