@@ -8,13 +8,77 @@ use serde::Deserialize;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://aviso.db";
 pub const DEFAULT_CONFIG: &str = "aviso.toml";
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8025";
+pub const DEFAULT_FROM: &str = "Voto desde el Extranjero <avisos@votoextranjero.example>";
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     pub database_url: Option<String>,
+    /// Templates directory; without it, `./templates` if present, else the built-in ones.
     pub templates: Option<PathBuf>,
+    /// The zone in which campaign times are read (`--at 2021-09-01 10:00`).
     pub timezone: Option<String>,
+    /// Where `aviso serve` can be reached by recipients and gateways.
+    pub public_url: Option<String>,
+    #[serde(default)]
+    pub email: EmailConfig,
+    #[serde(default)]
+    pub sms: SmsConfig,
+    #[serde(default)]
+    pub retry: RetryConfig,
+    #[serde(default)]
+    pub worker: WorkerConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// `Name <address>` in the From header.
+    pub from: Option<String>,
+    /// `smtp://host:port?tls=…` or `file:///dir`.
+    pub provider: Option<String>,
+    /// The unsubscribe link; `{token}` is replaced by the message's token.
+    pub unsubscribe_url: Option<String>,
+    /// Total size of a campaign's attachments, in bytes.
+    pub attachment_limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SmsConfig {
+    /// `kannel://host:port?from=…`, `twilio://…`, `webhook+https://…` or `file:///dir`.
+    pub provider: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+/// The retry policy for temporary failures: exponential with jitter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    pub initial_seconds: f64,
+    pub multiplier: f64,
+    pub max_interval_seconds: f64,
+    pub max_attempts: u32,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            initial_seconds: 30.0,
+            multiplier: 2.0,
+            max_interval_seconds: 1800.0,
+            max_attempts: 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    pub concurrency: Option<usize>,
+    pub lease_seconds: Option<u64>,
 }
 
 /// The settings in force, with relative paths already resolved against the
@@ -96,6 +160,27 @@ impl Config {
             return url.to_string();
         }
         format!("sqlite://{}", self.base_dir.join(path).display())
+    }
+
+    /// Where templates come from: the flag, the file, `./templates`, or built in.
+    pub fn templates_dir(&self, flag: Option<&Path>) -> Option<PathBuf> {
+        if let Some(dir) = flag {
+            return Some(dir.to_path_buf());
+        }
+        if let Some(dir) = &self.file.templates {
+            return Some(self.resolve(dir));
+        }
+        let local = PathBuf::from("templates");
+        local.join("entities.toml").is_file().then_some(local)
+    }
+
+    pub fn public_url(&self) -> String {
+        std::env::var("AVISO_PUBLIC_URL")
+            .ok()
+            .or_else(|| self.file.public_url.clone())
+            .unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_string())
+            .trim_end_matches('/')
+            .to_string()
     }
 
     pub fn resolve(&self, path: &Path) -> PathBuf {

@@ -3,6 +3,7 @@
 
 mod contacts;
 mod suppress;
+mod templates;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -13,8 +14,9 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
+use crate::config::{Config, DEFAULT_FROM};
 use crate::store::Store;
+use crate::templates::{EmailSettings, TemplateSet, DEFAULT_ATTACHMENT_LIMIT};
 
 const ABOUT: &str = "Bulk e-mail and SMS for the promotion of the vote from abroad.";
 
@@ -42,6 +44,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "AVISO_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
 
+    /// Templates directory [default: ./templates if present, else the built-in templates]
+    #[arg(long, global = true, env = "AVISO_TEMPLATES", value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -54,12 +60,18 @@ pub enum Command {
     /// Addresses that must never be messaged again
     #[command(subcommand)]
     Suppress(suppress::SuppressCommand),
+    /// Check and preview the bilingual message templates
+    #[command(subcommand)]
+    Templates(templates::TemplatesCommand),
+    /// How a text travels as SMS: encoding, length, segments
+    SmsInfo(templates::SmsInfoArgs),
 }
 
 /// What every command needs: the settings and a way to reach the database.
 pub struct Context {
     pub config: Config,
     pub database_url: String,
+    pub templates_dir: Option<PathBuf>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -71,19 +83,43 @@ impl Context {
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }
+
+    pub fn template_set(&self) -> anyhow::Result<TemplateSet> {
+        Ok(match &self.templates_dir {
+            Some(dir) => TemplateSet::from_dir(dir)?,
+            None => TemplateSet::built_in()?,
+        })
+    }
+
+    pub fn email_settings(&self) -> anyhow::Result<EmailSettings> {
+        let email = &self.config.file.email;
+        let unsubscribe = email
+            .unsubscribe_url
+            .clone()
+            .unwrap_or_else(|| format!("{}/unsubscribe/{{token}}", self.config.public_url()));
+        Ok(EmailSettings::new(
+            email.from.as_deref().unwrap_or(DEFAULT_FROM),
+            unsubscribe,
+            email.attachment_limit.unwrap_or(DEFAULT_ATTACHMENT_LIMIT),
+        )?)
+    }
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::load(cli.config.as_deref())?;
     let database_url = config.database_url(cli.database_url.as_deref());
+    let templates_dir = config.templates_dir(cli.templates.as_deref());
     let ctx = Context {
         config,
         database_url,
+        templates_dir,
         clock: Arc::new(SystemClock),
     };
     match cli.command {
         Command::Contacts(cmd) => contacts::run(&ctx, cmd).await,
         Command::Suppress(cmd) => suppress::run(&ctx, cmd).await,
+        Command::Templates(cmd) => templates::run(&ctx, cmd).await,
+        Command::SmsInfo(args) => templates::sms_info(args),
     }
 }
 

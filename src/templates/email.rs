@@ -1,0 +1,176 @@
+//! Turning a rendered e-mail into a MIME message: multipart/alternative (text
+//! and HTML), UTF-8, one-click unsubscribe headers (RFC 8058), attachments.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Attachment as MimeAttachment, Mailbox, MultiPart, SinglePart};
+use lettre::Message;
+use serde::{Deserialize, Serialize};
+
+use super::RenderedEmail;
+use crate::domain::EmailAddress;
+
+/// Most providers refuse messages over 10–25 MB, and the base64 encoding adds a
+/// third: 10 MB of attachments is the safe default.
+pub const DEFAULT_ATTACHMENT_LIMIT: u64 = 10 * 1024 * 1024;
+
+/// A file sent with every message of a campaign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub path: PathBuf,
+    pub name: String,
+    pub mime: String,
+    pub size: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AttachmentError {
+    #[error("{path}: cannot read the attachment: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("attachments total {total} bytes, over the limit of {limit} bytes (set attachment_limit in aviso.toml, or send links instead)")]
+    TooBig { total: u64, limit: u64 },
+    #[error("cannot build the e-mail: {0}")]
+    Build(String),
+}
+
+impl Attachment {
+    pub fn from_path(path: &Path) -> Result<Attachment, AttachmentError> {
+        let meta = std::fs::metadata(path).map_err(|source| AttachmentError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "attachment".into());
+        let mime = mime_guess::from_path(path)
+            .first_or_octet_stream()
+            .essence_str()
+            .to_string();
+        Ok(Attachment {
+            path: path.to_path_buf(),
+            name,
+            mime,
+            size: meta.len(),
+        })
+    }
+
+    pub fn check_total(list: &[Attachment], limit: u64) -> Result<(), AttachmentError> {
+        let total: u64 = list.iter().map(|a| a.size).sum();
+        if total > limit {
+            return Err(AttachmentError::TooBig { total, limit });
+        }
+        Ok(())
+    }
+
+    pub fn load(&self) -> Result<Arc<Vec<u8>>, AttachmentError> {
+        std::fs::read(&self.path)
+            .map(Arc::new)
+            .map_err(|source| AttachmentError::Read {
+                path: self.path.display().to_string(),
+                source,
+            })
+    }
+}
+
+/// The envelope-level facts of one message.
+pub struct EmailHeaders<'a> {
+    /// `Name <address>` of the sender.
+    pub from: &'a Mailbox,
+    pub to: &'a EmailAddress,
+    pub to_name: Option<&'a str>,
+    /// Stable per outbox row, so a resend after a crash is recognisable.
+    pub message_id: &'a str,
+    pub unsubscribe_url: Option<&'a str>,
+}
+
+pub fn build_email(
+    rendered: &RenderedEmail,
+    headers: &EmailHeaders<'_>,
+    attachments: &[(Attachment, Arc<Vec<u8>>)],
+) -> Result<Message, AttachmentError> {
+    let to_address: lettre::Address = headers
+        .to
+        .as_str()
+        .parse()
+        .map_err(|e| AttachmentError::Build(format!("recipient address refused: {e}")))?;
+    let to = Mailbox::new(headers.to_name.map(str::to_string), to_address);
+    let mut builder = Message::builder()
+        .from(headers.from.clone())
+        .to(to)
+        .subject(rendered.subject.clone())
+        .message_id(Some(headers.message_id.to_string()));
+    if let Some(url) = headers.unsubscribe_url {
+        builder = builder
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                format!("<{url}>"),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                "List-Unsubscribe=One-Click".to_string(),
+            ));
+    }
+    let body = MultiPart::alternative()
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(rendered.text.clone()),
+        )
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_HTML)
+                .body(rendered.html.clone()),
+        );
+    let result = if attachments.is_empty() {
+        builder.multipart(body)
+    } else {
+        let mut mixed = MultiPart::mixed().multipart(body);
+        for (attachment, bytes) in attachments {
+            let content_type = ContentType::parse(&attachment.mime).unwrap_or_else(|_| {
+                ContentType::parse("application/octet-stream").expect("valid MIME type")
+            });
+            mixed = mixed.singlepart(
+                MimeAttachment::new(attachment.name.clone())
+                    .body(bytes.as_ref().clone(), content_type),
+            );
+        }
+        builder.multipart(mixed)
+    };
+    result.map_err(|e| AttachmentError::Build(e.to_string()))
+}
+
+/// Who e-mails come from and where their unsubscribe links point.
+#[derive(Debug, Clone)]
+pub struct EmailSettings {
+    pub from: Mailbox,
+    /// A URL with `{token}` where the message's unsubscribe token goes.
+    pub unsubscribe_template: String,
+    pub attachment_limit: u64,
+}
+
+impl EmailSettings {
+    pub fn new(
+        from: &str,
+        unsubscribe_template: String,
+        attachment_limit: u64,
+    ) -> Result<EmailSettings, AttachmentError> {
+        let from: Mailbox = from.parse().map_err(|e| {
+            AttachmentError::Build(format!("sender {from:?} is not `Name <address>`: {e}"))
+        })?;
+        Ok(EmailSettings {
+            from,
+            unsubscribe_template,
+            attachment_limit,
+        })
+    }
+
+    pub fn unsubscribe_url(&self, token: &str) -> String {
+        self.unsubscribe_template.replace("{token}", token)
+    }
+}

@@ -1,0 +1,653 @@
+//! Rendering: handlebars in strict mode, so a missing variable is an error and
+//! never a blank in a sent message. HTML parts are escaped; subjects, text parts
+//! and SMS are plain text and are not (an `&` in a link must stay an `&`).
+
+use std::collections::HashMap;
+
+use chrono::{Datelike, NaiveDate};
+use handlebars::{
+    Context, Handlebars, Helper, HelperDef, HelperResult, Output, RenderContext, RenderErrorReason,
+};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::meta::LangMode;
+use super::sms::{self, SmsInfo};
+use super::{TemplateDef, TemplateSet};
+use crate::contacts::Contact;
+use crate::domain::{ChannelKind, Language};
+
+/// The contact fields a template can use (`{{contact.*}}`). Built from a stored
+/// contact, from a frozen outbox row, or from `samples.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Recipient {
+    pub id: String,
+    pub kind: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub full_name: String,
+    pub entity: Option<String>,
+    pub country: Option<String>,
+    pub language: String,
+    pub credential: Option<String>,
+    pub population: Option<String>,
+    pub modality: Option<String>,
+}
+
+impl Recipient {
+    pub fn from_contact(c: &Contact) -> Recipient {
+        fn s<T: ToString>(v: &Option<T>) -> Option<String> {
+            v.as_ref().map(|x| x.to_string())
+        }
+        Recipient {
+            id: c.id.clone(),
+            kind: c.kind.to_string(),
+            first_name: c.first_name.clone(),
+            last_name: c.last_name.clone(),
+            full_name: c.full_name(),
+            entity: s(&c.entity),
+            country: s(&c.country),
+            language: c.language.to_string(),
+            credential: s(&c.credential),
+            population: s(&c.population),
+            modality: s(&c.modality),
+        }
+    }
+
+    /// A sample contact from `samples.toml` (`[citizen]` or `[organization]`).
+    pub fn from_sample(table: &toml::Table) -> Recipient {
+        let get = |k: &str| table.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        let first_name = get("first_name");
+        let last_name = get("last_name");
+        let full_name = get("full_name").unwrap_or_else(|| {
+            [first_name.as_deref(), last_name.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
+        Recipient {
+            id: get("id").unwrap_or_else(|| "SAMPLE".into()),
+            kind: get("kind").unwrap_or_else(|| "citizen".into()),
+            first_name,
+            last_name,
+            full_name,
+            entity: get("entity"),
+            country: get("country"),
+            language: get("language").unwrap_or_else(|| "es".into()),
+            credential: get("credential"),
+            population: get("population"),
+            modality: get("modality"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedSms {
+    /// The text to send (transliterated when the template asks for it).
+    pub text: String,
+    pub info: SmsInfo,
+    /// `es`, `en` or `both`.
+    pub language: String,
+    /// The contact's language was not available and Spanish was used.
+    pub fell_back: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedEmail {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub language: String,
+    pub fell_back: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("template {0:?} does not exist")]
+    UnknownTemplate(String),
+    #[error("template {template:?} has no {channel} version (its meta.toml lists {available})")]
+    NoChannel {
+        template: String,
+        channel: ChannelKind,
+        available: String,
+    },
+    #[error("template {template:?} needs the campaign variable {name:?} ({description}); give it with --var {name}=…")]
+    MissingVariable {
+        template: String,
+        name: String,
+        description: String,
+    },
+    #[error("{file}: {detail}")]
+    Template { file: String, detail: String },
+    #[error("{file}: the SMS is {segments} parts ({units} {unit}s, {encoding}), more than the template's max_segments = {max}")]
+    TooLong {
+        file: String,
+        segments: usize,
+        units: usize,
+        unit: &'static str,
+        encoding: &'static str,
+        max: usize,
+    },
+}
+
+pub struct Renderer {
+    set: TemplateSet,
+    html: Handlebars<'static>,
+    plain: Handlebars<'static>,
+    programme: Value,
+    /// (entity code, language) → `{{entity.*}}` in that language.
+    entities: HashMap<(String, Language), Value>,
+}
+
+impl Renderer {
+    /// Compiles every template of the set; the first error is returned (`templates
+    /// check` reports them all).
+    pub fn new(set: TemplateSet) -> Result<Renderer, RenderError> {
+        let mut html = Handlebars::new();
+        let mut plain = Handlebars::new();
+        for registry in [&mut html, &mut plain] {
+            registry.set_strict_mode(true);
+            registry.register_helper("date", Box::new(DateHelper));
+            registry.register_helper("month_name", Box::new(MonthHelper));
+        }
+        plain.register_escape_fn(handlebars::no_escape);
+        for (name, (file, source)) in &set.partials {
+            for registry in [&mut html, &mut plain] {
+                registry
+                    .register_partial(name, source)
+                    .map_err(|e| template_error(file, &e))?;
+            }
+        }
+        for def in set.templates.values() {
+            for (file, source) in &def.files {
+                let registry = if file.ends_with(".html.hbs") {
+                    &mut html
+                } else {
+                    &mut plain
+                };
+                registry
+                    .register_template_string(&key(&def.name, file), source)
+                    .map_err(|e| template_error(&set.file_path(&def.name, file), &e))?;
+            }
+        }
+        let programme = set
+            .facts
+            .get("programme")
+            .map(toml_to_json)
+            .unwrap_or(Value::Object(Map::new()));
+        let mut entities = HashMap::new();
+        if let Some(toml::Value::Table(table)) = set.facts.get("entities") {
+            for (code, facts) in table {
+                for lang in Language::ALL {
+                    entities.insert((code.clone(), lang), entity_json(code, facts, lang));
+                }
+            }
+        }
+        Ok(Renderer {
+            set,
+            html,
+            plain,
+            programme,
+            entities,
+        })
+    }
+
+    pub fn templates(&self) -> &TemplateSet {
+        &self.set
+    }
+
+    pub fn template(&self, name: &str) -> Result<&TemplateDef, RenderError> {
+        self.set
+            .get(name)
+            .ok_or_else(|| RenderError::UnknownTemplate(name.to_string()))
+    }
+
+    /// Refuses a campaign whose variables do not cover what the template declares.
+    pub fn check_vars(&self, template: &str, vars: &Value) -> Result<(), RenderError> {
+        let def = self.template(template)?;
+        for (name, spec) in &def.meta.variables {
+            if vars.get(name).is_none_or(Value::is_null) {
+                return Err(RenderError::MissingVariable {
+                    template: template.to_string(),
+                    name: name.clone(),
+                    description: spec.description.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The sample values of a template's variables, for checks and previews.
+    pub fn sample_vars(&self, template: &str) -> Result<Value, RenderError> {
+        let def = self.template(template)?;
+        let vars: Map<String, Value> = def
+            .meta
+            .variables
+            .iter()
+            .map(|(k, spec)| (k.clone(), toml_to_json(&spec.sample)))
+            .collect();
+        Ok(Value::Object(vars))
+    }
+
+    pub fn render_sms(
+        &self,
+        template: &str,
+        mode: LangMode,
+        recipient: &Recipient,
+        vars: &Value,
+    ) -> Result<RenderedSms, RenderError> {
+        let def = self.with_channel(template, ChannelKind::Sms)?;
+        let (langs, fell_back) = choose_languages(def, mode, &recipient.language);
+        let mut texts = Vec::with_capacity(langs.len());
+        for lang in &langs {
+            let context = self.context(*lang, recipient, vars, "");
+            let file = format!("sms.{lang}.hbs");
+            texts.push(self.render_plain(def, &file, &context)?.trim().to_string());
+        }
+        let prepared = sms::prepare(&texts.join("\n\n"), def.meta.sms.transliterate);
+        if prepared.info.segments > def.meta.sms.max_segments {
+            let info = &prepared.info;
+            return Err(RenderError::TooLong {
+                file: self
+                    .set
+                    .file_path(template, &format!("sms.{}.hbs", langs[0])),
+                segments: info.segments,
+                units: info.units,
+                unit: match info.encoding {
+                    sms::SmsEncoding::Gsm7 => "septet",
+                    sms::SmsEncoding::Ucs2 => "UTF-16 unit",
+                },
+                encoding: info.encoding.as_str(),
+                max: def.meta.sms.max_segments,
+            });
+        }
+        Ok(RenderedSms {
+            text: prepared.text,
+            info: prepared.info,
+            language: language_label(&langs),
+            fell_back,
+        })
+    }
+
+    pub fn render_email(
+        &self,
+        template: &str,
+        mode: LangMode,
+        recipient: &Recipient,
+        vars: &Value,
+        unsubscribe_url: &str,
+    ) -> Result<RenderedEmail, RenderError> {
+        let def = self.with_channel(template, ChannelKind::Email)?;
+        let (langs, fell_back) = choose_languages(def, mode, &recipient.language);
+        let mut subjects = Vec::new();
+        let mut texts = Vec::new();
+        let mut htmls = Vec::new();
+        for lang in &langs {
+            let context = self.context(*lang, recipient, vars, unsubscribe_url);
+            let subject = self.render_plain(def, &format!("email.{lang}.subject.hbs"), &context)?;
+            subjects.push(one_line(&subject));
+            texts.push(
+                self.render_plain(def, &format!("email.{lang}.txt.hbs"), &context)?
+                    .trim()
+                    .to_string(),
+            );
+            let file = format!("email.{lang}.html.hbs");
+            let html = self
+                .html
+                .render_with_context(&key(&def.name, &file), &context)
+                .map_err(|e| render_error(&self.set.file_path(&def.name, &file), &e))?;
+            htmls.push(html);
+        }
+        Ok(RenderedEmail {
+            subject: subjects.join(" | "),
+            text: texts
+                .join("\n\n------------------------------------------------------------\n\n"),
+            html: join_html(&htmls),
+            language: language_label(&langs),
+            fell_back,
+        })
+    }
+
+    fn with_channel(
+        &self,
+        template: &str,
+        channel: ChannelKind,
+    ) -> Result<&TemplateDef, RenderError> {
+        let def = self.template(template)?;
+        if !def.meta.channels.contains(&channel) {
+            return Err(RenderError::NoChannel {
+                template: template.to_string(),
+                channel,
+                available: def
+                    .meta
+                    .channels
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        Ok(def)
+    }
+
+    fn render_plain(
+        &self,
+        def: &TemplateDef,
+        file: &str,
+        context: &Context,
+    ) -> Result<String, RenderError> {
+        self.plain
+            .render_with_context(&key(&def.name, file), context)
+            .map_err(|e| render_error(&self.set.file_path(&def.name, file), &e))
+    }
+
+    fn context(
+        &self,
+        lang: Language,
+        recipient: &Recipient,
+        vars: &Value,
+        unsubscribe_url: &str,
+    ) -> Context {
+        let entity = recipient
+            .entity
+            .as_ref()
+            .and_then(|code| self.entities.get(&(code.clone(), lang)))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let mut root = Map::with_capacity(6);
+        root.insert("lang".into(), Value::String(lang.code().into()));
+        root.insert(
+            "contact".into(),
+            serde_json::to_value(recipient).unwrap_or(Value::Null),
+        );
+        root.insert("entity".into(), entity);
+        root.insert("programme".into(), self.programme.clone());
+        root.insert("vars".into(), vars.clone());
+        root.insert(
+            "unsubscribe_url".into(),
+            Value::String(unsubscribe_url.into()),
+        );
+        Context::from(Value::Object(root))
+    }
+}
+
+/// The registry key of a template file: `registro_abierto/sms.es`.
+pub(super) fn key(template: &str, file: &str) -> String {
+    format!("{template}/{}", file.trim_end_matches(".hbs"))
+}
+
+/// The languages to render and whether the contact's own had to be replaced.
+fn choose_languages(
+    def: &TemplateDef,
+    mode: LangMode,
+    contact_lang: &str,
+) -> (Vec<Language>, bool) {
+    let available = &def.meta.languages;
+    let pick = |wanted: Language| -> (Vec<Language>, bool) {
+        if available.contains(&wanted) {
+            (vec![wanted], false)
+        } else {
+            let fallback = if available.contains(&Language::Es) {
+                Language::Es
+            } else {
+                available.first().copied().unwrap_or(Language::Es)
+            };
+            (vec![fallback], true)
+        }
+    };
+    match mode {
+        LangMode::Contact => pick(Language::parse(contact_lang).unwrap_or(Language::Es)),
+        LangMode::Es => pick(Language::Es),
+        LangMode::En => pick(Language::En),
+        LangMode::Both => {
+            let langs: Vec<Language> = Language::ALL
+                .into_iter()
+                .filter(|l| available.contains(l))
+                .collect();
+            let fell_back = langs.len() < Language::ALL.len();
+            (langs, fell_back)
+        }
+    }
+}
+
+fn language_label(langs: &[Language]) -> String {
+    if langs.len() > 1 {
+        "both".into()
+    } else {
+        langs.first().copied().unwrap_or_default().code().into()
+    }
+}
+
+/// A subject is one line: whatever a variable held, no CR/LF reaches the header.
+fn one_line(s: &str) -> String {
+    s.split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Joins full HTML documents into one: the first document keeps its head, the
+/// bodies of the others follow it, separated by a rule.
+fn join_html(docs: &[String]) -> String {
+    let Some(first) = docs.first() else {
+        return String::new();
+    };
+    if docs.len() == 1 {
+        return first.clone();
+    }
+    let body = |doc: &str| -> String {
+        let start = doc
+            .find("<body")
+            .and_then(|i| doc[i..].find('>').map(|j| i + j + 1));
+        let end = doc.rfind("</body>");
+        match (start, end) {
+            (Some(s), Some(e)) if s <= e => doc[s..e].to_string(),
+            _ => doc.to_string(),
+        }
+    };
+    let rest: String = docs[1..]
+        .iter()
+        .map(|d| format!("<hr style=\"margin:32px 0\">\n{}", body(d)))
+        .collect();
+    match first.rfind("</body>") {
+        Some(end) => format!("{}{rest}{}", &first[..end], &first[end..]),
+        None => format!("{first}{rest}"),
+    }
+}
+
+fn template_error(file: &str, e: &handlebars::TemplateError) -> RenderError {
+    let at = e
+        .pos()
+        .map(|(l, c)| format!("line {l}, column {c}: "))
+        .unwrap_or_default();
+    RenderError::Template {
+        file: file.to_string(),
+        detail: format!("{at}{}", e.reason()),
+    }
+}
+
+fn render_error(file: &str, e: &handlebars::RenderError) -> RenderError {
+    let at = match (e.line_no, e.column_no) {
+        (Some(l), Some(c)) => format!("line {l}, column {c}: "),
+        _ => String::new(),
+    };
+    let detail = match e.reason() {
+        RenderErrorReason::MissingVariable(Some(path)) => {
+            format!("{{{{{path}}}}} is not available: a misspelt name, or a campaign variable not declared in meta.toml")
+        }
+        reason => reason.to_string(),
+    };
+    RenderError::Template {
+        file: file.to_string(),
+        detail: format!("{at}{detail}"),
+    }
+}
+
+pub(super) fn toml_to_json(v: &toml::Value) -> Value {
+    match v {
+        toml::Value::String(s) => Value::String(s.clone()),
+        toml::Value::Integer(i) => Value::from(*i),
+        toml::Value::Float(f) => Value::from(*f),
+        toml::Value::Boolean(b) => Value::Bool(*b),
+        toml::Value::Datetime(d) => Value::String(d.to_string()),
+        toml::Value::Array(a) => Value::Array(a.iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => Value::Object(
+            t.iter()
+                .map(|(k, v)| (k.clone(), toml_to_json(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// `{{entity.*}}` for one language: `office` is `office_es` or `office_en`.
+fn entity_json(code: &str, facts: &toml::Value, lang: Language) -> Value {
+    let mut out = Map::new();
+    out.insert("code".into(), Value::String(code.to_string()));
+    if let toml::Value::Table(t) = facts {
+        for (k, v) in t {
+            match k.strip_suffix(&format!("_{}", lang.code())) {
+                Some(base) => {
+                    out.insert(base.to_string(), toml_to_json(v));
+                }
+                None => {
+                    out.insert(k.clone(), toml_to_json(v));
+                }
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+const MONTHS_ES: [&str; 12] = [
+    "enero",
+    "febrero",
+    "marzo",
+    "abril",
+    "mayo",
+    "junio",
+    "julio",
+    "agosto",
+    "septiembre",
+    "octubre",
+    "noviembre",
+    "diciembre",
+];
+const MONTHS_EN: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+/// "5 de junio de 2022" / "June 5, 2022".
+pub fn long_date(date: NaiveDate, lang: Language) -> String {
+    let m = date.month0() as usize;
+    match lang {
+        Language::Es => format!("{} de {} de {}", date.day(), MONTHS_ES[m], date.year()),
+        Language::En => format!("{} {}, {}", MONTHS_EN[m], date.day(), date.year()),
+    }
+}
+
+fn render_lang(ctx: &Context) -> Language {
+    ctx.data()
+        .get("lang")
+        .and_then(Value::as_str)
+        .and_then(|l| Language::parse(l).ok())
+        .unwrap_or_default()
+}
+
+fn string_param<'a>(
+    h: &'a Helper<'_>,
+    helper: &'static str,
+    format: &str,
+) -> Result<&'a str, RenderErrorReason> {
+    h.param(0)
+        .and_then(|p| p.value().as_str())
+        .ok_or_else(|| RenderErrorReason::Other(format!("{helper} needs a {format} text")))
+}
+
+/// `{{date "2022-06-05"}}` in the language being rendered.
+struct DateHelper;
+
+impl HelperDef for DateHelper {
+    fn call<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        ctx: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+        out: &mut dyn Output,
+    ) -> HelperResult {
+        let text = string_param(h, "date", "YYYY-MM-DD")?;
+        let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
+            RenderErrorReason::Other(format!("date: {text:?} is not a YYYY-MM-DD date"))
+        })?;
+        out.write(&long_date(date, render_lang(ctx)))?;
+        Ok(())
+    }
+}
+
+/// `{{month_name "2021-10"}}`: "octubre de 2021" / "October 2021".
+struct MonthHelper;
+
+impl HelperDef for MonthHelper {
+    fn call<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        ctx: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+        out: &mut dyn Output,
+    ) -> HelperResult {
+        let text = string_param(h, "month_name", "YYYY-MM")?;
+        let date = NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d").map_err(|_| {
+            RenderErrorReason::Other(format!("month_name: {text:?} is not a YYYY-MM month"))
+        })?;
+        let m = date.month0() as usize;
+        let name = match render_lang(ctx) {
+            Language::Es => format!("{} de {}", MONTHS_ES[m], date.year()),
+            Language::En => format!("{} {}", MONTHS_EN[m], date.year()),
+        };
+        out.write(&name)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_in_each_language() {
+        let d = NaiveDate::from_ymd_opt(2022, 6, 5).unwrap();
+        assert_eq!(long_date(d, Language::Es), "5 de junio de 2022");
+        assert_eq!(long_date(d, Language::En), "June 5, 2022");
+    }
+
+    #[test]
+    fn subjects_are_one_line() {
+        assert_eq!(
+            one_line("Hola\r\nBcc: x@example.com"),
+            "Hola Bcc: x@example.com"
+        );
+    }
+
+    #[test]
+    fn html_documents_join_inside_the_first_body() {
+        let es = "<html><body><p>Hola</p></body></html>".to_string();
+        let en = "<html><body class=\"x\"><p>Hi</p></body></html>".to_string();
+        assert_eq!(
+            join_html(&[es, en]),
+            "<html><body><p>Hola</p><hr style=\"margin:32px 0\">\n<p>Hi</p></body></html>"
+        );
+    }
+}
