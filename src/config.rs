@@ -29,6 +29,17 @@ pub struct ConfigFile {
     pub retry: RetryConfig,
     #[serde(default)]
     pub worker: WorkerConfig,
+    /// Named providers a campaign can choose with `--provider NAME`.
+    #[serde(default)]
+    pub providers: std::collections::BTreeMap<String, NamedProvider>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedProvider {
+    /// `sms` or `email`.
+    pub channel: String,
+    pub url: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

@@ -151,8 +151,9 @@ CREATE TABLE messages (
     updated_at       BIGINT NOT NULL,
     UNIQUE (run_id, contact_id, channel)
 );
-CREATE INDEX messages_due ON messages (status, next_attempt_at);
-CREATE INDEX messages_campaign ON messages (campaign_id, status);
+CREATE INDEX messages_due ON messages (campaign_id, status, next_attempt_at);
+CREATE INDEX messages_lease ON messages (status, lease_expires_at);
+CREATE INDEX messages_run ON messages (run_id, status);
 CREATE INDEX messages_provider_ref ON messages (provider_ref);
 
 -- Every attempt, for audit: when, through whom, and what the provider said.
@@ -187,4 +188,12 @@ CREATE TABLE provider_state (
     base_rate   DOUBLE PRECISION NOT NULL,
     reason      TEXT,
     updated_at  BIGINT NOT NULL
+);
+
+-- Installation-wide values, e.g. the key that signs unsubscribe and receipt
+-- tokens: kept in the database so every worker and server of an installation
+-- agrees on it without any setup.
+CREATE TABLE settings (
+    key         TEXT PRIMARY KEY,
+    value       TEXT NOT NULL
 );

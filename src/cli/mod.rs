@@ -1,9 +1,12 @@
 //! The command line: parse options, call the library, print. One file per
 //! command group; no business logic here.
 
+mod activity;
+mod campaign;
 mod contacts;
 mod suppress;
 mod templates;
+mod worker;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -13,10 +16,13 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+use crate::channels::{open_provider, ProviderContext};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, DEFAULT_FROM};
+use crate::dispatch::{ChannelSet, Composer, DispatchOptions, Dispatcher, RetryPolicy, Tokens};
+use crate::domain::ChannelKind;
 use crate::store::Store;
-use crate::templates::{EmailSettings, TemplateSet, DEFAULT_ATTACHMENT_LIMIT};
+use crate::templates::{EmailSettings, Renderer, TemplateSet, DEFAULT_ATTACHMENT_LIMIT};
 
 const ABOUT: &str = "Bulk e-mail and SMS for the promotion of the vote from abroad.";
 
@@ -60,6 +66,14 @@ pub enum Command {
     /// Addresses that must never be messaged again
     #[command(subcommand)]
     Suppress(suppress::SuppressCommand),
+    /// Lines of the work programme and their programmed totals
+    #[command(subcommand)]
+    Activity(activity::ActivityCommand),
+    /// Create, start, pause, resume, cancel and follow campaigns
+    #[command(subcommand)]
+    Campaign(campaign::CampaignCommand),
+    /// Send queued messages (run several, on several hosts, with PostgreSQL)
+    Worker(worker::WorkerArgs),
     /// Check and preview the bilingual message templates
     #[command(subcommand)]
     Templates(templates::TemplatesCommand),
@@ -88,6 +102,100 @@ impl Context {
         Ok(match &self.templates_dir {
             Some(dir) => TemplateSet::from_dir(dir)?,
             None => TemplateSet::built_in()?,
+        })
+    }
+
+    pub fn renderer(&self) -> anyhow::Result<Renderer> {
+        Ok(Renderer::new(self.template_set()?)?)
+    }
+
+    fn provider_context(&self) -> ProviderContext {
+        let secret = |name: &str| {
+            std::env::var(name).ok().or_else(|| {
+                let file = std::env::var(format!("{name}_FILE")).ok()?;
+                std::fs::read_to_string(file)
+                    .ok()
+                    .map(|s| s.trim().to_string())
+            })
+        };
+        ProviderContext {
+            base_dir: self.config.base_dir.clone(),
+            smtp_username: secret("AVISO_SMTP_USERNAME"),
+            smtp_password: secret("AVISO_SMTP_PASSWORD"),
+        }
+    }
+
+    /// The provider URL for a channel: environment first, then the config file.
+    fn provider_url(&self, kind: ChannelKind) -> Option<String> {
+        let (var, configured) = match kind {
+            ChannelKind::Email => ("AVISO_EMAIL_PROVIDER", &self.config.file.email.provider),
+            ChannelKind::Sms => ("AVISO_SMS_PROVIDER", &self.config.file.sms.provider),
+        };
+        std::env::var(var)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| configured.clone())
+    }
+
+    /// Fails, saying how to fix it, if no provider is configured for a channel.
+    pub fn check_provider(&self, kind: ChannelKind, named: Option<&str>) -> anyhow::Result<()> {
+        if let Some(name) = named {
+            match self.config.file.providers.get(name) {
+                Some(p) if p.channel == kind.code() => return Ok(()),
+                Some(p) => anyhow::bail!("provider {name:?} is for {}, not {kind}", p.channel),
+                None => anyhow::bail!(
+                    "provider {name:?} is not configured: add [providers.{name}] to aviso.toml"
+                ),
+            }
+        }
+        if self.provider_url(kind).is_none() {
+            let (var, section) = match kind {
+                ChannelKind::Email => ("AVISO_EMAIL_PROVIDER", "email"),
+                ChannelKind::Sms => ("AVISO_SMS_PROVIDER", "sms"),
+            };
+            anyhow::bail!(
+                "no {kind} provider is configured: set {var} or `provider` under [{section}] in aviso.toml (e.g. file:///var/spool/aviso for a dry run)"
+            );
+        }
+        Ok(())
+    }
+
+    /// Every provider this process can use.
+    pub fn channel_set(&self) -> anyhow::Result<ChannelSet> {
+        let ctx = self.provider_context();
+        let mut set = ChannelSet::default();
+        if let Some(url) = self.provider_url(ChannelKind::Email) {
+            set.email = Some(open_provider(&url, ChannelKind::Email, &ctx)?);
+        }
+        if let Some(url) = self.provider_url(ChannelKind::Sms) {
+            set.sms = Some(open_provider(&url, ChannelKind::Sms, &ctx)?);
+        }
+        for (name, p) in &self.config.file.providers {
+            let kind = ChannelKind::parse(&p.channel)?;
+            set.named
+                .insert(name.clone(), open_provider(&p.url, kind, &ctx)?);
+        }
+        Ok(set)
+    }
+
+    pub async fn dispatcher(
+        &self,
+        store: Arc<dyn Store>,
+        mut options: DispatchOptions,
+    ) -> anyhow::Result<Dispatcher> {
+        options.retry = RetryPolicy::from_config(&self.config.file.retry);
+        let composer = Composer {
+            renderer: Arc::new(self.renderer()?),
+            tokens: Tokens::from_store(store.as_ref()).await?,
+            email: self.email_settings()?,
+            public_url: self.config.public_url(),
+        };
+        Ok(Dispatcher {
+            store,
+            composer: Arc::new(composer),
+            channels: self.channel_set()?,
+            clock: self.clock.clone(),
+            options,
         })
     }
 
@@ -120,6 +228,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Suppress(cmd) => suppress::run(&ctx, cmd).await,
         Command::Templates(cmd) => templates::run(&ctx, cmd).await,
         Command::SmsInfo(args) => templates::sms_info(args),
+        Command::Activity(cmd) => activity::run(&ctx, cmd).await,
+        Command::Campaign(cmd) => campaign::run(&ctx, cmd).await,
+        Command::Worker(args) => worker::run(&ctx, args).await,
     }
 }
 
@@ -130,6 +241,7 @@ pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .without_time()
         .try_init();

@@ -10,6 +10,8 @@ mod mask;
 mod phone;
 mod vocab;
 
+pub(crate) use vocab::vocabulary;
+
 pub use address::Address;
 pub use country::Country;
 pub use email::EmailAddress;

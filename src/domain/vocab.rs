@@ -1,29 +1,25 @@
 //! Small closed vocabularies from the registry export and the message pipeline.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
-
-use super::{fold, Invalid};
-
+/// A closed set of lower-case codes with parsing (case and accents folded),
+/// display and serde, so every vocabulary of the program behaves the same.
 macro_rules! vocabulary {
     ($(#[$doc:meta])* $name:ident { $($variant:ident => $code:literal $(| $alias:literal)*),+ $(,)? }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub enum $name { $($variant),+ }
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
 
-            pub fn parse(input: &str) -> Result<$name, Invalid> {
-                let folded = fold(input);
+            pub fn parse(input: &str) -> Result<$name, $crate::domain::Invalid> {
+                let folded = $crate::domain::fold(input);
                 $(
-                    if folded == fold($code) $(|| folded == $alias)* {
+                    if folded == $crate::domain::fold($code) $(|| folded == $alias)* {
                         return Ok($name::$variant);
                     }
                 )+
-                Err(Invalid::new(format!(
+                Err($crate::domain::Invalid::new(format!(
                     "unknown {} {:?}: expected one of {}",
                     stringify!($name).to_lowercase(),
                     input.trim(),
@@ -36,21 +32,21 @@ macro_rules! vocabulary {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.code())
             }
         }
 
         impl std::str::FromStr for $name {
-            type Err = Invalid;
+            type Err = $crate::domain::Invalid;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 $name::parse(s)
             }
         }
 
         impl TryFrom<String> for $name {
-            type Error = Invalid;
+            type Error = $crate::domain::Invalid;
             fn try_from(s: String) -> Result<Self, Self::Error> {
                 $name::parse(&s)
             }
@@ -63,6 +59,8 @@ macro_rules! vocabulary {
         }
     };
 }
+
+pub(crate) use vocabulary;
 
 vocabulary!(
     /// How a message reaches a person.

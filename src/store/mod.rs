@@ -13,7 +13,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::Serialize;
 
+use crate::campaigns::{
+    Activity, Campaign, CampaignState, ClaimedMessage, NewActivity, NewCampaign, Outcome,
+    RecordReport, Run, RunStart, StatusCounts,
+};
 use crate::contacts::{Contact, ContactRecord, Segment};
+use crate::domain::ChannelKind;
 use crate::domain::{SuppressionReason, SuppressionScope};
 
 pub use postgres::PostgresStore;
@@ -37,6 +42,8 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("the database holds a value aviso cannot read: {0}")]
     Corrupt(String),
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// Opens (creating if needed) the database at `url` and brings its schema up to date.
@@ -100,9 +107,82 @@ pub trait Store: Send + Sync {
         list_id: Option<i64>,
         segment: &Segment,
     ) -> StoreResult<ContactCounts>;
+    /// Up to `limit` contacts of a list and segment that have an address for
+    /// `channel`, longest names first: the hardest cases for a template.
+    async fn sample_contacts(
+        &self,
+        list_id: i64,
+        segment: &Segment,
+        channel: ChannelKind,
+        limit: i64,
+    ) -> StoreResult<Vec<Contact>>;
 
     // Suppressions.
     /// Adds the suppressions not already present; returns how many were new.
     async fn add_suppressions(&self, items: &[Suppression]) -> StoreResult<u64>;
     async fn suppressions(&self, scope: Option<SuppressionScope>) -> StoreResult<Vec<Suppression>>;
+
+    // Installation settings.
+    /// The value of `key`, storing `default` first if there is none yet.
+    async fn setting_or_init(&self, key: &str, default: &str) -> StoreResult<String>;
+
+    // Activities.
+    async fn create_activity(&self, activity: &NewActivity, now: i64) -> StoreResult<i64>;
+    async fn activity(&self, code: &str) -> StoreResult<Option<Activity>>;
+    async fn activities(&self) -> StoreResult<Vec<Activity>>;
+
+    // Campaigns and runs.
+    async fn create_campaign(&self, campaign: &NewCampaign, now: i64) -> StoreResult<i64>;
+    async fn campaign(&self, id: i64) -> StoreResult<Option<Campaign>>;
+    async fn campaigns(&self) -> StoreResult<Vec<Campaign>>;
+    /// Moves a campaign to `to` if it is in one of `from`; false if it was not.
+    async fn set_campaign_state(
+        &self,
+        id: i64,
+        from: &[CampaignState],
+        to: CampaignState,
+        reason: Option<&str>,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Freezes the campaign's audience into the outbox as run `period`, in one
+    /// transaction. Starting a period that already has a run queues nothing.
+    async fn start_run(
+        &self,
+        campaign: &Campaign,
+        channel: ChannelKind,
+        segment: &Segment,
+        period: &str,
+        expires_at: Option<i64>,
+        now: i64,
+    ) -> StoreResult<RunStart>;
+    async fn runs(&self, campaign_id: i64) -> StoreResult<Vec<Run>>;
+    /// Message counts by status, and contacts left out for having no address.
+    async fn status_counts(&self, campaign_id: i64) -> StoreResult<(StatusCounts, i64)>;
+    /// Cancels what has not been handed to a provider yet.
+    async fn cancel_pending(&self, campaign_id: i64, now: i64) -> StoreResult<u64>;
+
+    // The outbox.
+    /// Leases up to `limit` due messages of a running campaign to `worker`.
+    async fn claim(
+        &self,
+        campaign_id: i64,
+        worker: &str,
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<ClaimedMessage>>;
+    /// Records outcomes in one transaction, each only if its lease still holds.
+    async fn record_outcomes(
+        &self,
+        worker: &str,
+        outcomes: &[Outcome],
+        now: i64,
+    ) -> StoreResult<RecordReport>;
+    /// Extends the leases `worker` holds, while it is still working on them.
+    async fn extend_leases(&self, worker: &str, until: i64) -> StoreResult<u64>;
+    /// Returns claimed, unsent messages to the queue (graceful stop).
+    async fn release(&self, worker: &str, ids: &[i64], now: i64) -> StoreResult<u64>;
+    /// Housekeeping: expired leases back to the queue, cancelled campaigns'
+    /// leftovers cancelled, finished runs and one-off campaigns completed.
+    async fn housekeeping(&self, now: i64) -> StoreResult<()>;
 }

@@ -107,8 +107,103 @@ pub(super) fn contact_values(c: &Contact) -> [Option<String>; 13] {
     ]
 }
 
+/// The message columns a claim returns, in `ClaimedMessage` order.
+pub(super) const CLAIMED_COLUMNS: &str = "id, run_id, campaign_id, contact_id, channel, address, \
+     kind, first_name, last_name, entity, country, language, credential, population, modality, \
+     attempts, lease_epoch";
+
+/// Campaign rows with their activity's code and list's name.
+pub(super) const CAMPAIGN_SELECT: &str = "SELECT c.id, c.activity_id, a.code AS activity_code, \
+     c.name, c.template, c.channel, c.list_id, l.name AS list_name, c.segment, c.lang_mode, \
+     c.provider, c.vars, c.attachments, c.state, c.pause_reason, c.start_at, c.recurrence, \
+     c.recur_day, c.recur_time, c.window_start, c.window_end, c.expires_at, c.expires_after, \
+     c.created_at, c.updated_at \
+     FROM campaigns c JOIN activities a ON a.id = c.activity_id JOIN lists l ON l.id = c.list_id";
+
+/// One statement records every kind of outcome, so it is prepared once.
+/// `$1` status (or `requeue`: back to queued/retrying), `$2` attempt increment,
+/// `$3` next attempt, `$4` permanent, `$5` provider, `$6` provider reference,
+/// `$7` code, `$8` reason, `$9` sent at, `$10` finished at, `$11` now,
+/// `$12` message, `$13` lease epoch.
+pub(super) const RECORD_OUTCOME: &str = "UPDATE messages SET \
+     status = CASE WHEN $1 = 'requeue' THEN (CASE WHEN attempts > 0 THEN 'retrying' ELSE 'queued' END) ELSE $1 END, \
+     attempts = attempts + $2, next_attempt_at = COALESCE($3, next_attempt_at), \
+     permanent = $4, provider = COALESCE($5, provider), provider_ref = COALESCE($6, provider_ref), \
+     last_code = COALESCE($7, last_code), last_reason = COALESCE($8, last_reason), \
+     sent_at = COALESCE($9, sent_at), finished_at = COALESCE($10, finished_at), \
+     lease_owner = NULL, lease_expires_at = NULL, updated_at = $11 \
+     WHERE id = $12 AND lease_epoch = $13 AND status = 'sending'";
+
+/// The bind values of [`RECORD_OUTCOME`] for one outcome.
+pub(super) struct OutcomeBinds {
+    pub status: &'static str,
+    pub increment: i64,
+    pub next_attempt_at: Option<i64>,
+    pub permanent: i64,
+    pub provider_ref: Option<String>,
+    pub sent_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub attempt_outcome: Option<&'static str>,
+}
+
+pub(super) fn outcome_binds(o: &crate::campaigns::Outcome, now: i64) -> OutcomeBinds {
+    use crate::campaigns::OutcomeKind;
+    let base = OutcomeBinds {
+        status: "requeue",
+        increment: 0,
+        next_attempt_at: None,
+        permanent: 0,
+        provider_ref: None,
+        sent_at: None,
+        finished_at: None,
+        attempt_outcome: None,
+    };
+    match &o.kind {
+        OutcomeKind::Sent { provider_ref } => OutcomeBinds {
+            status: "sent",
+            increment: 1,
+            provider_ref: provider_ref.clone(),
+            sent_at: Some(now),
+            attempt_outcome: Some("sent"),
+            ..base
+        },
+        OutcomeKind::Retry { next_attempt_at } => OutcomeBinds {
+            status: "retrying",
+            increment: 1,
+            next_attempt_at: Some(*next_attempt_at),
+            attempt_outcome: Some("temporary"),
+            ..base
+        },
+        OutcomeKind::Failed { permanent, .. } => OutcomeBinds {
+            status: "failed",
+            increment: 1,
+            permanent: i64::from(*permanent),
+            finished_at: Some(now),
+            attempt_outcome: Some(if *permanent { "permanent" } else { "temporary" }),
+            ..base
+        },
+        OutcomeKind::Deferred { next_attempt_at } => OutcomeBinds {
+            next_attempt_at: Some(*next_attempt_at),
+            ..base
+        },
+        OutcomeKind::Expired => OutcomeBinds {
+            status: "expired",
+            finished_at: Some(now),
+            ..base
+        },
+    }
+}
+
+/// The contact column holding a channel's address.
+pub(super) fn address_column(channel: crate::domain::ChannelKind) -> &'static str {
+    match channel {
+        crate::domain::ChannelKind::Sms => "phone",
+        crate::domain::ChannelKind::Email => "email",
+    }
+}
+
 macro_rules! portable_store {
-    ($store:ty, $db:ty, $name:literal) => {
+    ($store:ty, $db:ty, $name:literal, $claim_lock:literal) => {
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
             fn backend(&self) -> &'static str {
@@ -255,6 +350,43 @@ macro_rules! portable_store {
                 Ok(super::portable::fold_counts(groups))
             }
 
+            async fn sample_contacts(
+                &self,
+                list_id: i64,
+                segment: &$crate::contacts::Segment,
+                channel: $crate::domain::ChannelKind,
+                limit: i64,
+            ) -> StoreResult<Vec<$crate::contacts::Contact>> {
+                use sqlx::Row;
+                let address = super::portable::address_column(channel);
+                let (condition, binds) = segment.to_sql("c", 3);
+                let columns = super::portable::CONTACT_COLUMNS
+                    .split(", ")
+                    .map(|c| format!("c.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "SELECT {columns} FROM contacts c \
+                     JOIN list_members lm ON lm.contact_id = c.id AND lm.list_id = $1 \
+                     WHERE c.{address} IS NOT NULL AND {condition} \
+                     ORDER BY LENGTH(COALESCE(c.first_name, '')) + LENGTH(COALESCE(c.last_name, '')) DESC, c.id \
+                     LIMIT $2"
+                );
+                let mut q = sqlx::query(&sql).bind(list_id).bind(limit);
+                for b in &binds {
+                    q = q.bind(b);
+                }
+                let mut contacts = Vec::new();
+                for row in q.fetch_all(&self.pool).await? {
+                    let mut columns: [Option<String>; 12] = Default::default();
+                    for (i, column) in columns.iter_mut().enumerate() {
+                        *column = row.try_get(i)?;
+                    }
+                    contacts.push(super::portable::contact_from_columns(columns)?);
+                }
+                Ok(contacts)
+            }
+
             async fn add_suppressions(
                 &self,
                 items: &[$crate::store::Suppression],
@@ -304,6 +436,452 @@ macro_rules! portable_store {
                         })
                     })
                     .collect()
+            }
+
+            async fn setting_or_init(&self, key: &str, default: &str) -> StoreResult<String> {
+                sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                    .bind(key)
+                    .bind(default)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                    .bind(key)
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+
+            async fn create_activity(
+                &self,
+                a: &$crate::campaigns::NewActivity,
+                now: i64,
+            ) -> StoreResult<i64> {
+                let id: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO activities (code, name, channel, programmed, period_from, period_to, split, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (code) DO NOTHING RETURNING id",
+                )
+                .bind(&a.code)
+                .bind(&a.name)
+                .bind(&a.channel)
+                .bind(a.programmed)
+                .bind(&a.period_from)
+                .bind(&a.period_to)
+                .bind(&a.split)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+                id.ok_or_else(|| StoreError::Conflict(format!("activity {:?} already exists", a.code)))
+            }
+
+            async fn activity(&self, code: &str) -> StoreResult<Option<$crate::campaigns::Activity>> {
+                Ok(sqlx::query_as("SELECT * FROM activities WHERE code = $1")
+                    .bind(code)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn activities(&self) -> StoreResult<Vec<$crate::campaigns::Activity>> {
+                Ok(sqlx::query_as("SELECT * FROM activities ORDER BY id")
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn create_campaign(
+                &self,
+                c: &$crate::campaigns::NewCampaign,
+                now: i64,
+            ) -> StoreResult<i64> {
+                Ok(sqlx::query_scalar(
+                    "INSERT INTO campaigns (activity_id, name, template, channel, list_id, segment, \
+                     lang_mode, provider, vars, attachments, state, start_at, recurrence, recur_day, \
+                     recur_time, window_start, window_end, expires_at, expires_after, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20) \
+                     RETURNING id",
+                )
+                .bind(c.activity_id)
+                .bind(&c.name)
+                .bind(&c.template)
+                .bind(&c.channel)
+                .bind(c.list_id)
+                .bind(&c.segment)
+                .bind(&c.lang_mode)
+                .bind(&c.provider)
+                .bind(&c.vars)
+                .bind(&c.attachments)
+                .bind(&c.state)
+                .bind(c.start_at)
+                .bind(&c.recurrence)
+                .bind(c.recur_day)
+                .bind(&c.recur_time)
+                .bind(&c.window_start)
+                .bind(&c.window_end)
+                .bind(c.expires_at)
+                .bind(c.expires_after)
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
+            async fn campaign(&self, id: i64) -> StoreResult<Option<$crate::campaigns::Campaign>> {
+                let sql = format!("{} WHERE c.id = $1", super::portable::CAMPAIGN_SELECT);
+                Ok(sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool).await?)
+            }
+
+            async fn campaigns(&self) -> StoreResult<Vec<$crate::campaigns::Campaign>> {
+                let sql = format!("{} ORDER BY c.id", super::portable::CAMPAIGN_SELECT);
+                Ok(sqlx::query_as(&sql).fetch_all(&self.pool).await?)
+            }
+
+            async fn set_campaign_state(
+                &self,
+                id: i64,
+                from: &[$crate::campaigns::CampaignState],
+                to: $crate::campaigns::CampaignState,
+                reason: Option<&str>,
+                now: i64,
+            ) -> StoreResult<bool> {
+                let mut q = sqlx::QueryBuilder::<$db>::new("UPDATE campaigns SET state = ");
+                q.push_bind(to.code())
+                    .push(", pause_reason = ")
+                    .push_bind(reason.map(str::to_string))
+                    .push(", updated_at = ")
+                    .push_bind(now)
+                    .push(" WHERE id = ")
+                    .push_bind(id)
+                    .push(" AND state IN (");
+                let mut sep = q.separated(", ");
+                for state in from {
+                    sep.push_bind(state.code());
+                }
+                q.push(")");
+                Ok(q.build().execute(&self.pool).await?.rows_affected() == 1)
+            }
+
+            async fn start_run(
+                &self,
+                campaign: &$crate::campaigns::Campaign,
+                channel: $crate::domain::ChannelKind,
+                segment: &$crate::contacts::Segment,
+                period: &str,
+                expires_at: Option<i64>,
+                now: i64,
+            ) -> StoreResult<$crate::campaigns::RunStart> {
+                let mut tx = self.pool.begin().await?;
+                let run_id: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO runs (campaign_id, period, state, scheduled_for, started_at, expires_at) \
+                     VALUES ($1, $2, 'running', $3, $3, $4) \
+                     ON CONFLICT (campaign_id, period) DO NOTHING RETURNING id",
+                )
+                .bind(campaign.id)
+                .bind(period)
+                .bind(now)
+                .bind(expires_at)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(run_id) = run_id else {
+                    let (run_id, total, no_address): (i64, i64, i64) = sqlx::query_as(
+                        "SELECT id, total, no_address FROM runs WHERE campaign_id = $1 AND period = $2",
+                    )
+                    .bind(campaign.id)
+                    .bind(period)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    return Ok($crate::campaigns::RunStart {
+                        run_id,
+                        created: false,
+                        total,
+                        suppressed: 0,
+                        no_address,
+                    });
+                };
+                let address = super::portable::address_column(channel);
+                let (condition, binds) = segment.to_sql("c", 6);
+                let freeze = format!(
+                    "INSERT INTO messages (run_id, campaign_id, contact_id, channel, address, kind, \
+                     first_name, last_name, entity, country, language, credential, population, modality, \
+                     status, next_attempt_at, last_reason, finished_at, created_at, updated_at) \
+                     SELECT $1, $2, c.id, $3, c.{address}, c.kind, c.first_name, c.last_name, c.entity, \
+                     c.country, c.language, c.credential, c.population, c.modality, \
+                     CASE WHEN s.reason IS NULL THEN 'queued' ELSE 'suppressed' END, $4, s.reason, \
+                     CASE WHEN s.reason IS NULL THEN NULL ELSE $4 END, $4, $4 \
+                     FROM contacts c \
+                     JOIN list_members lm ON lm.contact_id = c.id AND lm.list_id = $5 \
+                     LEFT JOIN (SELECT address, MIN(reason) AS reason FROM suppressions \
+                                WHERE channel IN ($3, 'all') GROUP BY address) s ON s.address = c.{address} \
+                     WHERE c.{address} IS NOT NULL AND {condition} \
+                     ON CONFLICT (run_id, contact_id, channel) DO NOTHING"
+                );
+                let mut q = sqlx::query(&freeze)
+                    .bind(run_id)
+                    .bind(campaign.id)
+                    .bind(channel.code())
+                    .bind(now)
+                    .bind(campaign.list_id);
+                for b in &binds {
+                    q = q.bind(b);
+                }
+                q.execute(&mut *tx).await?;
+                let missing = format!(
+                    "SELECT COUNT(*) FROM contacts c \
+                     JOIN list_members lm ON lm.contact_id = c.id AND lm.list_id = $1 \
+                     WHERE c.{address} IS NULL AND {}",
+                    segment.to_sql("c", 2).0
+                );
+                let mut q = sqlx::query_scalar::<_, i64>(&missing).bind(campaign.list_id);
+                for b in &binds {
+                    q = q.bind(b);
+                }
+                let no_address = q.fetch_one(&mut *tx).await?;
+                let (total, suppressed): (i64, i64) = sqlx::query_as(
+                    "SELECT COUNT(*), COUNT(*) FILTER (WHERE status = 'suppressed') FROM messages WHERE run_id = $1",
+                )
+                .bind(run_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query("UPDATE runs SET total = $1, no_address = $2 WHERE id = $3")
+                    .bind(total)
+                    .bind(no_address)
+                    .bind(run_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "UPDATE campaigns SET state = 'running', pause_reason = NULL, updated_at = $1 \
+                     WHERE id = $2 AND state IN ('draft', 'scheduled', 'completed')",
+                )
+                .bind(now)
+                .bind(campaign.id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok($crate::campaigns::RunStart {
+                    run_id,
+                    created: true,
+                    total,
+                    suppressed,
+                    no_address,
+                })
+            }
+
+            async fn runs(&self, campaign_id: i64) -> StoreResult<Vec<$crate::campaigns::Run>> {
+                Ok(sqlx::query_as(
+                    "SELECT id, campaign_id, period, state, scheduled_for, started_at, finished_at, \
+                     expires_at, total, no_address FROM runs WHERE campaign_id = $1 ORDER BY id",
+                )
+                .bind(campaign_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn status_counts(
+                &self,
+                campaign_id: i64,
+            ) -> StoreResult<($crate::campaigns::StatusCounts, i64)> {
+                let rows: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT status, COUNT(*) FROM messages WHERE campaign_id = $1 GROUP BY status",
+                )
+                .bind(campaign_id)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut counts = $crate::campaigns::StatusCounts::default();
+                for (status, n) in rows {
+                    let status = $crate::campaigns::MessageStatus::parse(&status)
+                        .map_err(|e| StoreError::Corrupt(format!("message status: {e}")))?;
+                    counts.add(status, n);
+                }
+                let no_address: i64 = sqlx::query_scalar(
+                    "SELECT CAST(COALESCE(SUM(no_address), 0) AS BIGINT) FROM runs WHERE campaign_id = $1",
+                )
+                .bind(campaign_id)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok((counts, no_address))
+            }
+
+            async fn cancel_pending(&self, campaign_id: i64, now: i64) -> StoreResult<u64> {
+                let mut tx = self.pool.begin().await?;
+                let n = sqlx::query(
+                    "UPDATE messages SET status = 'cancelled', finished_at = $1, updated_at = $1 \
+                     WHERE campaign_id = $2 AND status IN ('queued', 'retrying')",
+                )
+                .bind(now)
+                .bind(campaign_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                sqlx::query(
+                    "UPDATE runs SET state = 'cancelled', finished_at = $1 WHERE campaign_id = $2 AND state = 'running'",
+                )
+                .bind(now)
+                .bind(campaign_id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(n)
+            }
+
+            async fn claim(
+                &self,
+                campaign_id: i64,
+                worker: &str,
+                now: i64,
+                lease_ms: i64,
+                limit: i64,
+            ) -> StoreResult<Vec<$crate::campaigns::ClaimedMessage>> {
+                let sql = format!(
+                    "UPDATE messages SET status = 'sending', lease_owner = $1, lease_expires_at = $2, \
+                     lease_epoch = lease_epoch + 1, updated_at = $3 \
+                     WHERE id IN (SELECT id FROM messages WHERE campaign_id = $4 \
+                       AND status IN ('queued', 'retrying') AND next_attempt_at <= $3 \
+                       AND EXISTS (SELECT 1 FROM campaigns WHERE id = $4 AND state = 'running') \
+                       LIMIT $5{}) \
+                     RETURNING {}",
+                    $claim_lock,
+                    super::portable::CLAIMED_COLUMNS
+                );
+                Ok(sqlx::query_as(&sql)
+                    .bind(worker)
+                    .bind(now + lease_ms)
+                    .bind(now)
+                    .bind(campaign_id)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn record_outcomes(
+                &self,
+                worker: &str,
+                outcomes: &[$crate::campaigns::Outcome],
+                now: i64,
+            ) -> StoreResult<$crate::campaigns::RecordReport> {
+                let mut report = $crate::campaigns::RecordReport::default();
+                let mut tx = self.pool.begin().await?;
+                for o in outcomes {
+                    let b = super::portable::outcome_binds(o, now);
+                    let updated = sqlx::query(super::portable::RECORD_OUTCOME)
+                        .bind(b.status)
+                        .bind(b.increment)
+                        .bind(b.next_attempt_at)
+                        .bind(b.permanent)
+                        .bind(&o.provider)
+                        .bind(b.provider_ref)
+                        .bind(&o.code)
+                        .bind(&o.reason)
+                        .bind(b.sent_at)
+                        .bind(b.finished_at)
+                        .bind(now)
+                        .bind(o.message_id)
+                        .bind(o.lease_epoch)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if updated == 0 {
+                        report.lost_lease += 1;
+                        continue;
+                    }
+                    report.recorded += 1;
+                    if let Some(outcome) = b.attempt_outcome {
+                        sqlx::query(
+                            "INSERT INTO attempts (message_id, attempt, at, provider, outcome, code, reason, worker) \
+                             SELECT id, attempts, $1, $2, $3, $4, $5, $6 FROM messages WHERE id = $7",
+                        )
+                        .bind(now)
+                        .bind(&o.provider)
+                        .bind(outcome)
+                        .bind(&o.code)
+                        .bind(&o.reason)
+                        .bind(worker)
+                        .bind(o.message_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    if let $crate::campaigns::OutcomeKind::Failed { suppress: Some((address, scope, reason)), .. } = &o.kind {
+                        sqlx::query(
+                            "INSERT INTO suppressions (address, channel, reason, source, created_at) \
+                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (address, channel) DO NOTHING",
+                        )
+                        .bind(address)
+                        .bind(scope.code())
+                        .bind(reason.code())
+                        .bind(format!("provider:{}", o.provider))
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok(report)
+            }
+
+            async fn extend_leases(&self, worker: &str, until: i64) -> StoreResult<u64> {
+                Ok(sqlx::query(
+                    "UPDATE messages SET lease_expires_at = $1 WHERE lease_owner = $2 AND status = 'sending'",
+                )
+                .bind(until)
+                .bind(worker)
+                .execute(&self.pool)
+                .await?
+                .rows_affected())
+            }
+
+            async fn release(&self, worker: &str, ids: &[i64], now: i64) -> StoreResult<u64> {
+                let mut released = 0;
+                for chunk in ids.chunks(1000) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "UPDATE messages SET status = CASE WHEN attempts > 0 THEN 'retrying' ELSE 'queued' END, \
+                         lease_owner = NULL, lease_expires_at = NULL, updated_at = ",
+                    );
+                    q.push_bind(now)
+                        .push(" WHERE status = 'sending' AND lease_owner = ")
+                        .push_bind(worker)
+                        .push(" AND id IN (");
+                    let mut sep = q.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(*id);
+                    }
+                    q.push(")");
+                    released += q.build().execute(&self.pool).await?.rows_affected();
+                }
+                Ok(released)
+            }
+
+            async fn housekeeping(&self, now: i64) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "UPDATE messages SET status = CASE WHEN attempts > 0 THEN 'retrying' ELSE 'queued' END, \
+                     lease_owner = NULL, lease_expires_at = NULL, updated_at = $1 \
+                     WHERE status = 'sending' AND lease_expires_at <= $1",
+                )
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE messages SET status = 'cancelled', finished_at = $1, updated_at = $1 \
+                     WHERE status IN ('queued', 'retrying') \
+                     AND campaign_id IN (SELECT id FROM campaigns WHERE state = 'cancelled')",
+                )
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE runs SET state = 'completed', finished_at = $1 WHERE state = 'running' \
+                     AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.run_id = runs.id \
+                                     AND m.status IN ('queued', 'sending', 'retrying'))",
+                )
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE campaigns SET state = 'completed', updated_at = $1 \
+                     WHERE state = 'running' AND recurrence IS NULL \
+                     AND EXISTS (SELECT 1 FROM runs r WHERE r.campaign_id = campaigns.id) \
+                     AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.campaign_id = campaigns.id AND r.state = 'running')",
+                )
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
             }
         }
     };

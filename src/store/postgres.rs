@@ -36,4 +36,9 @@ fn redact(url: &str) -> String {
     }
 }
 
-super::portable::portable_store!(PostgresStore, Postgres, "postgres");
+super::portable::portable_store!(
+    PostgresStore,
+    Postgres,
+    "postgres",
+    " FOR UPDATE SKIP LOCKED"
+);

@@ -77,4 +77,4 @@ fn create_private(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-super::portable::portable_store!(SqliteStore, Sqlite, "sqlite");
+super::portable::portable_store!(SqliteStore, Sqlite, "sqlite", "");

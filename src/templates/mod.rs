@@ -18,7 +18,9 @@ pub use email::{
     build_email, Attachment, AttachmentError, EmailHeaders, EmailSettings, DEFAULT_ATTACHMENT_LIMIT,
 };
 pub use meta::{LangMode, Meta, SmsOptions, VariableSpec};
-pub use render::{Recipient, RenderError, RenderedEmail, RenderedSms, Renderer};
+pub use render::{
+    long_date, toml_to_json, Recipient, RenderError, RenderedEmail, RenderedSms, Renderer,
+};
 
 use crate::domain::ChannelKind;
 

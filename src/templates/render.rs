@@ -484,7 +484,7 @@ fn render_error(file: &str, e: &handlebars::RenderError) -> RenderError {
     }
 }
 
-pub(super) fn toml_to_json(v: &toml::Value) -> Value {
+pub fn toml_to_json(v: &toml::Value) -> Value {
     match v {
         toml::Value::String(s) => Value::String(s.clone()),
         toml::Value::Integer(i) => Value::from(*i),

@@ -1,0 +1,382 @@
+//! The rules of activities and campaigns: what creation checks before anything
+//! can be sent, and which state changes are allowed.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{Activity, Campaign, CampaignState, NewActivity, NewCampaign, RunStart, StatusCounts};
+use crate::contacts::Segment;
+use crate::domain::{ChannelKind, ContactKind};
+use crate::store::{Store, StoreError};
+use crate::templates::{Attachment, LangMode, Recipient, Renderer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CampaignError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("activity {0:?} does not exist (create it with `aviso activity create`)")]
+    NoActivity(String),
+    #[error("list {0:?} does not exist (import contacts into it with `aviso contacts import FILE --list {0}`)")]
+    NoList(String),
+    #[error("campaign {0} does not exist")]
+    NoCampaign(i64),
+    #[error("campaign {id} is {state}: {hint}")]
+    WrongState {
+        id: i64,
+        state: String,
+        hint: &'static str,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How many audience members creation renders the template for.
+const SAMPLE_RENDERS: i64 = 200;
+
+pub async fn create_activity(
+    store: &dyn Store,
+    activity: NewActivity,
+    now: i64,
+) -> Result<i64, CampaignError> {
+    let code_ok = !activity.code.is_empty()
+        && activity
+            .code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !code_ok {
+        return Err(CampaignError::Invalid(format!(
+            "activity code {:?}: use letters, digits, - and _ (e.g. SMS-REG)",
+            activity.code
+        )));
+    }
+    if activity.name.trim().is_empty() {
+        return Err(CampaignError::Invalid("activity name is empty".into()));
+    }
+    if activity.programmed < 0 {
+        return Err(CampaignError::Invalid(
+            "programmed total cannot be negative".into(),
+        ));
+    }
+    let date = |d: &Option<String>,
+                what: &str|
+     -> Result<Option<chrono::NaiveDate>, CampaignError> {
+        d.as_deref()
+            .map(|d| {
+                chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
+                    CampaignError::Invalid(format!("{what} {d:?} is not a date like 2021-09-01"))
+                })
+            })
+            .transpose()
+    };
+    let (from, to) = (
+        date(&activity.period_from, "--from")?,
+        date(&activity.period_to, "--to")?,
+    );
+    if let (Some(from), Some(to)) = (from, to) {
+        if from > to {
+            return Err(CampaignError::Invalid(format!(
+                "--from {from} is after --to {to}"
+            )));
+        }
+    }
+    if activity.split == "monthly" && (from.is_none() || to.is_none()) {
+        return Err(CampaignError::Invalid(
+            "a monthly split needs the activity's period: give --from and --to".into(),
+        ));
+    }
+    Ok(store.create_activity(&activity, now).await?)
+}
+
+/// What staff ask for with `aviso campaign create`.
+#[derive(Debug, Clone, Default)]
+pub struct CampaignRequest {
+    pub activity: String,
+    pub template: String,
+    pub channel: Option<ChannelKind>,
+    pub list: String,
+    pub segment: String,
+    pub lang: Option<LangMode>,
+    pub name: Option<String>,
+    pub vars: serde_json::Map<String, Value>,
+    pub attachments: Vec<std::path::PathBuf>,
+    pub attachment_limit: u64,
+    pub provider: Option<String>,
+}
+
+/// Creates a campaign after checking everything that can be checked: the
+/// activity, list, segment, template and its variables, attachments, and a
+/// render for a sample of the real audience. Nothing is queued yet.
+pub async fn create_campaign(
+    store: &dyn Store,
+    renderer: &Renderer,
+    request: CampaignRequest,
+    now: i64,
+) -> Result<i64, CampaignError> {
+    let invalid = CampaignError::Invalid;
+    let activity: Activity = store
+        .activity(&request.activity)
+        .await?
+        .ok_or_else(|| CampaignError::NoActivity(request.activity.clone()))?;
+    let template = renderer
+        .template(&request.template)
+        .map_err(|e| invalid(e.to_string()))?;
+    let activity_channel = activity
+        .channel
+        .as_deref()
+        .map(ChannelKind::parse)
+        .transpose()
+        .ok()
+        .flatten();
+    let channel = match (request.channel, activity_channel) {
+        (Some(c), Some(a)) if c != a => {
+            return Err(invalid(format!(
+                "activity {} is for {a}, not {c}",
+                activity.code
+            )))
+        }
+        (Some(c), _) | (None, Some(c)) => c,
+        (None, None) => match template.meta.channels.as_slice() {
+            [only] => *only,
+            _ => {
+                return Err(invalid(
+                    "say which channel: --channel sms or --channel email".into(),
+                ))
+            }
+        },
+    };
+    if !template.meta.channels.contains(&channel) {
+        return Err(invalid(format!(
+            "template {} has no {channel} version",
+            template.name
+        )));
+    }
+    let list_id = store
+        .list_id(&request.list)
+        .await?
+        .ok_or_else(|| CampaignError::NoList(request.list.clone()))?;
+    let segment = Segment::parse(&request.segment).map_err(|e| invalid(e.to_string()))?;
+    let lang = request.lang.unwrap_or(template.meta.default_lang);
+    let vars = Value::Object(request.vars);
+    renderer
+        .check_vars(&template.name, &vars)
+        .map_err(|e| invalid(e.to_string()))?;
+    if !request.attachments.is_empty() && channel == ChannelKind::Sms {
+        return Err(invalid(
+            "SMS cannot carry attachments; send links instead".into(),
+        ));
+    }
+    let mut attachments = Vec::new();
+    for path in &request.attachments {
+        let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+        attachments.push(Attachment::from_path(&absolute).map_err(|e| invalid(e.to_string()))?);
+    }
+    Attachment::check_total(&attachments, request.attachment_limit)
+        .map_err(|e| invalid(e.to_string()))?;
+
+    let sample = store
+        .sample_contacts(list_id, &segment, channel, SAMPLE_RENDERS)
+        .await?;
+    if sample.is_empty() {
+        tracing::warn!(
+            "list {:?} has nobody with an {channel} address matching '{segment}': the campaign would send nothing",
+            request.list
+        );
+    }
+    for contact in &sample {
+        if template.meta.audience == Some(ContactKind::Organization)
+            && contact.kind != ContactKind::Organization
+        {
+            return Err(invalid(format!(
+                "template {} is written for organisations, but contact {} is a citizen (use --segment kind=organization)",
+                template.name, contact.id
+            )));
+        }
+        let recipient = Recipient::from_contact(contact);
+        let rendered = match channel {
+            ChannelKind::Sms => renderer
+                .render_sms(&template.name, lang, &recipient, &vars)
+                .map(|_| ()),
+            ChannelKind::Email => renderer
+                .render_email(
+                    &template.name,
+                    lang,
+                    &recipient,
+                    &vars,
+                    "https://example.invalid/u/CHECK",
+                )
+                .map(|_| ()),
+        };
+        rendered.map_err(|e| invalid(format!("for contact {}: {e}", contact.id)))?;
+    }
+
+    let name = request
+        .name
+        .unwrap_or_else(|| format!("{} → {}", template.name, request.list));
+    let campaign = NewCampaign {
+        activity_id: activity.id,
+        name,
+        template: template.name.clone(),
+        channel: channel.to_string(),
+        list_id,
+        segment: segment.to_string(),
+        lang_mode: lang.to_string(),
+        provider: request.provider,
+        vars: vars.to_string(),
+        attachments: serde_json::to_string(&attachments).unwrap_or_else(|_| "[]".into()),
+        state: CampaignState::Draft.to_string(),
+        ..NewCampaign::default()
+    };
+    Ok(store.create_campaign(&campaign, now).await?)
+}
+
+async fn load(store: &dyn Store, id: i64) -> Result<Campaign, CampaignError> {
+    store
+        .campaign(id)
+        .await?
+        .ok_or(CampaignError::NoCampaign(id))
+}
+
+fn state_of(c: &Campaign) -> CampaignState {
+    CampaignState::parse(&c.state).unwrap_or(CampaignState::Draft)
+}
+
+/// Freezes the audience into the outbox. Starting a campaign that already ran
+/// queues nothing: the run for its period exists.
+pub async fn start(store: &dyn Store, id: i64, now: i64) -> Result<RunStart, CampaignError> {
+    let campaign = load(store, id).await?;
+    match state_of(&campaign) {
+        CampaignState::Paused => {
+            return Err(CampaignError::WrongState {
+                id,
+                state: campaign.state,
+                hint: "continue it with `aviso campaign resume`",
+            })
+        }
+        CampaignState::Cancelled => {
+            return Err(CampaignError::WrongState {
+                id,
+                state: campaign.state,
+                hint: "a cancelled campaign cannot be started again; create a new one",
+            })
+        }
+        _ => {}
+    }
+    let channel = ChannelKind::parse(&campaign.channel).map_err(|e| CampaignError::Invalid(e.0))?;
+    let segment =
+        Segment::parse(&campaign.segment).map_err(|e| CampaignError::Invalid(e.to_string()))?;
+    Ok(store
+        .start_run(
+            &campaign,
+            channel,
+            &segment,
+            "once",
+            campaign.expires_at,
+            now,
+        )
+        .await?)
+}
+
+pub async fn pause(
+    store: &dyn Store,
+    id: i64,
+    reason: &str,
+    now: i64,
+) -> Result<(), CampaignError> {
+    let campaign = load(store, id).await?;
+    let from = [CampaignState::Running, CampaignState::Scheduled];
+    if !store
+        .set_campaign_state(id, &from, CampaignState::Paused, Some(reason), now)
+        .await?
+    {
+        return Err(CampaignError::WrongState {
+            id,
+            state: campaign.state,
+            hint: "only a running or scheduled campaign can be paused",
+        });
+    }
+    Ok(())
+}
+
+pub async fn resume(store: &dyn Store, id: i64, now: i64) -> Result<(), CampaignError> {
+    let campaign = load(store, id).await?;
+    let next = if store.runs(id).await?.is_empty() && campaign.recurrence.is_none() {
+        CampaignState::Draft
+    } else {
+        CampaignState::Running
+    };
+    if !store
+        .set_campaign_state(id, &[CampaignState::Paused], next, None, now)
+        .await?
+    {
+        return Err(CampaignError::WrongState {
+            id,
+            state: campaign.state,
+            hint: "only a paused campaign can be resumed",
+        });
+    }
+    Ok(())
+}
+
+/// Cancels a campaign: nothing more is sent; what is in flight finishes.
+pub async fn cancel(store: &dyn Store, id: i64, now: i64) -> Result<u64, CampaignError> {
+    let campaign = load(store, id).await?;
+    let from = [
+        CampaignState::Draft,
+        CampaignState::Scheduled,
+        CampaignState::Running,
+        CampaignState::Paused,
+    ];
+    if !store
+        .set_campaign_state(id, &from, CampaignState::Cancelled, None, now)
+        .await?
+    {
+        return Err(CampaignError::WrongState {
+            id,
+            state: campaign.state,
+            hint: "it is already finished",
+        });
+    }
+    Ok(store.cancel_pending(id, now).await?)
+}
+
+/// `campaign status --json`: counts that always add up to `total`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CampaignStatus {
+    pub id: i64,
+    pub name: String,
+    pub activity: String,
+    pub channel: String,
+    pub template: String,
+    pub state: String,
+    pub pause_reason: Option<String>,
+    pub total: i64,
+    pub counts: StatusCounts,
+    pub no_address: i64,
+    pub runs: i64,
+}
+
+pub async fn status(
+    store: &dyn Store,
+    campaign: &Campaign,
+) -> Result<CampaignStatus, CampaignError> {
+    let (counts, no_address) = store.status_counts(campaign.id).await?;
+    let runs = store.runs(campaign.id).await?.len() as i64;
+    Ok(CampaignStatus {
+        id: campaign.id,
+        name: campaign.name.clone(),
+        activity: campaign.activity_code.clone(),
+        channel: campaign.channel.clone(),
+        template: campaign.template.clone(),
+        state: campaign.state.clone(),
+        pause_reason: campaign.pause_reason.clone(),
+        total: counts.total(),
+        counts,
+        no_address,
+        runs,
+    })
+}
+
+pub async fn status_of(store: &dyn Store, id: i64) -> Result<CampaignStatus, CampaignError> {
+    let campaign = load(store, id).await?;
+    status(store, &campaign).await
+}

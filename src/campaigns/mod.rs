@@ -1,0 +1,212 @@
+//! Activities, campaigns and runs: what the work programme asks for, what staff
+//! schedule, and what each start froze into the outbox.
+
+pub mod manage;
+mod outbox;
+
+use serde::Serialize;
+
+use crate::domain::vocabulary;
+
+pub use outbox::{ClaimedMessage, Outcome, OutcomeKind, RecordReport};
+
+vocabulary!(
+    /// Where a campaign stands.
+    CampaignState {
+        Draft => "draft",
+        Scheduled => "scheduled",
+        Running => "running",
+        Paused => "paused",
+        Completed => "completed",
+        Cancelled => "cancelled",
+    }
+);
+
+vocabulary!(
+    /// One run of a campaign (a one-off send, or one period of a recurring one).
+    RunState {
+        Running => "running",
+        Completed => "completed",
+        Missed => "missed",
+        Cancelled => "cancelled",
+    }
+);
+
+vocabulary!(
+    /// Where a message stands. Every message is in exactly one of these.
+    MessageStatus {
+        Queued => "queued",
+        Sending => "sending",
+        Sent => "sent",
+        Delivered => "delivered",
+        Retrying => "retrying",
+        Failed => "failed",
+        Suppressed => "suppressed",
+        Expired => "expired",
+        Cancelled => "cancelled",
+    }
+);
+
+impl MessageStatus {
+    /// Still to be sent (or being sent).
+    pub fn is_pending(&self) -> bool {
+        matches!(
+            self,
+            MessageStatus::Queued | MessageStatus::Sending | MessageStatus::Retrying
+        )
+    }
+}
+
+/// A line of the work programme with its programmed total.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Activity {
+    pub id: i64,
+    pub code: String,
+    pub name: String,
+    /// `sms` or `email` for what aviso sends; empty for counted work (calls, events).
+    pub channel: Option<String>,
+    pub programmed: i64,
+    pub period_from: Option<String>,
+    pub period_to: Option<String>,
+    /// How `programmed` spreads over months: `none` or `monthly`.
+    pub split: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewActivity {
+    pub code: String,
+    pub name: String,
+    pub channel: Option<String>,
+    pub programmed: i64,
+    pub period_from: Option<String>,
+    pub period_to: Option<String>,
+    pub split: String,
+}
+
+/// A campaign as stored, with the names of its activity and list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Campaign {
+    pub id: i64,
+    pub activity_id: i64,
+    pub activity_code: String,
+    pub name: String,
+    pub template: String,
+    pub channel: String,
+    pub list_id: i64,
+    pub list_name: String,
+    pub segment: String,
+    pub lang_mode: String,
+    pub provider: Option<String>,
+    /// JSON object of campaign variables.
+    pub vars: String,
+    /// JSON array of attachments.
+    pub attachments: String,
+    pub state: String,
+    pub pause_reason: Option<String>,
+    pub start_at: Option<i64>,
+    pub recurrence: Option<String>,
+    pub recur_day: Option<i64>,
+    pub recur_time: Option<String>,
+    pub window_start: Option<String>,
+    pub window_end: Option<String>,
+    pub expires_at: Option<i64>,
+    pub expires_after: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NewCampaign {
+    pub activity_id: i64,
+    pub name: String,
+    pub template: String,
+    pub channel: String,
+    pub list_id: i64,
+    pub segment: String,
+    pub lang_mode: String,
+    pub provider: Option<String>,
+    pub vars: String,
+    pub attachments: String,
+    pub state: String,
+    pub start_at: Option<i64>,
+    pub recurrence: Option<String>,
+    pub recur_day: Option<i64>,
+    pub recur_time: Option<String>,
+    pub window_start: Option<String>,
+    pub window_end: Option<String>,
+    pub expires_at: Option<i64>,
+    pub expires_after: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Run {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub period: String,
+    pub state: String,
+    pub scheduled_for: Option<i64>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub total: i64,
+    pub no_address: i64,
+}
+
+/// What starting a run did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunStart {
+    pub run_id: i64,
+    /// False when the run already existed: nothing new was queued.
+    pub created: bool,
+    pub total: i64,
+    pub suppressed: i64,
+    pub no_address: i64,
+}
+
+/// Message counts of a campaign by status; they always add up to `total`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StatusCounts {
+    pub queued: i64,
+    pub sending: i64,
+    pub sent: i64,
+    pub delivered: i64,
+    pub retrying: i64,
+    pub failed: i64,
+    pub suppressed: i64,
+    pub expired: i64,
+    pub cancelled: i64,
+}
+
+impl StatusCounts {
+    pub fn add(&mut self, status: MessageStatus, n: i64) {
+        let slot = match status {
+            MessageStatus::Queued => &mut self.queued,
+            MessageStatus::Sending => &mut self.sending,
+            MessageStatus::Sent => &mut self.sent,
+            MessageStatus::Delivered => &mut self.delivered,
+            MessageStatus::Retrying => &mut self.retrying,
+            MessageStatus::Failed => &mut self.failed,
+            MessageStatus::Suppressed => &mut self.suppressed,
+            MessageStatus::Expired => &mut self.expired,
+            MessageStatus::Cancelled => &mut self.cancelled,
+        };
+        *slot += n;
+    }
+
+    pub fn total(&self) -> i64 {
+        self.queued
+            + self.sending
+            + self.sent
+            + self.delivered
+            + self.retrying
+            + self.failed
+            + self.suppressed
+            + self.expired
+            + self.cancelled
+    }
+
+    pub fn pending(&self) -> i64 {
+        self.queued + self.sending + self.retrying
+    }
+}

@@ -1,0 +1,98 @@
+//! The file transport: e-mails as `.eml` files, SMS as JSON lines. It is the
+//! embedded default (`aviso demo`) and the dry run: nothing leaves the machine.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use tokio::sync::Mutex;
+
+use super::{Accepted, Channel, DeliveryError, Outgoing};
+use crate::domain::ChannelKind;
+
+pub struct FileChannel {
+    name: String,
+    dir: PathBuf,
+    kind: ChannelKind,
+    sms_log: Mutex<Option<std::fs::File>>,
+}
+
+impl FileChannel {
+    pub fn new(dir: PathBuf, kind: ChannelKind) -> std::io::Result<FileChannel> {
+        std::fs::create_dir_all(&dir)?;
+        Ok(FileChannel {
+            name: format!("file://{}", dir.display()),
+            dir,
+            kind,
+            sms_log: Mutex::new(None),
+        })
+    }
+
+    fn failed(&self, what: &str, e: std::io::Error) -> DeliveryError {
+        DeliveryError::temporary(format!(
+            "cannot write {what} in {}: {e}",
+            self.dir.display()
+        ))
+    }
+}
+
+#[async_trait]
+impl Channel for FileChannel {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> ChannelKind {
+        self.kind
+    }
+
+    fn connections(&self) -> usize {
+        4
+    }
+
+    async fn send(&self, message: &Outgoing) -> Result<Accepted, DeliveryError> {
+        match message {
+            Outgoing::Email(email) => {
+                // One file per outbox row, named by its reference: a resend
+                // after a crash replaces the file instead of adding one.
+                let path = self.dir.join(format!("{}.eml", email.reference));
+                let tmp = self.dir.join(format!(".{}.eml.tmp", email.reference));
+                tokio::fs::write(&tmp, &email.raw)
+                    .await
+                    .map_err(|e| self.failed("an e-mail", e))?;
+                tokio::fs::rename(&tmp, &path)
+                    .await
+                    .map_err(|e| self.failed("an e-mail", e))?;
+                Ok(Accepted {
+                    code: Some("file".into()),
+                    provider_ref: Some(email.reference.clone()),
+                })
+            }
+            Outgoing::Sms(sms) => {
+                let line = serde_json::json!({
+                    "reference": sms.reference,
+                    "to": sms.to,
+                    "text": sms.text,
+                    "encoding": sms.encoding,
+                    "segments": sms.segments,
+                });
+                let mut guard = self.sms_log.lock().await;
+                if guard.is_none() {
+                    let file = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(self.dir.join("sms.jsonl"))
+                        .map_err(|e| self.failed("sms.jsonl", e))?;
+                    *guard = Some(file);
+                }
+                if let Some(file) = guard.as_mut() {
+                    writeln!(file, "{line}").map_err(|e| self.failed("sms.jsonl", e))?;
+                }
+                Ok(Accepted {
+                    code: Some("file".into()),
+                    provider_ref: Some(sms.reference.clone()),
+                })
+            }
+        }
+    }
+}

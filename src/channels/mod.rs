@@ -1,0 +1,188 @@
+//! Channels: one [`Channel`] trait, with the providers that carry messages
+//! behind it (SMTP, SMS gateways, and files for the embedded default and dry
+//! runs). A provider answers with an acceptance or a classified failure:
+//! temporary (try again later) or permanent (stop, and maybe suppress).
+
+mod file;
+mod smtp;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use file::FileChannel;
+pub use smtp::SmtpChannel;
+
+use crate::domain::{ChannelKind, SuppressionReason};
+use crate::templates::sms::SmsEncoding;
+
+/// A message ready for its provider.
+pub enum Outgoing {
+    Email(EmailOut),
+    Sms(SmsOut),
+}
+
+impl Outgoing {
+    pub fn reference(&self) -> &str {
+        match self {
+            Outgoing::Email(e) => &e.reference,
+            Outgoing::Sms(s) => &s.reference,
+        }
+    }
+}
+
+pub struct EmailOut {
+    /// Stable per outbox row (`m123`), also in the Message-ID.
+    pub reference: String,
+    pub envelope: lettre::address::Envelope,
+    /// The whole MIME message as sent.
+    pub raw: Vec<u8>,
+}
+
+pub struct SmsOut {
+    pub reference: String,
+    /// E.164.
+    pub to: String,
+    pub text: String,
+    pub encoding: SmsEncoding,
+    pub segments: usize,
+    /// Where the gateway should report delivery, when receipts are enabled.
+    pub status_url: Option<String>,
+}
+
+/// The provider took the message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Accepted {
+    pub code: Option<String>,
+    /// The provider's own id for the message, to match its delivery reports.
+    pub provider_ref: Option<String>,
+}
+
+/// Why a provider did not take a message, classified.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// Try again later: 4xx, connection refused or reset, timeouts, throttling.
+    #[error("{reason}")]
+    Temporary {
+        code: Option<String>,
+        reason: String,
+        /// The provider said when to come back.
+        retry_after: Option<Duration>,
+        /// The provider asked us to slow down (SMTP 421/451/452, HTTP 429).
+        throttle: bool,
+    },
+    /// Retrying cannot help: 5xx, invalid number, rejected content.
+    #[error("{reason}")]
+    Permanent {
+        code: Option<String>,
+        reason: String,
+        /// Set when the address itself is bad and later runs must skip it.
+        suppress: Option<SuppressionReason>,
+    },
+}
+
+impl DeliveryError {
+    pub fn temporary(reason: impl Into<String>) -> DeliveryError {
+        DeliveryError::Temporary {
+            code: None,
+            reason: reason.into(),
+            retry_after: None,
+            throttle: false,
+        }
+    }
+
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            DeliveryError::Temporary { code, .. } | DeliveryError::Permanent { code, .. } => {
+                code.as_deref()
+            }
+        }
+    }
+}
+
+#[async_trait]
+pub trait Channel: Send + Sync {
+    /// The provider's name as recorded with every attempt (no credentials).
+    fn name(&self) -> &str;
+    fn kind(&self) -> ChannelKind;
+    /// Messages per second the provider allows, when configured (`rate=`).
+    fn rate(&self) -> Option<f64> {
+        None
+    }
+    /// Connections (or requests) the provider accepts at once (`pool=`).
+    fn connections(&self) -> usize;
+    async fn send(&self, message: &Outgoing) -> Result<Accepted, DeliveryError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("provider {url}: {detail}")]
+    Invalid { url: String, detail: String },
+}
+
+/// Credentials and paths a provider URL may need, from the environment or config.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderContext {
+    /// Relative `file://` paths are read from here (the config file's directory).
+    pub base_dir: std::path::PathBuf,
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<String>,
+}
+
+/// Opens the provider a URL names, for messages of `kind`.
+pub fn open_provider(
+    url: &str,
+    kind: ChannelKind,
+    ctx: &ProviderContext,
+) -> Result<Arc<dyn Channel>, ProviderError> {
+    let invalid = |detail: String| ProviderError::Invalid {
+        url: redact(url),
+        detail,
+    };
+    if let Some(path) = url.strip_prefix("file://") {
+        let path = Path::new(path);
+        let dir = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            ctx.base_dir.join(path)
+        };
+        return Ok(Arc::new(
+            FileChannel::new(dir, kind).map_err(|e| invalid(e.to_string()))?,
+        ));
+    }
+    let scheme = url.split("://").next().unwrap_or("");
+    match (scheme, kind) {
+        ("smtp" | "smtps", ChannelKind::Email) => {
+            Ok(Arc::new(SmtpChannel::open(url, ctx).map_err(invalid)?))
+        }
+        ("smtp" | "smtps", ChannelKind::Sms) => {
+            Err(invalid("an SMTP server cannot send SMS".into()))
+        }
+        (_, ChannelKind::Email) => Err(invalid(
+            "unknown e-mail provider: use smtp://host:port?tls=starttls or file:///dir".into(),
+        )),
+        (_, ChannelKind::Sms) => Err(invalid("unknown SMS provider: use file:///dir".into())),
+    }
+}
+
+/// A provider URL without its password, for logs and records.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => url.to_string(),
+    }
+}
+
+/// Query parameters of a provider URL, e.g. `rate=50&pool=4`.
+pub(crate) fn query_param(url: &url::Url, key: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}

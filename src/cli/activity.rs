@@ -1,0 +1,117 @@
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::{print, print_json, thousands, Context};
+use crate::campaigns::manage;
+use crate::campaigns::NewActivity;
+
+#[derive(Debug, Subcommand)]
+pub enum ActivityCommand {
+    /// Add a line of the work programme, with its programmed total.
+    ///
+    /// Example: aviso activity create --code SMS-REG --name "Envío de mensajes SMS"
+    ///          --channel sms --programmed 120000 --from 2021-09-01 --to 2022-03-10
+    Create(CreateArgs),
+    /// List activities
+    List(ListArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ActivityChannel {
+    Sms,
+    Email,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Split {
+    /// One total for the whole activity
+    None,
+    /// The total spreads evenly over the months of --from..--to
+    Monthly,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Short code, e.g. SMS-REG
+    #[arg(long)]
+    pub code: String,
+    /// Name as in the work programme
+    #[arg(long)]
+    pub name: String,
+    /// The channel aviso sends it on (leave out for counted work such as calls or events)
+    #[arg(long, value_enum)]
+    pub channel: Option<ActivityChannel>,
+    /// The programmed total (messages, calls, events…)
+    #[arg(long)]
+    pub programmed: i64,
+    /// First day of the activity's period (YYYY-MM-DD)
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Last day of the activity's period (YYYY-MM-DD)
+    #[arg(long)]
+    pub to: Option<String>,
+    /// How the programmed total spreads over months in reports
+    #[arg(long, value_enum, default_value = "none")]
+    pub split: Split,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(ctx: &Context, cmd: ActivityCommand) -> anyhow::Result<ExitCode> {
+    let store = ctx.store().await?;
+    match cmd {
+        ActivityCommand::Create(a) => {
+            let activity = NewActivity {
+                code: a.code.trim().to_string(),
+                name: a.name.trim().to_string(),
+                channel: a.channel.map(|c| match c {
+                    ActivityChannel::Sms => "sms".to_string(),
+                    ActivityChannel::Email => "email".to_string(),
+                }),
+                programmed: a.programmed,
+                period_from: a.from,
+                period_to: a.to,
+                split: match a.split {
+                    Split::None => "none".into(),
+                    Split::Monthly => "monthly".into(),
+                },
+            };
+            let id =
+                manage::create_activity(store.as_ref(), activity.clone(), ctx.now_ms()).await?;
+            if a.json {
+                print_json(&serde_json::json!({"id": id, "code": activity.code}))?;
+            } else {
+                print(&format!(
+                    "activity {} created: {} (programmed {})",
+                    activity.code,
+                    activity.name,
+                    thousands(activity.programmed)
+                ));
+            }
+        }
+        ActivityCommand::List(a) => {
+            let activities = store.activities().await?;
+            if a.json {
+                print_json(&activities)?;
+            } else {
+                for x in activities {
+                    print(&format!(
+                        "{:<12} {:<6} {:>10}  {}",
+                        x.code,
+                        x.channel.as_deref().unwrap_or("-"),
+                        thousands(x.programmed),
+                        x.name
+                    ));
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,357 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::{print, print_json, thousands, Context};
+use crate::campaigns::manage::{self, CampaignRequest, CampaignStatus};
+use crate::domain::ChannelKind;
+use crate::templates::LangMode;
+
+#[derive(Debug, Subcommand)]
+pub enum CampaignCommand {
+    /// Create a campaign: a template sent to a list (or a segment of it).
+    ///
+    /// Everything is checked now: the template renders for a sample of the
+    /// real audience, its variables are given, the provider is configured.
+    /// Nothing is sent until `aviso campaign start`.
+    Create(CreateArgs),
+    /// Freeze the audience into the outbox; workers then send it
+    Start(IdArgs),
+    /// Stop sending (what is in flight finishes); `resume` continues
+    Pause(PauseArgs),
+    /// Continue a paused campaign where it stopped
+    Resume(IdArgs),
+    /// Stop for good: nothing more is sent
+    Cancel(IdArgs),
+    /// Every campaign with its state and counts
+    List(ListArgs),
+    /// Counts by message status (they always add up to the total)
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Channel {
+    Sms,
+    Email,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Lang {
+    /// Each contact's own language (Spanish when unknown)
+    Contact,
+    Es,
+    En,
+    /// One bilingual message, Spanish first
+    Both,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The activity this campaign counts towards (its code)
+    #[arg(long)]
+    pub activity: String,
+    /// Template name (see `aviso templates list`)
+    #[arg(long)]
+    pub template: String,
+    /// sms or email [default: the activity's channel]
+    #[arg(long, value_enum)]
+    pub channel: Option<Channel>,
+    /// The list to send to
+    #[arg(long)]
+    pub list: String,
+    /// Narrow the list, e.g. 'entity=OAX,DGO lang=en'
+    #[arg(long, default_value = "")]
+    pub segment: String,
+    /// Language of the messages [default: the template's, usually each contact's]
+    #[arg(long, value_enum)]
+    pub lang: Option<Lang>,
+    /// A name people will recognise [default: TEMPLATE → LIST]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A template variable, NAME=VALUE (repeatable)
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Template variables from a TOML file (for lists such as events)
+    #[arg(long = "vars", value_name = "FILE")]
+    pub vars_file: Option<PathBuf>,
+    /// A file to attach to every e-mail (repeatable)
+    #[arg(long = "attach", value_name = "FILE")]
+    pub attachments: Vec<PathBuf>,
+    /// A named provider from aviso.toml [providers.NAME] instead of the default
+    #[arg(long)]
+    pub provider: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    pub id: i64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    pub id: i64,
+    /// Why, shown in `campaign status`
+    #[arg(long, default_value = "paused by an operator")]
+    pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// One campaign [default: all]
+    pub id: Option<i64>,
+    #[arg(long)]
+    pub json: bool,
+    /// Keep showing progress, with rate and time left, until the campaign is done
+    #[arg(long, requires = "id")]
+    pub watch: bool,
+}
+
+pub async fn run(ctx: &Context, cmd: CampaignCommand) -> anyhow::Result<ExitCode> {
+    let store = ctx.store().await?;
+    let store = store.as_ref();
+    let now = ctx.now_ms();
+    match cmd {
+        CampaignCommand::Create(args) => {
+            let json = args.json;
+            let id = create(ctx, args).await?;
+            if json {
+                print_json(&serde_json::json!({ "id": id }))?;
+            } else {
+                print(&format!(
+                    "campaign {id} created; send it with `aviso campaign start {id}`"
+                ));
+            }
+        }
+        CampaignCommand::Start(args) => {
+            let run = manage::start(store, args.id, now).await?;
+            if args.json {
+                print_json(&run)?;
+            } else if run.created {
+                print(&format!(
+                    "campaign {} started: {} messages queued ({} suppressed), {} contacts without an address for this channel",
+                    args.id,
+                    thousands(run.total - run.suppressed),
+                    thousands(run.suppressed),
+                    thousands(run.no_address)
+                ));
+                print("workers send it now (`aviso worker`); follow it with `aviso campaign status --watch`");
+            } else {
+                print(&format!(
+                    "campaign {} already ran (run {}): nothing new to send",
+                    args.id, run.run_id
+                ));
+            }
+        }
+        CampaignCommand::Pause(args) => {
+            manage::pause(store, args.id, &args.reason, now).await?;
+            print(&format!("campaign {} paused", args.id));
+        }
+        CampaignCommand::Resume(args) => {
+            manage::resume(store, args.id, now).await?;
+            print(&format!("campaign {} resumed", args.id));
+        }
+        CampaignCommand::Cancel(args) => {
+            let n = manage::cancel(store, args.id, now).await?;
+            print(&format!(
+                "campaign {} cancelled; {} unsent messages will not go out",
+                args.id,
+                thousands(n as i64)
+            ));
+        }
+        CampaignCommand::List(args) => {
+            let mut all = Vec::new();
+            for c in store.campaigns().await? {
+                all.push(manage::status(store, &c).await?);
+            }
+            if args.json {
+                print_json(&all)?;
+            } else {
+                print(&format!(
+                    "{:>4}  {:<10} {:<6} {:<12} {:>8} {:>8} {:>8}  NAME",
+                    "ID", "STATE", "CHAN", "ACTIVITY", "TOTAL", "SENT", "FAILED"
+                ));
+                for s in &all {
+                    print(&format!(
+                        "{:>4}  {:<10} {:<6} {:<12} {:>8} {:>8} {:>8}  {}",
+                        s.id,
+                        s.state,
+                        s.channel,
+                        s.activity,
+                        thousands(s.total),
+                        thousands(s.counts.sent + s.counts.delivered),
+                        thousands(s.counts.failed),
+                        s.name
+                    ));
+                }
+            }
+        }
+        CampaignCommand::Status(args) => match args.id {
+            Some(id) if args.watch => watch(store, id).await?,
+            Some(id) => {
+                let status = manage::status_of(store, id).await?;
+                if args.json {
+                    print_json(&status)?;
+                } else {
+                    print_status(&status);
+                }
+            }
+            None => {
+                let mut all = Vec::new();
+                for c in store.campaigns().await? {
+                    all.push(manage::status(store, &c).await?);
+                }
+                if args.json {
+                    print_json(&all)?;
+                } else {
+                    for s in &all {
+                        print_status(s);
+                    }
+                }
+            }
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn create(ctx: &Context, args: CreateArgs) -> anyhow::Result<i64> {
+    let renderer = ctx.renderer()?;
+    let mut vars = serde_json::Map::new();
+    if let Some(file) = &args.vars_file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("{}: cannot read the variables file", file.display()))?;
+        let table: toml::Table = toml::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: {}",
+                file.display(),
+                e.to_string().trim().replace('\n', " ")
+            )
+        })?;
+        if let serde_json::Value::Object(map) =
+            crate::templates::toml_to_json(&toml::Value::Table(table))
+        {
+            vars.extend(map);
+        }
+    }
+    for pair in &args.vars {
+        let Some((name, value)) = pair.split_once('=') else {
+            bail!("--var {pair:?}: write it as NAME=VALUE");
+        };
+        vars.insert(
+            name.trim().to_string(),
+            serde_json::Value::String(value.to_string()),
+        );
+    }
+    let channel = args.channel.map(|c| match c {
+        Channel::Sms => ChannelKind::Sms,
+        Channel::Email => ChannelKind::Email,
+    });
+    let request = CampaignRequest {
+        activity: args.activity,
+        template: args.template,
+        channel,
+        list: args.list,
+        segment: args.segment,
+        lang: args.lang.map(|l| match l {
+            Lang::Contact => LangMode::Contact,
+            Lang::Es => LangMode::Es,
+            Lang::En => LangMode::En,
+            Lang::Both => LangMode::Both,
+        }),
+        name: args.name,
+        vars,
+        attachments: args.attachments,
+        attachment_limit: ctx.email_settings()?.attachment_limit,
+        provider: args.provider.clone(),
+    };
+    let store = ctx.store().await?;
+    // The provider must exist before anything is queued for it.
+    let activity_channel = store
+        .activity(&request.activity)
+        .await?
+        .and_then(|a| a.channel)
+        .and_then(|c| ChannelKind::parse(&c).ok());
+    if let Some(kind) = channel.or(activity_channel) {
+        ctx.check_provider(kind, args.provider.as_deref())?;
+    }
+    Ok(manage::create_campaign(store.as_ref(), &renderer, request, ctx.now_ms()).await?)
+}
+
+fn print_status(s: &CampaignStatus) {
+    print(&format!(
+        "campaign {} {:?} ({}, {}, template {}): {}{}",
+        s.id,
+        s.name,
+        s.activity,
+        s.channel,
+        s.template,
+        s.state,
+        s.pause_reason
+            .as_deref()
+            .map(|r| format!(" — {r}"))
+            .unwrap_or_default()
+    ));
+    let c = &s.counts;
+    print(&format!(
+        "  total {}: queued {}, sending {}, sent {}, delivered {}, retrying {}, failed {}, suppressed {}, expired {}, cancelled {}",
+        thousands(s.total),
+        thousands(c.queued),
+        thousands(c.sending),
+        thousands(c.sent),
+        thousands(c.delivered),
+        thousands(c.retrying),
+        thousands(c.failed),
+        thousands(c.suppressed),
+        thousands(c.expired),
+        thousands(c.cancelled)
+    ));
+    if s.no_address > 0 {
+        print(&format!(
+            "  {} contacts have no {} address",
+            thousands(s.no_address),
+            s.channel
+        ));
+    }
+}
+
+/// A live progress bar until nothing is left to send.
+async fn watch(store: &dyn crate::store::Store, id: i64) -> anyhow::Result<()> {
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:40}] {pos}/{len} {per_sec} eta {eta} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_prefix(format!("campaign {id}"));
+    loop {
+        let s = manage::status_of(store, id).await?;
+        let c = &s.counts;
+        bar.set_length(s.total as u64);
+        bar.set_position((s.total - c.pending()) as u64);
+        bar.set_message(format!(
+            "{} · sent {} · failed {} · retrying {}",
+            s.state,
+            c.sent + c.delivered,
+            c.failed,
+            c.retrying
+        ));
+        if c.pending() == 0 || matches!(s.state.as_str(), "draft" | "paused" | "cancelled") {
+            bar.finish();
+            print_status(&s);
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -1,0 +1,152 @@
+//! From an outbox row to a message a provider can take: render the template in
+//! the recipient's language, add the per-message headers and tokens.
+
+use std::sync::Arc;
+
+use lettre::address::Envelope;
+use serde_json::Value;
+
+use super::tokens::{Purpose, Tokens};
+use crate::campaigns::{Campaign, ClaimedMessage};
+use crate::channels::{EmailOut, Outgoing, SmsOut};
+use crate::domain::{ChannelKind, EmailAddress, Invalid};
+use crate::templates::{
+    build_email, Attachment, EmailHeaders, EmailSettings, LangMode, Recipient, Renderer,
+};
+
+/// A campaign, prepared once per worker: parsed settings and loaded attachments.
+pub struct CampaignPlan {
+    pub id: i64,
+    pub name: String,
+    pub template: String,
+    pub channel: ChannelKind,
+    pub lang_mode: LangMode,
+    pub vars: Value,
+    pub attachments: Vec<(Attachment, Arc<Vec<u8>>)>,
+    pub provider: Option<String>,
+    pub expires_at: Option<i64>,
+}
+
+impl CampaignPlan {
+    pub fn prepare(c: &Campaign) -> Result<CampaignPlan, String> {
+        let channel = ChannelKind::parse(&c.channel).map_err(|e| e.0)?;
+        let lang_mode = LangMode::parse(&c.lang_mode).map_err(|e| e.0)?;
+        let vars: Value =
+            serde_json::from_str(&c.vars).map_err(|e| format!("campaign variables: {e}"))?;
+        let list: Vec<Attachment> = serde_json::from_str(&c.attachments)
+            .map_err(|e| format!("campaign attachments: {e}"))?;
+        let mut attachments = Vec::with_capacity(list.len());
+        for a in list {
+            let bytes = a.load().map_err(|e| e.to_string())?;
+            attachments.push((a, bytes));
+        }
+        Ok(CampaignPlan {
+            id: c.id,
+            name: c.name.clone(),
+            template: c.template.clone(),
+            channel,
+            lang_mode,
+            vars,
+            attachments,
+            provider: c.provider.clone(),
+            expires_at: c.expires_at,
+        })
+    }
+}
+
+/// Builds the message for an outbox row.
+pub struct Composer {
+    pub renderer: Arc<Renderer>,
+    pub tokens: Tokens,
+    pub email: EmailSettings,
+    /// Where `aviso serve` is reachable, for receipt URLs.
+    pub public_url: String,
+}
+
+impl Composer {
+    pub fn compose(&self, plan: &CampaignPlan, m: &ClaimedMessage) -> Result<Outgoing, String> {
+        let recipient = recipient_of(m);
+        let reference = reference(m.id);
+        match plan.channel {
+            ChannelKind::Sms => {
+                let sms = self
+                    .renderer
+                    .render_sms(&plan.template, plan.lang_mode, &recipient, &plan.vars)
+                    .map_err(|e| e.to_string())?;
+                let token = self.tokens.token(Purpose::Receipt, m.id);
+                Ok(Outgoing::Sms(SmsOut {
+                    reference,
+                    to: m.address.clone(),
+                    text: sms.text,
+                    encoding: sms.info.encoding,
+                    segments: sms.info.segments,
+                    status_url: Some(format!("{}/receipts/sms/{token}", self.public_url)),
+                }))
+            }
+            ChannelKind::Email => {
+                let token = self.tokens.token(Purpose::Unsubscribe, m.id);
+                let unsubscribe = self.email.unsubscribe_url(&token);
+                let rendered = self
+                    .renderer
+                    .render_email(
+                        &plan.template,
+                        plan.lang_mode,
+                        &recipient,
+                        &plan.vars,
+                        &unsubscribe,
+                    )
+                    .map_err(|e| e.to_string())?;
+                let to = EmailAddress::parse(&m.address).map_err(|Invalid(e)| e)?;
+                let message_id = message_id(m, &self.email);
+                let headers = EmailHeaders {
+                    from: &self.email.from,
+                    to: &to,
+                    to_name: Some(recipient.full_name.as_str()).filter(|n| !n.is_empty()),
+                    message_id: &message_id,
+                    unsubscribe_url: Some(&unsubscribe),
+                };
+                let message = build_email(&rendered, &headers, &plan.attachments)
+                    .map_err(|e| e.to_string())?;
+                let envelope: Envelope = message.envelope().clone();
+                Ok(Outgoing::Email(EmailOut {
+                    reference,
+                    envelope,
+                    raw: message.formatted(),
+                }))
+            }
+        }
+    }
+}
+
+/// The reference a provider sees for an outbox row: stable across resends.
+pub fn reference(message_id: i64) -> String {
+    format!("m{message_id}")
+}
+
+/// `<aviso.{run}.{message}@{sender's domain}>`: the same for every resend of a
+/// row, so a duplicate after a crash can be recognised downstream.
+pub fn message_id(m: &ClaimedMessage, email: &EmailSettings) -> String {
+    let domain = email.from.email.domain();
+    format!("<aviso.{}.{}@{domain}>", m.run_id, m.id)
+}
+
+pub fn recipient_of(m: &ClaimedMessage) -> Recipient {
+    let full_name = [m.first_name.as_deref(), m.last_name.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    Recipient {
+        id: m.contact_id.clone(),
+        kind: m.kind.clone(),
+        first_name: m.first_name.clone(),
+        last_name: m.last_name.clone(),
+        full_name,
+        entity: m.entity.clone(),
+        country: m.country.clone(),
+        language: m.language.clone(),
+        credential: m.credential.clone(),
+        population: m.population.clone(),
+        modality: m.modality.clone(),
+    }
+}

@@ -1,0 +1,436 @@
+//! The worker: claim due messages with a lease, commit, render and send outside
+//! any transaction, and record each outcome only while the lease still holds.
+//!
+//! At most `concurrency` sends are in flight, and outcomes are committed in
+//! batches of at most [`RECORD_BATCH`]. A worker killed at any moment therefore
+//! loses nothing: messages it had claimed come back when their lease expires,
+//! and only those handed to a provider whose outcome was not yet committed
+//! (at most `concurrency + RECORD_BATCH`) can be sent twice.
+
+mod compose;
+mod recorder;
+pub mod retry;
+pub mod tokens;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+pub use compose::{message_id, recipient_of, reference, CampaignPlan, Composer};
+use recorder::Recorder;
+pub use recorder::RECORD_BATCH;
+pub use retry::RetryPolicy;
+pub use tokens::{Purpose, Tokens};
+
+use crate::campaigns::{CampaignState, ClaimedMessage, Outcome, OutcomeKind};
+use crate::channels::{Channel, DeliveryError};
+use crate::clock::Clock;
+use crate::domain::{mask_address, ChannelKind, SuppressionScope};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct DispatchOptions {
+    /// Names this worker in leases and attempt records.
+    pub worker_id: String,
+    /// Sends in flight at once.
+    pub concurrency: usize,
+    /// How long a claim holds before another worker may take the message over.
+    pub lease: Duration,
+    /// Messages claimed per statement.
+    pub batch: usize,
+    /// How often an idle worker looks for due work.
+    pub poll: Duration,
+    /// A send that takes longer than this counts as a temporary failure.
+    pub send_timeout: Duration,
+    pub retry: RetryPolicy,
+}
+
+impl DispatchOptions {
+    pub fn new(worker_id: String) -> DispatchOptions {
+        DispatchOptions {
+            worker_id,
+            concurrency: 16,
+            lease: Duration::from_secs(60),
+            batch: RECORD_BATCH,
+            poll: Duration::from_millis(500),
+            send_timeout: Duration::from_secs(60),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// A worker id that is unique across hosts and restarts.
+pub fn worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    format!(
+        "{host}:{}:{:04x}",
+        std::process::id(),
+        rand::random::<u16>()
+    )
+}
+
+/// The providers a worker can use: one default per channel, and named ones.
+#[derive(Default, Clone)]
+pub struct ChannelSet {
+    pub email: Option<Arc<dyn Channel>>,
+    pub sms: Option<Arc<dyn Channel>>,
+    pub named: HashMap<String, Arc<dyn Channel>>,
+}
+
+impl ChannelSet {
+    pub fn for_plan(&self, plan: &CampaignPlan) -> Option<Arc<dyn Channel>> {
+        match &plan.provider {
+            Some(name) => self.named.get(name).cloned(),
+            None => match plan.channel {
+                ChannelKind::Email => self.email.clone(),
+                ChannelKind::Sms => self.sms.clone(),
+            },
+        }
+    }
+}
+
+/// What a worker did, by outcome.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WorkerReport {
+    pub sent: u64,
+    pub retrying: u64,
+    pub failed: u64,
+    pub deferred: u64,
+    pub expired: u64,
+    pub lost_lease: u64,
+    pub released: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct Dispatcher {
+    pub store: Arc<dyn Store>,
+    pub composer: Arc<Composer>,
+    pub channels: ChannelSet,
+    pub clock: Arc<dyn Clock>,
+    pub options: DispatchOptions,
+}
+
+/// Shared with every send task.
+struct SendContext {
+    composer: Arc<Composer>,
+    clock: Arc<dyn Clock>,
+    retry: RetryPolicy,
+    send_timeout: Duration,
+}
+
+impl Dispatcher {
+    /// Works until `shutdown` turns true, or, with `until_idle`, until nothing
+    /// is due (`aviso worker --once`). In-flight sends are always finished and
+    /// recorded before returning; claimed messages not yet sent are released.
+    pub async fn run(
+        &self,
+        until_idle: bool,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<WorkerReport, DispatchError> {
+        let opts = &self.options;
+        let recorder = Recorder::spawn(
+            self.store.clone(),
+            opts.worker_id.clone(),
+            self.clock.clone(),
+        );
+        let heartbeat = self.spawn_heartbeat();
+        let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+        let context = Arc::new(SendContext {
+            composer: self.composer.clone(),
+            clock: self.clock.clone(),
+            retry: opts.retry.clone(),
+            send_timeout: opts.send_timeout,
+        });
+        let mut plans: HashMap<i64, Arc<CampaignPlan>> = HashMap::new();
+        let mut unusable: HashSet<i64> = HashSet::new();
+        let mut tasks = JoinSet::new();
+        let mut released = 0;
+        let mut idle_checked = false;
+        let mut last_housekeeping: Option<i64> = None;
+
+        'work: loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            while let Some(done) = tasks.try_join_next() {
+                if let Err(e) = done {
+                    tracing::error!("a send task failed: {e}");
+                }
+            }
+            let now = self.clock.now_ms();
+            if idle_checked || last_housekeeping.is_none_or(|at| now - at >= 1000) {
+                self.store.housekeeping(now).await?;
+                last_housekeeping = Some(now);
+            }
+            let claimed = if permits.available_permits() > 0 {
+                self.claim_due(&mut plans, &mut unusable, now).await?
+            } else {
+                Vec::new()
+            };
+            if claimed.is_empty() {
+                if tasks.is_empty() {
+                    recorder.flush().await;
+                    if until_idle {
+                        if idle_checked {
+                            break;
+                        }
+                        // Outcomes just committed may have finished runs:
+                        // one more round with housekeeping before stopping.
+                        idle_checked = true;
+                        continue;
+                    }
+                }
+                tokio::select! {
+                    _ = stopped(&mut shutdown) => {}
+                    _ = tasks.join_next(), if !tasks.is_empty() => {}
+                    _ = tokio::time::sleep(opts.poll), if tasks.is_empty() => {}
+                }
+                continue;
+            }
+            idle_checked = false;
+            let mut pending = claimed.into_iter();
+            while let Some((plan, channel, message)) = pending.next() {
+                let permit = tokio::select! {
+                    permit = permits.clone().acquire_owned() => permit,
+                    _ = stopped(&mut shutdown) => {
+                        let mut ids = vec![message.id];
+                        ids.extend(pending.map(|(_, _, m)| m.id));
+                        released += self.store.release(&opts.worker_id, &ids, self.clock.now_ms()).await?;
+                        break 'work;
+                    }
+                };
+                let Ok(permit) = permit else { break 'work };
+                let context = context.clone();
+                let recorder = recorder.sender();
+                tasks.spawn(async move {
+                    let outcome = send_one(&context, &plan, channel.as_ref(), &message).await;
+                    recorder.record(outcome).await;
+                    drop(permit);
+                });
+            }
+        }
+        while let Some(done) = tasks.join_next().await {
+            if let Err(e) = done {
+                tracing::error!("a send task failed: {e}");
+            }
+        }
+        let mut report = recorder.close().await;
+        heartbeat.abort();
+        self.store.housekeeping(self.clock.now_ms()).await?;
+        report.released = released;
+        Ok(report)
+    }
+
+    /// Claims due messages across running campaigns, up to one batch.
+    async fn claim_due(
+        &self,
+        plans: &mut HashMap<i64, Arc<CampaignPlan>>,
+        unusable: &mut HashSet<i64>,
+        now: i64,
+    ) -> Result<Vec<(Arc<CampaignPlan>, Arc<dyn Channel>, ClaimedMessage)>, DispatchError> {
+        let opts = &self.options;
+        let mut claimed = Vec::new();
+        let running = self.store.campaigns().await?;
+        for campaign in running
+            .iter()
+            .filter(|c| c.state == CampaignState::Running.code())
+        {
+            if claimed.len() >= opts.batch {
+                break;
+            }
+            if unusable.contains(&campaign.id) {
+                continue;
+            }
+            let plan = match plans.get(&campaign.id) {
+                Some(plan) => plan.clone(),
+                None => match CampaignPlan::prepare(campaign) {
+                    Ok(plan) => {
+                        let plan = Arc::new(plan);
+                        plans.insert(campaign.id, plan.clone());
+                        plan
+                    }
+                    Err(reason) => {
+                        let reason = format!("cannot prepare the campaign: {reason}");
+                        tracing::error!("campaign {}: {reason}; pausing it", campaign.id);
+                        self.store
+                            .set_campaign_state(
+                                campaign.id,
+                                &[CampaignState::Running],
+                                CampaignState::Paused,
+                                Some(&reason),
+                                now,
+                            )
+                            .await?;
+                        continue;
+                    }
+                },
+            };
+            let Some(channel) = self.channels.for_plan(&plan) else {
+                tracing::warn!(
+                    "campaign {} needs a {} provider{} that this worker does not have; leaving it to other workers",
+                    campaign.id,
+                    plan.channel,
+                    plan.provider.as_deref().map(|p| format!(" ({p})")).unwrap_or_default()
+                );
+                unusable.insert(campaign.id);
+                continue;
+            };
+            let limit = (opts.batch - claimed.len()) as i64;
+            let lease_ms = opts.lease.as_millis() as i64;
+            for m in self
+                .store
+                .claim(campaign.id, &opts.worker_id, now, lease_ms, limit)
+                .await?
+            {
+                claimed.push((plan.clone(), channel.clone(), m));
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Keeps this worker's leases alive while it works through a slow batch.
+    fn spawn_heartbeat(&self) -> tokio::task::JoinHandle<()> {
+        let store = self.store.clone();
+        let clock = self.clock.clone();
+        let worker = self.options.worker_id.clone();
+        let lease = self.options.lease;
+        tokio::spawn(async move {
+            let every = lease / 3;
+            loop {
+                tokio::time::sleep(every).await;
+                let until = clock.now_ms() + lease.as_millis() as i64;
+                if let Err(e) = store.extend_leases(&worker, until).await {
+                    tracing::warn!("could not extend leases: {e}");
+                }
+            }
+        })
+    }
+}
+
+/// Resolves when shutdown is asked for; never, if nobody can ask any more.
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    if shutdown.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Renders and sends one message, and says what happened.
+async fn send_one(
+    ctx: &SendContext,
+    plan: &CampaignPlan,
+    channel: &dyn Channel,
+    m: &ClaimedMessage,
+) -> Outcome {
+    let outcome = |provider: &str, code: Option<String>, reason: Option<String>, kind| Outcome {
+        message_id: m.id,
+        lease_epoch: m.lease_epoch,
+        provider: provider.to_string(),
+        code,
+        reason,
+        kind,
+    };
+    let now = ctx.clock.now_ms();
+    if plan.expires_at.is_some_and(|at| at <= now) {
+        return outcome(
+            channel.name(),
+            None,
+            Some("campaign expired".into()),
+            OutcomeKind::Expired,
+        );
+    }
+    let message = match ctx.composer.compose(plan, m) {
+        Ok(message) => message,
+        Err(reason) => {
+            tracing::error!("message {} of campaign {}: {reason}", m.id, plan.id);
+            let kind = OutcomeKind::Failed {
+                permanent: true,
+                suppress: None,
+            };
+            return outcome("aviso", Some("template".into()), Some(reason), kind);
+        }
+    };
+    let result = match tokio::time::timeout(ctx.send_timeout, channel.send(&message)).await {
+        Ok(result) => result,
+        Err(_) => Err(DeliveryError::temporary(format!(
+            "no answer within {} s",
+            ctx.send_timeout.as_secs()
+        ))),
+    };
+    let attempts = (m.attempts + 1) as u32;
+    let now = ctx.clock.now_ms();
+    match result {
+        Ok(accepted) => {
+            tracing::debug!("message {} to {} sent", m.id, mask_address(&m.address));
+            outcome(
+                channel.name(),
+                accepted.code,
+                None,
+                OutcomeKind::Sent {
+                    provider_ref: accepted.provider_ref,
+                },
+            )
+        }
+        Err(DeliveryError::Temporary {
+            code,
+            reason,
+            retry_after,
+            ..
+        }) => {
+            if ctx.retry.exhausted(attempts) {
+                tracing::info!(
+                    "message {} to {}: giving up after {attempts} attempts: {reason}",
+                    m.id,
+                    mask_address(&m.address)
+                );
+                let reason = format!("gave up after {attempts} attempts: {reason}");
+                let kind = OutcomeKind::Failed {
+                    permanent: false,
+                    suppress: None,
+                };
+                return outcome(channel.name(), code, Some(reason), kind);
+            }
+            let delay = ctx
+                .retry
+                .delay(attempts)
+                .max(retry_after.unwrap_or_default());
+            let next_attempt_at = now + delay.as_millis() as i64;
+            outcome(
+                channel.name(),
+                code,
+                Some(reason),
+                OutcomeKind::Retry { next_attempt_at },
+            )
+        }
+        Err(DeliveryError::Permanent {
+            code,
+            reason,
+            suppress,
+        }) => {
+            tracing::info!(
+                "message {} to {} failed permanently: {reason}",
+                m.id,
+                mask_address(&m.address)
+            );
+            let scope = match plan.channel {
+                ChannelKind::Sms => SuppressionScope::Sms,
+                ChannelKind::Email => SuppressionScope::Email,
+            };
+            let kind = OutcomeKind::Failed {
+                permanent: true,
+                suppress: suppress.map(|reason| (m.address.clone(), scope, reason)),
+            };
+            outcome(channel.name(), code, Some(reason), kind)
+        }
+    }
+}

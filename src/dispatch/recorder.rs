@@ -1,0 +1,195 @@
+//! Outcomes are committed in batches: one transaction per [`RECORD_BATCH`]
+//! outcomes or per 50 ms, whichever comes first. The batch bounds how many
+//! sent-but-unrecorded messages a crash can leave (and so re-send).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::WorkerReport;
+use crate::campaigns::{Outcome, OutcomeKind};
+use crate::clock::Clock;
+use crate::store::Store;
+
+/// Outcomes committed per transaction, at most.
+pub const RECORD_BATCH: usize = 256;
+const LINGER: Duration = Duration::from_millis(50);
+/// How long to keep trying when the database is unreachable before giving up
+/// on a batch (its messages are then re-sent when their leases expire).
+const GIVE_UP_AFTER: Duration = Duration::from_secs(120);
+
+enum Command {
+    Record(Box<Outcome>),
+    Flush(oneshot::Sender<()>),
+}
+
+pub struct Recorder {
+    tx: mpsc::Sender<Command>,
+    task: tokio::task::JoinHandle<WorkerReport>,
+}
+
+/// A cheap handle for send tasks.
+#[derive(Clone)]
+pub struct RecorderHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl RecorderHandle {
+    pub async fn record(&self, outcome: Outcome) {
+        if self
+            .tx
+            .send(Command::Record(Box::new(outcome)))
+            .await
+            .is_err()
+        {
+            tracing::error!("outcome of a message could not be recorded: the recorder stopped");
+        }
+    }
+}
+
+impl Recorder {
+    pub fn spawn(store: Arc<dyn Store>, worker: String, clock: Arc<dyn Clock>) -> Recorder {
+        let (tx, rx) = mpsc::channel(RECORD_BATCH * 4);
+        let task = tokio::spawn(run(store, worker, clock, rx));
+        Recorder { tx, task }
+    }
+
+    pub fn sender(&self) -> RecorderHandle {
+        RecorderHandle {
+            tx: self.tx.clone(),
+        }
+    }
+
+    /// Returns once everything recorded so far is committed.
+    pub async fn flush(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.tx.send(Command::Flush(ack)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    /// Commits what is left and returns the totals.
+    pub async fn close(self) -> WorkerReport {
+        drop(self.tx);
+        self.task.await.unwrap_or_default()
+    }
+}
+
+async fn run(
+    store: Arc<dyn Store>,
+    worker: String,
+    clock: Arc<dyn Clock>,
+    mut rx: mpsc::Receiver<Command>,
+) -> WorkerReport {
+    let mut report = WorkerReport::default();
+    let mut batch: Vec<Outcome> = Vec::with_capacity(RECORD_BATCH);
+    loop {
+        let command = if batch.is_empty() {
+            rx.recv().await
+        } else {
+            match tokio::time::timeout(LINGER, rx.recv()).await {
+                Ok(command) => command,
+                Err(_) => {
+                    commit(
+                        store.as_ref(),
+                        &worker,
+                        clock.as_ref(),
+                        &mut batch,
+                        &mut report,
+                    )
+                    .await;
+                    continue;
+                }
+            }
+        };
+        match command {
+            Some(Command::Record(outcome)) => {
+                batch.push(*outcome);
+                if batch.len() >= RECORD_BATCH {
+                    commit(
+                        store.as_ref(),
+                        &worker,
+                        clock.as_ref(),
+                        &mut batch,
+                        &mut report,
+                    )
+                    .await;
+                }
+            }
+            Some(Command::Flush(ack)) => {
+                commit(
+                    store.as_ref(),
+                    &worker,
+                    clock.as_ref(),
+                    &mut batch,
+                    &mut report,
+                )
+                .await;
+                let _ = ack.send(());
+            }
+            None => {
+                commit(
+                    store.as_ref(),
+                    &worker,
+                    clock.as_ref(),
+                    &mut batch,
+                    &mut report,
+                )
+                .await;
+                return report;
+            }
+        }
+    }
+}
+
+async fn commit(
+    store: &dyn Store,
+    worker: &str,
+    clock: &dyn Clock,
+    batch: &mut Vec<Outcome>,
+    report: &mut WorkerReport,
+) {
+    if batch.is_empty() {
+        return;
+    }
+    let started = std::time::Instant::now();
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match store.record_outcomes(worker, batch, clock.now_ms()).await {
+            Ok(recorded) => {
+                report.lost_lease += recorded.lost_lease;
+                if recorded.lost_lease > 0 {
+                    tracing::warn!(
+                        "{} outcome(s) arrived after their lease expired; another worker owns those messages now",
+                        recorded.lost_lease
+                    );
+                }
+                for o in batch.iter() {
+                    match &o.kind {
+                        OutcomeKind::Sent { .. } => report.sent += 1,
+                        OutcomeKind::Retry { .. } => report.retrying += 1,
+                        OutcomeKind::Failed { .. } => report.failed += 1,
+                        OutcomeKind::Deferred { .. } => report.deferred += 1,
+                        OutcomeKind::Expired => report.expired += 1,
+                    }
+                }
+                batch.clear();
+                return;
+            }
+            Err(e) if started.elapsed() < GIVE_UP_AFTER => {
+                tracing::warn!("cannot record {} outcome(s), retrying: {e}", batch.len());
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                tracing::error!(
+                    "gave up recording {} outcome(s): {e}; those messages will be sent again when their leases expire",
+                    batch.len()
+                );
+                batch.clear();
+                return;
+            }
+        }
+    }
+}
