@@ -1,0 +1,9 @@
+//! The integration tests: one binary, so the crate links once. Tests that need
+//! a real peer (smtp-sink, Kannel, PostgreSQL) start it through
+//! `support::peers` and skip when it is missing, unless `AVISO_REQUIRE_PEERS=1`
+//! (set by `ops/test`), where they fail instead.
+
+mod support;
+
+mod cli_basics;
+mod peers_smoke;

@@ -1,0 +1,168 @@
+//! Shared helpers for the integration tests (one binary: `tests/it/main.rs`).
+//! Each test gets its own workspace (a temp dir with its own SQLite database);
+//! tests that need a real peer start it through `peers`.
+
+pub mod peers;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// The `aviso` binary cargo built for these tests.
+pub fn aviso_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_aviso"))
+}
+
+/// A copy of a fixture under `tests/fixtures/`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// An isolated installation: its own directory, database and providers.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+    pub database_url: String,
+    env: Vec<(String, String)>,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = format!("sqlite://{}", dir.path().join("aviso.db").display());
+        Workspace {
+            dir,
+            database_url,
+            env: Vec::new(),
+        }
+    }
+
+    /// A workspace whose database is a fresh PostgreSQL database.
+    pub fn postgres(base_url: &str) -> Workspace {
+        let mut ws = Workspace::new();
+        ws.database_url = create_pg_database(base_url);
+        ws
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Sets an environment variable for every command of this workspace.
+    pub fn env(&mut self, key: &str, value: &str) -> &mut Workspace {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// E-mail and SMS go to files under the workspace.
+    pub fn with_file_providers(&mut self) -> &mut Workspace {
+        let email = format!("file://{}", self.path().join("out/email").display());
+        let sms = format!("file://{}", self.path().join("out/sms").display());
+        self.env("AVISO_EMAIL_PROVIDER", &email);
+        self.env("AVISO_SMS_PROVIDER", &sms)
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(aviso_bin());
+        cmd.current_dir(self.path())
+            .env("AVISO_DATABASE_URL", &self.database_url)
+            .env_remove("AVISO_CONFIG")
+            .env_remove("AVISO_TEMPLATES")
+            .env_remove("AVISO_EMAIL_PROVIDER")
+            .env_remove("AVISO_SMS_PROVIDER")
+            .env(
+                "AVISO_LOG",
+                std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .args(args);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Runs a command, whatever its exit status.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run aviso")
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "aviso {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a command that must succeed and print JSON.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let out = self.ok(args);
+        serde_json::from_str(out.trim())
+            .unwrap_or_else(|e| panic!("aviso {args:?}: not JSON ({e}): {out}"))
+    }
+
+    /// Runs a command that must fail with `code`; returns its stderr.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "aviso {args:?}: expected exit {code}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Writes a file in the workspace and returns its path as a string.
+    pub fn write(&self, name: &str, content: impl AsRef<[u8]>) -> String {
+        let path = self.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, content).unwrap();
+        path.display().to_string()
+    }
+}
+
+/// A fresh database on the test PostgreSQL server, for one test.
+pub fn create_pg_database(base_url: &str) -> String {
+    let name = format!("aviso_{:016x}", rand_u64());
+    let admin = std::process::Command::new("psql")
+        .arg(base_url)
+        .args([
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-q",
+            "-c",
+            &format!("CREATE DATABASE {name}"),
+        ])
+        .output()
+        .expect("run psql");
+    assert!(
+        admin.status.success(),
+        "cannot create a test database: {}",
+        String::from_utf8_lossy(&admin.stderr)
+    );
+    let (prefix, _) = base_url.rsplit_once('/').expect("database URL with a path");
+    format!("{prefix}/{name}")
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    h.finish()
+}
