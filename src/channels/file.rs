@@ -20,6 +20,11 @@ pub struct FileChannel {
 impl FileChannel {
     pub fn new(dir: PathBuf, kind: ChannelKind) -> std::io::Result<FileChannel> {
         std::fs::create_dir_all(&dir)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        }
         Ok(FileChannel {
             name: format!("file://{}", dir.display()),
             dir,
@@ -57,7 +62,7 @@ impl Channel for FileChannel {
                 // after a crash replaces the file instead of adding one.
                 let path = self.dir.join(format!("{}.eml", email.reference));
                 let tmp = self.dir.join(format!(".{}.eml.tmp", email.reference));
-                tokio::fs::write(&tmp, &email.raw)
+                write_private(&tmp, &email.raw)
                     .await
                     .map_err(|e| self.failed("an e-mail", e))?;
                 tokio::fs::rename(&tmp, &path)
@@ -78,9 +83,11 @@ impl Channel for FileChannel {
                 });
                 let mut guard = self.sms_log.lock().await;
                 if guard.is_none() {
-                    let file = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
+                    let mut options = std::fs::OpenOptions::new();
+                    options.create(true).append(true);
+                    #[cfg(unix)]
+                    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                    let file = options
                         .open(self.dir.join("sms.jsonl"))
                         .map_err(|e| self.failed("sms.jsonl", e))?;
                     *guard = Some(file);
@@ -95,4 +102,16 @@ impl Channel for FileChannel {
             }
         }
     }
+}
+
+/// Messages hold voters' addresses: readable by the owner only.
+async fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path).await?;
+    file.write_all(bytes).await?;
+    file.flush().await
 }

@@ -4,6 +4,7 @@
 mod activity;
 mod campaign;
 mod contacts;
+mod demo;
 mod suppress;
 mod templates;
 mod worker;
@@ -60,6 +61,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The whole job on a sample, with no servers: SQLite and file transports
+    Demo(demo::DemoArgs),
     /// Import, count and inspect contacts
     #[command(subcommand)]
     Contacts(contacts::ContactsCommand),
@@ -214,16 +217,25 @@ impl Context {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = Config::load(cli.config.as_deref())?;
-    let database_url = config.database_url(cli.database_url.as_deref());
-    let templates_dir = config.templates_dir(cli.templates.as_deref());
-    let ctx = Context {
+    let Cli {
         config,
         database_url,
-        templates_dir,
+        templates,
+        command,
+    } = cli;
+    // The demo makes its own workspace and ignores any local aviso.toml.
+    if let Command::Demo(args) = command {
+        return demo::run(args).await;
+    }
+    let config = Config::load(config.as_deref())?;
+    let ctx = Context {
+        database_url: config.database_url(database_url.as_deref()),
+        templates_dir: config.templates_dir(templates.as_deref()),
+        config,
         clock: Arc::new(SystemClock),
     };
-    match cli.command {
+    match command {
+        Command::Demo(_) => Ok(ExitCode::SUCCESS),
         Command::Contacts(cmd) => contacts::run(&ctx, cmd).await,
         Command::Suppress(cmd) => suppress::run(&ctx, cmd).await,
         Command::Templates(cmd) => templates::run(&ctx, cmd).await,

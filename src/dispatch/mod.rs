@@ -8,6 +8,7 @@
 //! (at most `concurrency + RECORD_BATCH`) can be sent twice.
 
 mod compose;
+pub mod rate;
 mod recorder;
 pub mod retry;
 pub mod tokens;
@@ -31,6 +32,7 @@ use crate::channels::{Channel, DeliveryError};
 use crate::clock::Clock;
 use crate::domain::{mask_address, ChannelKind, SuppressionScope};
 use crate::store::{Store, StoreError};
+use rate::ProviderGate;
 
 #[derive(Debug, Clone)]
 pub struct DispatchOptions {
@@ -84,6 +86,25 @@ pub struct ChannelSet {
 }
 
 impl ChannelSet {
+    fn all(&self) -> impl Iterator<Item = &Arc<dyn Channel>> {
+        self.email
+            .iter()
+            .chain(self.sms.iter())
+            .chain(self.named.values())
+    }
+
+    /// A pacing gate per provider: its rate and connection cap.
+    fn gates(&self) -> HashMap<String, Arc<ProviderGate>> {
+        self.all()
+            .map(|c| {
+                (
+                    c.name().to_string(),
+                    Arc::new(ProviderGate::new(c.rate(), c.connections())),
+                )
+            })
+            .collect()
+    }
+
     pub fn for_plan(&self, plan: &CampaignPlan) -> Option<Arc<dyn Channel>> {
         match &plan.provider {
             Some(name) => self.named.get(name).cloned(),
@@ -127,6 +148,22 @@ struct SendContext {
     clock: Arc<dyn Clock>,
     retry: RetryPolicy,
     send_timeout: Duration,
+    /// Pacing per provider, by provider name.
+    gates: HashMap<String, Arc<ProviderGate>>,
+    /// The origin of the monotonic milliseconds the gates count in.
+    started: std::time::Instant,
+    /// Campaigns currently running, refreshed twice a second: a message whose
+    /// campaign was paused or cancelled after it was claimed goes back unsent.
+    running: std::sync::RwLock<HashSet<i64>>,
+}
+
+impl SendContext {
+    fn is_running(&self, campaign_id: i64) -> bool {
+        self.running
+            .read()
+            .map(|set| set.contains(&campaign_id))
+            .unwrap_or(true)
+    }
 }
 
 impl Dispatcher {
@@ -151,7 +188,11 @@ impl Dispatcher {
             clock: self.clock.clone(),
             retry: opts.retry.clone(),
             send_timeout: opts.send_timeout,
+            gates: self.channels.gates(),
+            started: std::time::Instant::now(),
+            running: std::sync::RwLock::new(self.running_campaigns().await?),
         });
+        let watcher = self.spawn_state_watcher(context.clone());
         let mut plans: HashMap<i64, Arc<CampaignPlan>> = HashMap::new();
         let mut unusable: HashSet<i64> = HashSet::new();
         let mut tasks = JoinSet::new();
@@ -227,6 +268,7 @@ impl Dispatcher {
         }
         let mut report = recorder.close().await;
         heartbeat.abort();
+        watcher.abort();
         self.store.housekeeping(self.clock.now_ms()).await?;
         report.released = released;
         Ok(report)
@@ -299,6 +341,40 @@ impl Dispatcher {
         Ok(claimed)
     }
 
+    async fn running_campaigns(&self) -> Result<HashSet<i64>, DispatchError> {
+        Ok(self
+            .store
+            .campaigns()
+            .await?
+            .into_iter()
+            .filter(|c| c.state == CampaignState::Running.code())
+            .map(|c| c.id)
+            .collect())
+    }
+
+    /// Follows pauses and cancellations while messages wait for their turn.
+    fn spawn_state_watcher(&self, context: Arc<SendContext>) -> tokio::task::JoinHandle<()> {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                match store.campaigns().await {
+                    Ok(all) => {
+                        let running = all
+                            .into_iter()
+                            .filter(|c| c.state == CampaignState::Running.code())
+                            .map(|c| c.id)
+                            .collect();
+                        if let Ok(mut set) = context.running.write() {
+                            *set = running;
+                        }
+                    }
+                    Err(e) => tracing::warn!("cannot read campaign states: {e}"),
+                }
+            }
+        })
+    }
+
     /// Keeps this worker's leases alive while it works through a slow batch.
     fn spawn_heartbeat(&self) -> tokio::task::JoinHandle<()> {
         let store = self.store.clone();
@@ -360,6 +436,27 @@ async fn send_one(
             return outcome("aviso", Some("template".into()), Some(reason), kind);
         }
     };
+    let gate = ctx.gates.get(channel.name());
+    let monotonic = || ctx.started.elapsed().as_secs_f64() * 1000.0;
+    let _connection = match gate {
+        Some(gate) => {
+            tokio::time::sleep(gate.reserve(monotonic())).await;
+            gate.connections().acquire().await.ok()
+        }
+        None => None,
+    };
+    if !ctx.is_running(plan.id) {
+        // Paused or cancelled while this message waited: it goes back unsent.
+        let now = ctx.clock.now_ms();
+        return outcome(
+            channel.name(),
+            None,
+            None,
+            OutcomeKind::Deferred {
+                next_attempt_at: now,
+            },
+        );
+    }
     let result = match tokio::time::timeout(ctx.send_timeout, channel.send(&message)).await {
         Ok(result) => result,
         Err(_) => Err(DeliveryError::temporary(format!(
@@ -367,6 +464,17 @@ async fn send_one(
             ctx.send_timeout.as_secs()
         ))),
     };
+    if let Some(gate) = gate {
+        match &result {
+            Err(DeliveryError::Temporary {
+                throttle: true,
+                retry_after,
+                ..
+            }) => gate.slow_down(monotonic(), *retry_after),
+            Ok(_) => gate.recovered(),
+            Err(_) => {}
+        }
+    }
     let attempts = (m.attempts + 1) as u32;
     let now = ctx.clock.now_ms();
     match result {

@@ -84,11 +84,15 @@ async fn run(
 ) -> WorkerReport {
     let mut report = WorkerReport::default();
     let mut batch: Vec<Outcome> = Vec::with_capacity(RECORD_BATCH);
+    // The oldest outcome waits at most LINGER, however steadily others arrive.
+    let mut deadline = tokio::time::Instant::now();
     loop {
         let command = if batch.is_empty() {
-            rx.recv().await
+            let command = rx.recv().await;
+            deadline = tokio::time::Instant::now() + LINGER;
+            command
         } else {
-            match tokio::time::timeout(LINGER, rx.recv()).await {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(command) => command,
                 Err(_) => {
                     commit(

@@ -1,0 +1,186 @@
+//! Per-provider pacing: a rate (messages per second) and a cap on connections.
+//! When a provider says "slow down" (SMTP 421/451/452, HTTP 429) the rate
+//! halves; each success then raises it a little until it is back where it was.
+//!
+//! Written by hand rather than with `governor` because the rate must change
+//! while running (halve, then recover), which a fixed quota cannot do.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+/// The slowest a throttled provider is driven: one message every ten seconds.
+const FLOOR: f64 = 0.1;
+/// Each success raises a reduced rate by this factor (about 70 successes to double).
+const RECOVERY: f64 = 1.01;
+
+#[derive(Debug)]
+struct Pace {
+    /// The configured rate; `None` is "as fast as the connections allow".
+    ceiling: Option<f64>,
+    /// The rate in force; `None` while unlimited.
+    current: Option<f64>,
+    /// When an unlimited provider was slowed, the rate it recovers to before
+    /// becoming unlimited again.
+    release_at: f64,
+    /// Earliest time (ms) the next message may start.
+    next_free: f64,
+    /// Recent throughput, to know what "half" means for an unlimited provider.
+    observed: Throughput,
+}
+
+#[derive(Debug, Default)]
+struct Throughput {
+    window_start: f64,
+    count: f64,
+    rate: f64,
+}
+
+impl Throughput {
+    fn tick(&mut self, now: f64) {
+        if now - self.window_start >= 1000.0 {
+            let elapsed = (now - self.window_start).max(1.0);
+            self.rate = self.count * 1000.0 / elapsed;
+            self.window_start = now;
+            self.count = 0.0;
+        }
+        self.count += 1.0;
+    }
+}
+
+/// What `campaign status` shows about a provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaceReport {
+    pub ceiling: Option<f64>,
+    pub current: Option<f64>,
+}
+
+#[derive(Debug)]
+pub struct ProviderGate {
+    pace: Mutex<Pace>,
+    connections: Semaphore,
+}
+
+impl ProviderGate {
+    pub fn new(rate: Option<f64>, connections: usize) -> ProviderGate {
+        ProviderGate {
+            pace: Mutex::new(Pace {
+                ceiling: rate,
+                current: rate,
+                release_at: 0.0,
+                next_free: 0.0,
+                observed: Throughput::default(),
+            }),
+            connections: Semaphore::new(connections.max(1)),
+        }
+    }
+
+    /// How long the caller must wait, at `now_ms`, before sending; books the slot.
+    pub fn reserve(&self, now_ms: f64) -> Duration {
+        let mut pace = self.lock();
+        pace.observed.tick(now_ms);
+        let start = pace.next_free.max(now_ms);
+        pace.next_free = match pace.current {
+            Some(rate) => start + 1000.0 / rate,
+            None => start,
+        };
+        Duration::from_secs_f64(((start - now_ms) / 1000.0).max(0.0))
+    }
+
+    /// The provider pushed back: halve the rate, and wait `retry_after` if given.
+    pub fn slow_down(&self, now_ms: f64, retry_after: Option<Duration>) {
+        let mut pace = self.lock();
+        let base = match pace.current {
+            Some(rate) => rate,
+            None => {
+                pace.release_at = pace.observed.rate.max(2.0 * FLOOR);
+                pace.release_at
+            }
+        };
+        pace.current = Some((base / 2.0).max(FLOOR));
+        if let Some(wait) = retry_after {
+            pace.next_free = pace.next_free.max(now_ms + wait.as_secs_f64() * 1000.0);
+        }
+        tracing::info!(
+            "provider asked to slow down: now {:.1} messages/s",
+            pace.current.unwrap_or(FLOOR)
+        );
+    }
+
+    /// A success: let a reduced rate creep back up.
+    pub fn recovered(&self) {
+        let mut pace = self.lock();
+        let Some(rate) = pace.current else { return };
+        let raised = rate * RECOVERY;
+        pace.current = match pace.ceiling {
+            Some(ceiling) => Some(raised.min(ceiling)),
+            None if raised >= pace.release_at => None,
+            None => Some(raised),
+        };
+    }
+
+    pub fn report(&self) -> PaceReport {
+        let pace = self.lock();
+        PaceReport {
+            ceiling: pace.ceiling,
+            current: pace.current,
+        }
+    }
+
+    pub fn connections(&self) -> &Semaphore {
+        &self.connections
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pace> {
+        // A panic while holding this lock cannot leave the numbers inconsistent.
+        self.pace
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_spaces_messages_evenly() {
+        let gate = ProviderGate::new(Some(10.0), 1);
+        let waits: Vec<u128> = (0..4).map(|_| gate.reserve(0.0).as_millis()).collect();
+        assert_eq!(waits, [0, 100, 200, 300]);
+        assert_eq!(gate.reserve(1000.0).as_millis(), 0, "time has passed");
+    }
+
+    #[test]
+    fn throttling_halves_and_successes_recover_to_the_ceiling() {
+        let gate = ProviderGate::new(Some(100.0), 1);
+        gate.slow_down(0.0, None);
+        assert_eq!(gate.report().current, Some(50.0));
+        gate.slow_down(0.0, None);
+        assert_eq!(gate.report().current, Some(25.0));
+        for _ in 0..500 {
+            gate.recovered();
+        }
+        assert_eq!(gate.report().current, Some(100.0));
+    }
+
+    #[test]
+    fn an_unlimited_provider_is_slowed_to_half_its_pace_then_released() {
+        let gate = ProviderGate::new(None, 1);
+        for i in 0..400 {
+            gate.reserve(i as f64 * 5.0); // 200 messages/s over two seconds
+        }
+        gate.slow_down(2000.0, Some(Duration::from_secs(3)));
+        let slowed = gate.report().current.expect("now limited");
+        assert!((90.0..=110.0).contains(&slowed), "{slowed}");
+        assert!(
+            gate.reserve(2000.0) >= Duration::from_secs(3),
+            "Retry-After is honoured"
+        );
+        for _ in 0..200 {
+            gate.recovered();
+        }
+        assert_eq!(gate.report().current, None, "back to unlimited");
+    }
+}
