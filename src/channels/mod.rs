@@ -4,7 +4,11 @@
 //! temporary (try again later) or permanent (stop, and maybe suppress).
 
 mod file;
+mod http;
+mod kannel;
 mod smtp;
+mod twilio;
+mod webhook;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,7 +17,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use file::FileChannel;
+pub use kannel::KannelChannel;
 pub use smtp::SmtpChannel;
+pub use twilio::{suppression_for as twilio_suppression, TwilioChannel};
+pub use webhook::{signature as webhook_signature, WebhookChannel, SIGNATURE_HEADER};
 
 use crate::domain::{ChannelKind, SuppressionReason};
 use crate::templates::sms::SmsEncoding;
@@ -129,6 +136,8 @@ pub struct ProviderContext {
     pub base_dir: std::path::PathBuf,
     pub smtp_username: Option<String>,
     pub smtp_password: Option<String>,
+    pub sms_username: Option<String>,
+    pub sms_password: Option<String>,
 }
 
 /// Opens the provider a URL names, for messages of `kind`.
@@ -178,6 +187,43 @@ pub fn redact(url: &str) -> String {
         }
         Err(_) => url.to_string(),
     }
+}
+
+/// `pool=N` (connections, default `default_pool`) and `rate=R` (messages per second).
+pub(crate) fn pool_and_rate(
+    url: &url::Url,
+    default_pool: usize,
+) -> Result<(usize, Option<f64>), String> {
+    let pool = match query_param(url, "pool") {
+        Some(p) => p
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("pool={p}: expected a number of connections"))?,
+        None => default_pool,
+    };
+    let rate = match query_param(url, "rate") {
+        Some(r) => Some(
+            r.parse::<f64>()
+                .ok()
+                .filter(|r| *r > 0.0)
+                .ok_or_else(|| format!("rate={r}: expected messages per second"))?,
+        ),
+        None => None,
+    };
+    Ok((pool, rate))
+}
+
+fn permanent(reason: impl Into<String>) -> DeliveryError {
+    DeliveryError::Permanent {
+        code: None,
+        reason: reason.into(),
+        suppress: None,
+    }
+}
+
+fn wrong_kind(provider: &str, what: &str) -> DeliveryError {
+    permanent(format!("{provider} cannot send {what}"))
 }
 
 /// Query parameters of a provider URL, e.g. `rate=50&pool=4`.

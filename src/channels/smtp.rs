@@ -52,23 +52,7 @@ impl SmtpChannel {
             Tls::Wrapper => 465,
             _ => 587,
         });
-        let pool: usize = match query_param(&parsed, "pool") {
-            Some(p) => p
-                .parse()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| format!("pool={p}: expected a number of connections"))?,
-            None => 8,
-        };
-        let rate = match query_param(&parsed, "rate") {
-            Some(r) => Some(
-                r.parse::<f64>()
-                    .ok()
-                    .filter(|r| *r > 0.0)
-                    .ok_or_else(|| format!("rate={r}: expected messages per second"))?,
-            ),
-            None => None,
-        };
+        let (pool, rate) = super::pool_and_rate(&parsed, 8)?;
         let builder = match tls {
             Tls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone()),
             Tls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host)
@@ -120,11 +104,7 @@ impl Channel for SmtpChannel {
 
     async fn send(&self, message: &Outgoing) -> Result<Accepted, DeliveryError> {
         let Outgoing::Email(email) = message else {
-            return Err(DeliveryError::Permanent {
-                code: None,
-                reason: "an SMTP server cannot send SMS".into(),
-                suppress: None,
-            });
+            return Err(super::wrong_kind("an SMTP server", "SMS"));
         };
         match self.transport.send_raw(&email.envelope, &email.raw).await {
             Ok(response) => Ok(Accepted {

@@ -125,6 +125,10 @@ impl Context {
             base_dir: self.config.base_dir.clone(),
             smtp_username: secret("AVISO_SMTP_USERNAME"),
             smtp_password: secret("AVISO_SMTP_PASSWORD"),
+            sms_username: secret("AVISO_SMS_USERNAME")
+                .or_else(|| self.config.file.sms.username.clone()),
+            sms_password: secret("AVISO_SMS_PASSWORD")
+                .or_else(|| self.config.file.sms.password.clone()),
         }
     }
 

@@ -104,11 +104,15 @@ pub async fn run(ctx: &Context, cmd: SuppressCommand) -> anyhow::Result<ExitCode
 
 async fn import(ctx: &Context, args: ImportArgs) -> anyhow::Result<ExitCode> {
     let shown = args.file.display().to_string();
+    let file = std::fs::File::open(&args.file)
+        .with_context(|| format!("{shown}: cannot read the file"))?;
+    // CRLF read as LF, so that the line numbers below are those of the file.
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_path(&args.file)
-        .with_context(|| format!("{shown}: cannot read the file"))?;
+        .from_reader(crate::contacts::CrlfAsLf::new(std::io::BufReader::new(
+            file,
+        )));
     let headers = reader
         .headers()
         .with_context(|| format!("{shown}: no header row"))?

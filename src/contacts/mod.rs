@@ -4,6 +4,7 @@
 mod import;
 mod segment;
 
+pub(crate) use import::CrlfAsLf;
 pub use import::{import_file, Encoding, ImportError, ImportOptions, ImportSummary, Rejection};
 pub use segment::{Segment, SegmentError};
 

@@ -398,7 +398,7 @@ macro_rules! portable_store {
                         "INSERT INTO suppressions (address, channel, reason, source, created_at) \
                          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (address, channel) DO NOTHING",
                     )
-                    .bind(&s.address)
+                    .bind(s.address.to_lowercase())
                     .bind(s.scope.code())
                     .bind(s.reason.code())
                     .bind(&s.source)
@@ -539,6 +539,9 @@ macro_rules! portable_store {
                 reason: Option<&str>,
                 now: i64,
             ) -> StoreResult<bool> {
+                if from.is_empty() {
+                    return Ok(false);
+                }
                 let mut q = sqlx::QueryBuilder::<$db>::new("UPDATE campaigns SET state = ");
                 q.push_bind(to.code())
                     .push(", pause_reason = ")
@@ -607,7 +610,7 @@ macro_rules! portable_store {
                      FROM contacts c \
                      JOIN list_members lm ON lm.contact_id = c.id AND lm.list_id = $5 \
                      LEFT JOIN (SELECT address, MIN(reason) AS reason FROM suppressions \
-                                WHERE channel IN ($3, 'all') GROUP BY address) s ON s.address = c.{address} \
+                                WHERE channel IN ($3, 'all') GROUP BY address) s ON s.address = LOWER(c.{address}) \
                      WHERE c.{address} IS NOT NULL AND {condition} \
                      ON CONFLICT (run_id, contact_id, channel) DO NOTHING"
                 );
@@ -800,7 +803,7 @@ macro_rules! portable_store {
                             "INSERT INTO suppressions (address, channel, reason, source, created_at) \
                              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (address, channel) DO NOTHING",
                         )
-                        .bind(address)
+                        .bind(address.to_lowercase())
                         .bind(scope.code())
                         .bind(reason.code())
                         .bind(format!("provider:{}", o.provider))

@@ -99,11 +99,13 @@ pub fn build_email(
         .as_str()
         .parse()
         .map_err(|e| AttachmentError::Build(format!("recipient address refused: {e}")))?;
-    let to = Mailbox::new(headers.to_name.map(str::to_string), to_address);
+    // A CR or LF in a display name makes lettre panic (and must never reach a
+    // header anyway): names and subject go out as one line.
+    let to = Mailbox::new(headers.to_name.map(one_line), to_address);
     let mut builder = Message::builder()
         .from(headers.from.clone())
         .to(to)
-        .subject(rendered.subject.clone())
+        .subject(one_line(&rendered.subject))
         .message_id(Some(headers.message_id.to_string()));
     if let Some(url) = headers.unsubscribe_url {
         builder = builder
@@ -143,6 +145,14 @@ pub fn build_email(
         builder.multipart(mixed)
     };
     result.map_err(|e| AttachmentError::Build(e.to_string()))
+}
+
+/// Runs of whitespace and control characters (CR, LF) made one space.
+fn one_line(s: &str) -> String {
+    s.split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Who e-mails come from and where their unsubscribe links point.

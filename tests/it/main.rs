@@ -6,4 +6,8 @@
 mod support;
 
 mod cli_basics;
+mod dispatch;
+mod import;
 mod peers_smoke;
+mod store_conformance;
+mod templates;

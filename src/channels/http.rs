@@ -1,0 +1,116 @@
+//! What the HTTP-based SMS providers share: one keep-alive client per provider,
+//! timeouts, and the classification of HTTP answers.
+
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+use reqwest::StatusCode;
+
+use super::DeliveryError;
+
+/// A client that reuses connections (up to `pool` idle per host) and never
+/// waits forever on a gateway.
+pub fn client(pool: usize) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(pool.max(1))
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .user_agent(concat!("aviso/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// A request that got no answer: the gateway is down, slow or unreachable.
+pub fn transport_error(e: &reqwest::Error) -> DeliveryError {
+    let what = if e.is_timeout() {
+        "no answer in time"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    // reqwest's message names the URL, which may carry credentials: leave it out.
+    let detail = std::error::Error::source(e)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| what.to_string());
+    DeliveryError::temporary(format!("{what}: {detail}"))
+}
+
+/// `Retry-After` in seconds (HTTP dates are rare from SMS gateways; ignored).
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// The usual meaning of an HTTP failure: 429 and 5xx (and 408) are temporary,
+/// 429 also means "slow down"; 401/403 are a configuration problem, treated as
+/// temporary so no message is lost while someone fixes the credentials (the
+/// campaign pauses itself if it keeps happening); other 4xx are permanent.
+pub fn classify_status(
+    status: StatusCode,
+    body: &str,
+    retry_after: Option<Duration>,
+) -> DeliveryError {
+    let code = Some(status.as_u16().to_string());
+    let reason = format!(
+        "HTTP {}: {}",
+        status.as_u16(),
+        body.trim().chars().take(200).collect::<String>()
+    );
+    match status.as_u16() {
+        429 => DeliveryError::Temporary {
+            code,
+            reason,
+            retry_after,
+            throttle: true,
+        },
+        408 | 500..=599 => DeliveryError::Temporary {
+            code,
+            reason,
+            retry_after,
+            throttle: false,
+        },
+        401 | 403 => DeliveryError::Temporary {
+            code,
+            reason: format!("{reason} (check the provider's credentials)"),
+            retry_after: None,
+            throttle: false,
+        },
+        _ => DeliveryError::Permanent {
+            code,
+            reason,
+            suppress: None,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_classified() {
+        let temporary = |s: u16| {
+            matches!(
+                classify_status(StatusCode::from_u16(s).unwrap(), "", None),
+                DeliveryError::Temporary { .. }
+            )
+        };
+        assert!(
+            temporary(429) && temporary(500) && temporary(503) && temporary(408) && temporary(403)
+        );
+        assert!(!temporary(400) && !temporary(404) && !temporary(422));
+        assert!(matches!(
+            classify_status(
+                StatusCode::TOO_MANY_REQUESTS,
+                "",
+                Some(Duration::from_secs(2))
+            ),
+            DeliveryError::Temporary {
+                throttle: true,
+                retry_after: Some(_),
+                ..
+            }
+        ));
+    }
+}

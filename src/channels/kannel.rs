@@ -1,0 +1,181 @@
+//! Kannel's HTTP `sendsms` interface (smsbox). Kannel answers `0: Accepted for
+//! delivery` or `3: Queued for later delivery` when it takes a message, and
+//! reports delivery later by fetching the `dlr-url` we give it.
+
+use async_trait::async_trait;
+
+use super::http;
+use super::{query_param, Accepted, Channel, DeliveryError, Outgoing, ProviderContext};
+use crate::domain::ChannelKind;
+use crate::templates::sms::SmsEncoding;
+
+/// Kannel silently cuts messages longer than its `max-messages` parts (10 by default).
+const KANNEL_MAX_PARTS: usize = 10;
+/// Delivered, failed, buffered, SMSC accepted, SMSC rejected.
+const DLR_MASK: &str = "31";
+
+pub struct KannelChannel {
+    name: String,
+    endpoint: String,
+    username: String,
+    password: String,
+    from: String,
+    client: reqwest::Client,
+    pool: usize,
+    rate: Option<f64>,
+}
+
+impl KannelChannel {
+    /// `kannel://host:port?from=INE&rate=R&pool=N[&tls=true]`; credentials from
+    /// `AVISO_SMS_USERNAME` / `AVISO_SMS_PASSWORD` or the config file.
+    pub fn open(url: &str, ctx: &ProviderContext) -> Result<KannelChannel, String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+        let host = parsed
+            .host_str()
+            .ok_or("no host: write kannel://host:port?from=…")?;
+        let port = parsed.port().unwrap_or(13013);
+        let scheme = match query_param(&parsed, "tls").as_deref() {
+            Some("true" | "1" | "yes") => "https",
+            _ => "http",
+        };
+        let from = query_param(&parsed, "from")
+            .filter(|f| !f.is_empty())
+            .ok_or("no sender: add ?from=… (Kannel refuses messages without one)")?;
+        let username = ctx
+            .sms_username
+            .clone()
+            .ok_or("no user name: set AVISO_SMS_USERNAME (or username under [sms])")?;
+        let password = ctx
+            .sms_password
+            .clone()
+            .ok_or("no password: set AVISO_SMS_PASSWORD (or password under [sms])")?;
+        let (pool, rate) = super::pool_and_rate(&parsed, 8)?;
+        let host_port = match host.contains(':') {
+            true => format!("[{host}]:{port}"),
+            false => format!("{host}:{port}"),
+        };
+        Ok(KannelChannel {
+            name: format!("kannel://{host_port}"),
+            endpoint: format!("{scheme}://{host_port}/cgi-bin/sendsms"),
+            username,
+            password,
+            from,
+            client: http::client(pool)?,
+            pool,
+            rate,
+        })
+    }
+}
+
+#[async_trait]
+impl Channel for KannelChannel {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Sms
+    }
+
+    fn rate(&self) -> Option<f64> {
+        self.rate
+    }
+
+    fn connections(&self) -> usize {
+        self.pool
+    }
+
+    async fn send(&self, message: &Outgoing) -> Result<Accepted, DeliveryError> {
+        let Outgoing::Sms(sms) = message else {
+            return Err(super::wrong_kind("Kannel", "e-mail"));
+        };
+        // Kannel would accept these and send something else: refuse them here.
+        if sms.text.is_empty() {
+            return Err(super::permanent("the SMS text is empty"));
+        }
+        if sms.segments > KANNEL_MAX_PARTS {
+            return Err(super::permanent(format!(
+                "{} parts: Kannel sends at most {KANNEL_MAX_PARTS}",
+                sms.segments
+            )));
+        }
+        let coding = match sms.encoding {
+            SmsEncoding::Gsm7 => "0",
+            SmsEncoding::Ucs2 => "2",
+        };
+        let mut query = vec![
+            ("username", self.username.as_str()),
+            ("password", self.password.as_str()),
+            ("from", self.from.as_str()),
+            ("to", sms.to.as_str()),
+            ("text", sms.text.as_str()),
+            ("charset", "UTF-8"),
+            ("coding", coding),
+        ];
+        let dlr_url;
+        if let Some(status_url) = &sms.status_url {
+            // Kannel expands %d (report type) and %A (the SMSC's answer).
+            dlr_url = format!("{status_url}?type=%d&reply=%A");
+            query.push(("dlr-mask", DLR_MASK));
+            query.push(("dlr-url", &dlr_url));
+        }
+        let response = self
+            .client
+            .get(&self.endpoint)
+            .query(&query)
+            .send()
+            .await
+            .map_err(|e| http::transport_error(&e))?;
+        let status = response.status();
+        let retry_after = http::retry_after(response.headers());
+        let body = response.text().await.unwrap_or_default();
+        classify(status, &body, retry_after)
+    }
+}
+
+fn classify(
+    status: reqwest::StatusCode,
+    body: &str,
+    retry_after: Option<std::time::Duration>,
+) -> Result<Accepted, DeliveryError> {
+    let body = body.trim();
+    if status.is_success() {
+        if body.starts_with("0:") || body.starts_with("3:") {
+            return Ok(Accepted {
+                code: Some(body.chars().take(1).collect()),
+                provider_ref: None,
+            });
+        }
+        return Err(DeliveryError::temporary(format!(
+            "unexpected answer from Kannel: {}",
+            body.chars().take(200).collect::<String>()
+        )));
+    }
+    Err(http::classify_status(status, body, retry_after))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::StatusCode;
+
+    #[test]
+    fn kannel_answers_are_classified() {
+        assert!(classify(StatusCode::ACCEPTED, "0: Accepted for delivery", None).is_ok());
+        assert!(classify(StatusCode::ACCEPTED, "3: Queued for later delivery", None).is_ok());
+        let denied = classify(
+            StatusCode::BAD_REQUEST,
+            "Number(s) has/have been denied by white- and/or black-lists.",
+            None,
+        );
+        assert!(matches!(denied, Err(DeliveryError::Permanent { .. })));
+        let auth = classify(
+            StatusCode::FORBIDDEN,
+            "Authorization failed for sendsms",
+            None,
+        );
+        assert!(matches!(auth, Err(DeliveryError::Temporary { .. })));
+        let down = classify(StatusCode::SERVICE_UNAVAILABLE, "", None);
+        assert!(matches!(down, Err(DeliveryError::Temporary { .. })));
+    }
+}

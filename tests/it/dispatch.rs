@@ -1,0 +1,438 @@
+//! Sending a campaign through a real SMTP server (Postfix's smtp-sink): every
+//! message arrives once, in its language; temporary failures are retried,
+//! permanent ones fail and suppress; a server outage or a `kill -9` of the
+//! worker loses nothing and re-sends at most the in-flight window.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::peers::SmtpSink;
+use crate::support::Workspace;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+/// `n` citizens with e-mail addresses, alternating Spanish and English.
+pub fn citizens_csv(n: usize) -> String {
+    let entities = ["AGS", "DGO", "OAX", "TAM"];
+    let mut csv = String::from(
+        "id_contacto,nombre,apellidos,entidad,pais,email,lada,telefono,idioma,tipo_credencial,poblacion,modalidad\n",
+    );
+    for i in 0..n {
+        let lang = if i % 2 == 0 { "es" } else { "en" };
+        csv.push_str(&format!(
+            "C{i:07},Persona{i},Apellido Prueba,{},US,p{i}@example.org,,,{lang},CPVE,primaria,postal\n",
+            entities[i % 4]
+        ));
+    }
+    csv
+}
+
+/// A workspace sending e-mail to `sink`, with fast retries for tests.
+fn workspace_for(sink: &SmtpSink, extra_query: &str) -> Workspace {
+    let mut ws = Workspace::new();
+    let url = format!(
+        "smtp://127.0.0.1:{}?tls=none&pool=8{extra_query}",
+        sink.port()
+    );
+    ws.env("AVISO_EMAIL_PROVIDER", &url);
+    ws.write(
+        "aviso.toml",
+        "[retry]\ninitial_seconds = 0.2\nmultiplier = 1.0\nmax_interval_seconds = 0.2\nmax_attempts = 50\n",
+    );
+    ws
+}
+
+/// Imports `n` citizens and creates (not starts) an e-mail campaign; returns its id.
+fn email_campaign(ws: &Workspace, n: usize) -> i64 {
+    let csv = ws.write("citizens.csv", citizens_csv(n));
+    ws.ok(&["contacts", "import", &csv, "--list", "citizens"]);
+    ws.ok(&[
+        "activity",
+        "create",
+        "--code",
+        "MAIL",
+        "--name",
+        "Correos",
+        "--channel",
+        "email",
+        "--programmed",
+        &n.to_string(),
+    ]);
+    let created = ws.json(&[
+        "campaign",
+        "create",
+        "--activity",
+        "MAIL",
+        "--template",
+        "registro_abierto",
+        "--list",
+        "citizens",
+        "--json",
+    ]);
+    created["id"].as_i64().expect("campaign id")
+}
+
+fn status(ws: &Workspace, id: i64) -> Value {
+    ws.json(&["campaign", "status", &id.to_string(), "--json"])
+}
+
+/// The counts must always add up to the total.
+fn assert_adds_up(status: &Value) {
+    let sum: i64 = status["counts"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_i64().unwrap())
+        .sum();
+    assert_eq!(sum, status["total"].as_i64().unwrap(), "{status}");
+}
+
+fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+    message.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Message-ID → number of copies received.
+fn received_ids(sink: &SmtpSink) -> HashMap<String, usize> {
+    let mut ids = HashMap::new();
+    for m in sink.messages() {
+        let id = header(&m, "Message-ID")
+            .expect("every message has a Message-ID")
+            .to_string();
+        *ids.entry(id).or_default() += 1;
+    }
+    ids
+}
+
+/// Runs `worker --once` until the campaign has nothing pending (retries wait
+/// in the database, so one pass may leave some for later).
+fn drain(ws: &Workspace, id: i64) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        ws.ok(&["worker", "--once"]);
+        let s = status(ws, id);
+        let c = &s["counts"];
+        let pending = c["queued"].as_i64().unwrap()
+            + c["sending"].as_i64().unwrap()
+            + c["retrying"].as_i64().unwrap();
+        if pending == 0 {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "campaign {id} never finished: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn a_2000_message_campaign_arrives_once_each_in_the_contacts_language() {
+    let Some(sink) = SmtpSink::start(&[]) else {
+        return;
+    };
+    let ws = workspace_for(&sink, "");
+    let id = email_campaign(&ws, 2000);
+    ws.ok(&["campaign", "start", &id.to_string()]);
+    let report = ws.json(&["worker", "--once", "--json"]);
+    assert_eq!(report["sent"], 2000, "{report}");
+    assert_eq!(sink.wait_for_count(2000, WAIT), 2000);
+
+    let ids = received_ids(&sink);
+    assert_eq!(ids.len(), 2000, "distinct Message-IDs");
+    assert!(ids.values().all(|&n| n == 1), "no duplicates");
+    for m in sink.messages() {
+        let to = header(&m, "To").unwrap();
+        let n: usize = to
+            .split("<p")
+            .nth(1)
+            .and_then(|rest| rest.split('@').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected To: {to}"));
+        let (greeting, subject_word) = if n % 2 == 0 {
+            ("Hola", "registrarte")
+        } else {
+            ("Hello", "register")
+        };
+        assert!(m.contains(greeting), "message to p{n} lacks {greeting:?}");
+        let subject = header(&m, "Subject").unwrap();
+        let subject_lower = subject.to_lowercase();
+        assert!(
+            subject_lower.contains(subject_word) || subject.starts_with("=?"),
+            "subject {subject:?}"
+        );
+        assert!(header(&m, "List-Unsubscribe").is_some_and(|v| v.contains("/unsubscribe/")));
+        assert_eq!(
+            header(&m, "List-Unsubscribe-Post"),
+            Some("List-Unsubscribe=One-Click")
+        );
+    }
+    let s = status(&ws, id);
+    assert_eq!(s["counts"]["sent"], 2000);
+    assert_eq!(s["state"], "completed");
+    assert_adds_up(&s);
+}
+
+#[test]
+fn temporary_failures_are_retried_until_the_server_recovers() {
+    let Some(mut sink) = SmtpSink::start(&["-r", "rcpt"]) else {
+        return;
+    };
+    let ws = workspace_for(&sink, "");
+    let id = email_campaign(&ws, 40);
+    ws.ok(&["campaign", "start", &id.to_string()]);
+    let first = ws.json(&["worker", "--once", "--json"]);
+    assert_eq!(first["retrying"], 40, "all deferred by 450: {first}");
+    assert_eq!(sink.message_count(), 0);
+    let s = status(&ws, id);
+    assert_eq!(s["counts"]["retrying"], 40);
+    assert_adds_up(&s);
+
+    sink.restart(&[]);
+    let s = drain(&ws, id);
+    assert_eq!(s["counts"]["sent"], 40, "{s}");
+    assert_eq!(received_ids(&sink).len(), 40);
+}
+
+#[test]
+fn a_permanent_failure_fails_at_once_and_suppresses_the_address() {
+    let Some(sink) = SmtpSink::start(&["-f", "rcpt", "-B", "550 5.1.1 User unknown"]) else {
+        return;
+    };
+    let ws = workspace_for(&sink, "");
+    let id = email_campaign(&ws, 10);
+    ws.ok(&["campaign", "start", &id.to_string()]);
+    let report = ws.json(&["worker", "--once", "--json"]);
+    assert_eq!(report["failed"], 10, "{report}");
+    let s = status(&ws, id);
+    assert_eq!(s["counts"]["failed"], 10);
+    assert_adds_up(&s);
+
+    let suppressed = ws.json(&["suppress", "list", "--json"]);
+    let addresses: HashSet<&str> = suppressed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["reason"] == "hard_bounce")
+        .map(|s| s["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(addresses.len(), 10);
+    assert!(addresses.contains("p3@example.org"));
+
+    // A later campaign to the same list skips them.
+    let again = ws.json(&[
+        "campaign",
+        "create",
+        "--activity",
+        "MAIL",
+        "--template",
+        "recordatorio_voto",
+        "--list",
+        "citizens",
+        "--json",
+    ]);
+    let run = ws.json(&["campaign", "start", &again["id"].to_string(), "--json"]);
+    assert_eq!(run["suppressed"], 10, "{run}");
+}
+
+#[test]
+fn a_server_that_is_down_for_a_while_loses_nothing() {
+    let Some(mut sink) = SmtpSink::start(&[]) else {
+        return;
+    };
+    sink.stop();
+    let ws = workspace_for(&sink, "");
+    let id = email_campaign(&ws, 30);
+    ws.ok(&["campaign", "start", &id.to_string()]);
+    let down = ws.json(&["worker", "--once", "--json"]);
+    assert_eq!(
+        down["retrying"], 30,
+        "connection refused is temporary: {down}"
+    );
+
+    sink.restart(&[]);
+    let s = drain(&ws, id);
+    assert_eq!(s["counts"]["sent"], 30, "{s}");
+    let ids = received_ids(&sink);
+    assert_eq!(ids.len(), 30);
+    assert!(ids.values().all(|&n| n == 1));
+}
+
+#[test]
+fn starting_a_finished_campaign_again_sends_nothing() {
+    let Some(sink) = SmtpSink::start(&[]) else {
+        return;
+    };
+    let ws = workspace_for(&sink, "");
+    let id = email_campaign(&ws, 5);
+    ws.ok(&["campaign", "start", &id.to_string()]);
+    ws.ok(&["worker", "--once"]);
+    let again = ws.json(&["campaign", "start", &id.to_string(), "--json"]);
+    assert_eq!(again["created"], false);
+    let report = ws.json(&["worker", "--once", "--json"]);
+    assert_eq!(report["sent"], 0);
+    assert_eq!(sink.wait_for_count(5, WAIT), 5);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sink.message_count(), 5);
+}
+
+/// A background `aviso worker` that is killed with SIGKILL when dropped.
+struct Background(std::process::Child);
+
+impl Background {
+    /// SIGTERM, the graceful stop: in-flight sends finish and are recorded,
+    /// claimed messages are released.
+    fn stop(mut self) {
+        let pid = self.0.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + WAIT;
+        while self.0.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "the worker ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn pause_stops_sending_and_resume_continues_without_duplicates() {
+    let Some(sink) = SmtpSink::start(&[]) else {
+        return;
+    };
+    let ws = workspace_for(&sink, "&rate=100");
+    let id = email_campaign(&ws, 600);
+    ws.ok(&["campaign", "start", &id.to_string()]);
+    let worker = Background(
+        ws.command(&["worker", "--concurrency", "4"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(sink.wait_for_count(100, WAIT) >= 100);
+    ws.ok(&[
+        "campaign",
+        "pause",
+        &id.to_string(),
+        "--reason",
+        "checking the text",
+    ]);
+    // In-flight sends finish; then nothing more goes out.
+    std::thread::sleep(Duration::from_millis(1500));
+    let at_pause = sink.message_count();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        sink.message_count(),
+        at_pause,
+        "sending continued after pause"
+    );
+    let paused = status(&ws, id);
+    assert_eq!(paused["state"], "paused");
+    assert_eq!(paused["pause_reason"], "checking the text");
+    assert_adds_up(&paused);
+
+    ws.ok(&["campaign", "resume", &id.to_string()]);
+    assert_eq!(sink.wait_for_count(600, WAIT), 600);
+    worker.stop();
+    let ids = received_ids(&sink);
+    assert_eq!(ids.len(), 600);
+    assert!(ids.values().all(|&n| n == 1), "duplicates after resume");
+    let s = drain(&ws, id);
+    assert_eq!(s["counts"]["sent"], 600);
+}
+
+#[test]
+fn cancel_mid_campaign_stops_for_good_and_counts_add_up() {
+    let Some(sink) = SmtpSink::start(&[]) else {
+        return;
+    };
+    let ws = workspace_for(&sink, "&rate=100");
+    let id = email_campaign(&ws, 600);
+    ws.ok(&["campaign", "start", &id.to_string()]);
+    let worker = Background(
+        ws.command(&["worker", "--concurrency", "4"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(sink.wait_for_count(100, WAIT) >= 100);
+    ws.ok(&["campaign", "cancel", &id.to_string()]);
+    std::thread::sleep(Duration::from_millis(1500));
+    worker.stop();
+    let s = drain(&ws, id);
+    let sent = s["counts"]["sent"].as_i64().unwrap();
+    assert_eq!(s["state"], "cancelled");
+    assert_eq!(
+        sent + s["counts"]["cancelled"].as_i64().unwrap(),
+        600,
+        "{s}"
+    );
+    assert!(sent < 600, "the cancel came too late to test anything: {s}");
+    assert_eq!(
+        sink.message_count() as i64,
+        sent,
+        "what was recorded as sent arrived"
+    );
+    assert_adds_up(&s);
+    ws.fails(&["campaign", "start", &id.to_string()], 1);
+}
+
+#[test]
+fn kill_9_mid_campaign_loses_nothing_and_duplicates_stay_in_the_window() {
+    const N: usize = 20_000;
+    const CONCURRENCY: usize = 16;
+    let Some(sink) = SmtpSink::start(&[]) else {
+        return;
+    };
+    let ws = workspace_for(&sink, "");
+    let id = email_campaign(&ws, N);
+    ws.ok(&["campaign", "start", &id.to_string()]);
+    let worker = Background(
+        ws.command(&[
+            "worker",
+            "--lease",
+            "2s",
+            "--concurrency",
+            &CONCURRENCY.to_string(),
+        ])
+        .spawn()
+        .unwrap(),
+    );
+    assert!(
+        sink.wait_for_count(N / 4, WAIT) >= N / 4,
+        "the worker did not get going"
+    );
+    drop(worker); // SIGKILL, mid-campaign
+    let before_restart = sink.message_count();
+    assert!(
+        before_restart < N,
+        "the worker finished before it was killed"
+    );
+
+    // The killed worker's leases expire after 2 s; then the rest goes out.
+    std::thread::sleep(Duration::from_millis(2500));
+    let s = drain(&ws, id);
+    assert_eq!(s["counts"]["sent"], N as i64, "{s}");
+    assert_adds_up(&s);
+    let ids = received_ids(&sink);
+    assert_eq!(ids.len(), N, "every recipient got the message");
+    let duplicates: usize = ids.values().map(|&n| n - 1).sum();
+    let window = 256 + CONCURRENCY;
+    assert!(
+        duplicates <= window,
+        "{duplicates} duplicates, more than the in-flight window of {window}"
+    );
+    eprintln!("kill -9 after {before_restart} of {N}: {duplicates} duplicate(s) (window {window})");
+}

@@ -1,0 +1,1277 @@
+//! The `Store` contract, written once and run against both backends: SQLite (a
+//! temp file) and PostgreSQL (a fresh database on the test server, skipped when
+//! there is none unless `AVISO_REQUIRE_PEERS=1`). Each behaviour below is an
+//! `async fn(&Backend)`; `conformance!` turns it into one test per backend, e.g.
+//! `store_conformance::sqlite::claims_never_overlap` and
+//! `store_conformance::postgres::claims_never_overlap`.
+//!
+//! Times are fixed Unix milliseconds: the store takes `now` from its caller, so
+//! leases and retries are tested without sleeping.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use aviso::campaigns::{
+    Campaign, CampaignState, ClaimedMessage, NewActivity, NewCampaign, Outcome, OutcomeKind,
+    RecordReport, StatusCounts,
+};
+use aviso::contacts::{Contact, Segment};
+use aviso::domain::{
+    ChannelKind, ContactKind, Country, Credential, EmailAddress, Entity, Language, Modality,
+    PhoneNumber, Population, SuppressionReason, SuppressionScope,
+};
+use aviso::store::{Store, StoreError, Suppression};
+
+use crate::support::create_pg_database;
+use crate::support::peers::postgres_url;
+
+/// 2022-01-01T00:00:00Z.
+const T0: i64 = 1_640_995_200_000;
+const LEASE: i64 = 60_000;
+
+/// A store under test, with what it needs to be opened again.
+struct Backend {
+    store: Arc<dyn Store>,
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Backend {
+    fn s(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+}
+
+async fn sqlite() -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("aviso.db").display());
+    let store = aviso::store::open(&url).await.expect("open SQLite");
+    assert_eq!(store.backend(), "sqlite");
+    Backend {
+        store,
+        url,
+        _dir: Some(dir),
+    }
+}
+
+async fn postgres() -> Option<Backend> {
+    let url = create_pg_database(&postgres_url()?);
+    let store = aviso::store::open(&url).await.expect("open PostgreSQL");
+    assert_eq!(store.backend(), "postgres");
+    Some(Backend {
+        store,
+        url,
+        _dir: None,
+    })
+}
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(&super::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(backend) = super::postgres().await else {
+                        return;
+                    };
+                    super::$case(&backend).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    migrations_apply_twice_and_keep_the_data,
+    lists_are_created_once_and_found_by_name,
+    contact_upsert_updates_hashes_and_adds_membership,
+    contact_round_trips_every_field,
+    count_contacts_by_list_and_segment,
+    sample_contacts_have_an_address_and_come_longest_name_first,
+    suppressions_are_added_once_and_listed_by_scope,
+    setting_or_init_keeps_the_first_value,
+    activities_are_unique_by_code,
+    campaigns_round_trip_every_field,
+    campaign_state_changes_only_from_allowed_states,
+    start_run_freezes_the_audience_with_suppressions_and_missing_addresses,
+    start_run_applies_the_segment,
+    starting_the_same_period_twice_queues_nothing,
+    claim_leases_due_messages_once,
+    claims_never_overlap,
+    expired_lease_returns_the_message_only_after_housekeeping,
+    stale_lease_epoch_outcome_is_not_recorded,
+    extended_lease_survives_housekeeping,
+    paused_campaign_messages_are_not_claimed,
+    record_outcomes_of_every_kind,
+    release_returns_only_the_workers_own_claims,
+    housekeeping_completes_runs_and_one_off_campaigns,
+    cancelled_campaign_leftovers_are_cancelled,
+    status_counts_add_up_to_the_run_totals_across_runs,
+);
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+fn phone(p: &str) -> PhoneNumber {
+    PhoneNumber::parse(p, None).unwrap()
+}
+
+fn email(e: &str) -> EmailAddress {
+    EmailAddress::parse(e).unwrap()
+}
+
+/// A citizen of `entity` with the given addresses.
+fn citizen(id: &str, entity: Entity, mail: Option<&str>, tel: Option<&str>) -> Contact {
+    Contact {
+        id: id.into(),
+        kind: ContactKind::Citizen,
+        first_name: Some(format!("Nombre {id}")),
+        last_name: Some("Apellido".into()),
+        entity: Some(entity),
+        country: Some(Country::parse("US").unwrap()),
+        email: mail.map(email),
+        phone: tel.map(phone),
+        language: Language::Es,
+        credential: Some(Credential::Cpve),
+        population: Some(Population::Primaria),
+        modality: Some(Modality::Postal),
+    }
+}
+
+/// `n` citizens with a phone and an e-mail each: `P000`, `P001`…
+fn people(n: usize) -> Vec<Contact> {
+    (0..n)
+        .map(|i| {
+            citizen(
+                &format!("P{i:03}"),
+                Entity::ALL[i % 4],
+                Some(&format!("p{i}@example.com")),
+                Some(&format!("+1213555{:04}", 100 + i)),
+            )
+        })
+        .collect()
+}
+
+fn ids(contacts: &[Contact]) -> Vec<String> {
+    contacts.iter().map(|c| c.id.clone()).collect()
+}
+
+async fn save(store: &dyn Store, list: &str, contacts: &[Contact]) -> i64 {
+    let list_id = store.ensure_list(list, T0).await.unwrap();
+    store
+        .save_contacts(list_id, contacts, &ids(contacts), T0)
+        .await
+        .unwrap();
+    list_id
+}
+
+fn activity(code: &str) -> NewActivity {
+    NewActivity {
+        code: code.into(),
+        name: format!("Actividad {code}"),
+        channel: Some("sms".into()),
+        programmed: 120_000,
+        period_from: Some("2021-09-01".into()),
+        period_to: Some("2022-06-05".into()),
+        split: "none".into(),
+    }
+}
+
+/// A draft SMS campaign (recurring if `recurrence` is given) over `contacts`,
+/// which join a list of their own.
+async fn campaign_over(
+    store: &dyn Store,
+    name: &str,
+    contacts: &[Contact],
+    recurrence: Option<&str>,
+) -> Campaign {
+    let list_id = save(store, &format!("list-{name}"), contacts).await;
+    let activity_id = store
+        .create_activity(&activity(&format!("ACT-{name}")), T0)
+        .await
+        .unwrap();
+    let id = store
+        .create_campaign(
+            &NewCampaign {
+                activity_id,
+                name: name.into(),
+                template: "registro_abierto".into(),
+                channel: "sms".into(),
+                list_id,
+                segment: String::new(),
+                lang_mode: "contact".into(),
+                vars: "{}".into(),
+                attachments: "[]".into(),
+                state: "draft".into(),
+                recurrence: recurrence.map(str::to_string),
+                ..NewCampaign::default()
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    store.campaign(id).await.unwrap().unwrap()
+}
+
+/// A campaign over `contacts` whose one-off run has started (SMS).
+async fn started(store: &dyn Store, name: &str, contacts: &[Contact]) -> Campaign {
+    let campaign = campaign_over(store, name, contacts, None).await;
+    let start = store
+        .start_run(
+            &campaign,
+            ChannelKind::Sms,
+            &Segment::default(),
+            "once",
+            None,
+            T0,
+        )
+        .await
+        .unwrap();
+    assert!(start.created);
+    store.campaign(campaign.id).await.unwrap().unwrap()
+}
+
+/// The campaign's message counts, checked to add up to its runs' frozen totals.
+async fn counts(store: &dyn Store, campaign_id: i64) -> StatusCounts {
+    let (counts, no_address) = store.status_counts(campaign_id).await.unwrap();
+    let runs = store.runs(campaign_id).await.unwrap();
+    let total: i64 = runs.iter().map(|r| r.total).sum();
+    assert_eq!(counts.total(), total, "{counts:?} vs runs {runs:?}");
+    assert_eq!(no_address, runs.iter().map(|r| r.no_address).sum::<i64>());
+    counts
+}
+
+async fn claim(
+    store: &dyn Store,
+    c: &Campaign,
+    worker: &str,
+    now: i64,
+    limit: i64,
+) -> Vec<ClaimedMessage> {
+    store.claim(c.id, worker, now, LEASE, limit).await.unwrap()
+}
+
+fn outcome(m: &ClaimedMessage, kind: OutcomeKind) -> Outcome {
+    Outcome {
+        message_id: m.id,
+        lease_epoch: m.lease_epoch,
+        provider: "test".into(),
+        code: Some("250".into()),
+        reason: None,
+        kind,
+    }
+}
+
+fn sent(m: &ClaimedMessage) -> Outcome {
+    outcome(
+        m,
+        OutcomeKind::Sent {
+            provider_ref: Some(format!("ref-{}", m.id)),
+        },
+    )
+}
+
+async fn record(store: &dyn Store, worker: &str, outcomes: &[Outcome], now: i64) -> RecordReport {
+    store.record_outcomes(worker, outcomes, now).await.unwrap()
+}
+
+fn suppression(address: &str, scope: SuppressionScope, reason: SuppressionReason) -> Suppression {
+    Suppression {
+        address: address.into(),
+        scope,
+        reason,
+        source: "test".into(),
+        created_at: T0,
+    }
+}
+
+fn message_ids(messages: &[ClaimedMessage]) -> BTreeSet<i64> {
+    messages.iter().map(|m| m.id).collect()
+}
+
+// ---------------------------------------------------------------------------
+// Schema, lists and contacts
+
+async fn migrations_apply_twice_and_keep_the_data(b: &Backend) {
+    let list = b.s().ensure_list("registro", T0).await.unwrap();
+    // A second process opening the same database runs the migrations again.
+    let again = aviso::store::open(&b.url).await.expect("second open");
+    assert_eq!(again.list_id("registro").await.unwrap(), Some(list));
+    let third = aviso::store::open(&b.url).await.expect("third open");
+    assert_eq!(third.ensure_list("registro", T0).await.unwrap(), list);
+}
+
+async fn lists_are_created_once_and_found_by_name(b: &Backend) {
+    let s = b.s();
+    let a = s.ensure_list("registro", T0).await.unwrap();
+    assert_eq!(s.ensure_list("registro", T0 + 1).await.unwrap(), a);
+    let other = s.ensure_list("osc", T0).await.unwrap();
+    assert_ne!(a, other);
+    assert_eq!(s.list_id("registro").await.unwrap(), Some(a));
+    assert_eq!(s.list_id("nope").await.unwrap(), None);
+}
+
+async fn contact_upsert_updates_hashes_and_adds_membership(b: &Backend) {
+    let s = b.s();
+    let mut contacts = people(2);
+    let a = save(s, "a", &contacts).await;
+    let wanted = vec!["P000".to_string(), "P001".into(), "P999".into()];
+    let hashes = s.contact_hashes(&wanted).await.unwrap();
+    assert_eq!(hashes.len(), 2, "only stored contacts have a hash");
+    assert_eq!(hashes["P000"], contacts[0].content_hash());
+
+    contacts[0].email = Some(email("nueva@example.org"));
+    s.save_contacts(a, &contacts[..1], &["P000".into()], T0 + 1)
+        .await
+        .unwrap();
+    let hashes = s.contact_hashes(&wanted).await.unwrap();
+    assert_eq!(hashes["P000"], contacts[0].content_hash());
+    assert_eq!(hashes["P001"], contacts[1].content_hash());
+    let stored = s.contact("P000").await.unwrap().unwrap();
+    assert_eq!(stored.contact, contacts[0]);
+
+    // Membership only (nothing changed): added to the second list, kept in the first.
+    let b_list = s.ensure_list("b", T0).await.unwrap();
+    for _ in 0..2 {
+        s.save_contacts(b_list, &[], &["P000".into()], T0 + 2)
+            .await
+            .unwrap();
+    }
+    assert_eq!(s.contact("P000").await.unwrap().unwrap().lists, ["a", "b"]);
+    assert_eq!(s.contact("P001").await.unwrap().unwrap().lists, ["a"]);
+    assert!(s.contact("P999").await.unwrap().is_none());
+}
+
+async fn contact_round_trips_every_field(b: &Backend) {
+    let s = b.s();
+    let full = Contact {
+        id: "C00000001".into(),
+        kind: ContactKind::Citizen,
+        first_name: Some("María José".into()),
+        last_name: Some("O'Connor Núñez, \"la güera\"".into()),
+        entity: Some(Entity::Tam),
+        country: Some(Country::parse("CA").unwrap()),
+        email: Some(email("maria.jose@example.org")),
+        phone: Some(phone("+15145550104")),
+        language: Language::En,
+        credential: Some(Credential::Cpv),
+        population: Some(Population::Terciaria),
+        modality: Some(Modality::Electronica),
+    };
+    let bare = Contact {
+        id: "OSC-asociacion-chee".into(),
+        kind: ContactKind::Organization,
+        first_name: Some("Asociación Chee".into()),
+        last_name: None,
+        entity: None,
+        country: None,
+        email: Some(email("contacto@asociacion-chee.example.org")),
+        phone: None,
+        language: Language::Es,
+        credential: None,
+        population: None,
+        modality: None,
+    };
+    save(s, "todos", &[full.clone(), bare.clone()]).await;
+    for c in [full, bare] {
+        let record = s.contact(&c.id).await.unwrap().unwrap();
+        assert_eq!(record.contact, c);
+        assert_eq!(record.lists, ["todos"]);
+    }
+}
+
+async fn count_contacts_by_list_and_segment(b: &Backend) {
+    let s = b.s();
+    let mut en = citizen("C3", Entity::Dgo, None, Some("+12135550103"));
+    en.language = Language::En;
+    let org = Contact {
+        id: "OSC-x".into(),
+        kind: ContactKind::Organization,
+        first_name: Some("Club".into()),
+        last_name: None,
+        entity: None,
+        country: None,
+        email: Some(email("club@example.org")),
+        phone: None,
+        language: Language::Es,
+        credential: None,
+        population: None,
+        modality: None,
+    };
+    let registro = save(
+        s,
+        "registro",
+        &[
+            citizen(
+                "C1",
+                Entity::Oax,
+                Some("c1@example.com"),
+                Some("+12135550101"),
+            ),
+            citizen("C2", Entity::Oax, Some("c2@example.com"), None),
+            en,
+        ],
+    )
+    .await;
+    let osc = save(s, "osc", &[org]).await;
+
+    let all = s.count_contacts(None, &Segment::default()).await.unwrap();
+    assert_eq!(all.total, 4);
+    assert_eq!(
+        all.by_entity.into_iter().collect::<Vec<_>>(),
+        [
+            ("DGO".to_string(), 1),
+            ("OAX".into(), 2),
+            ("none".into(), 1)
+        ]
+    );
+    assert_eq!((all.by_channel.sms, all.by_channel.email), (2, 3));
+    assert_eq!(all.by_language["es"], 3);
+    assert_eq!(all.by_language["en"], 1);
+    assert_eq!(
+        (all.by_kind["citizen"], all.by_kind["organization"]),
+        (3, 1)
+    );
+
+    let in_list = s
+        .count_contacts(Some(registro), &Segment::default())
+        .await
+        .unwrap();
+    assert_eq!(in_list.total, 3);
+    assert_eq!(
+        s.count_contacts(Some(osc), &Segment::default())
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+
+    for (expr, list, want) in [
+        ("entity=OAX", None, 2),
+        ("entity=OAX,DGO", Some(registro), 3),
+        ("channel=sms", None, 2),
+        ("channel=email", None, 3),
+        ("lang=en", None, 1),
+        ("kind=organization", None, 1),
+        ("entity=OAX channel=sms", Some(registro), 1),
+        ("kind=organization", Some(registro), 0),
+    ] {
+        let segment = Segment::parse(expr).unwrap();
+        assert_eq!(
+            s.count_contacts(list, &segment).await.unwrap().total,
+            want,
+            "{expr} in {list:?}"
+        );
+    }
+}
+
+async fn sample_contacts_have_an_address_and_come_longest_name_first(b: &Backend) {
+    let s = b.s();
+    let mut long = citizen("C1", Entity::Oax, None, Some("+12135550101"));
+    long.first_name = Some("María Guadalupe del Carmen".into());
+    let short = citizen("C2", Entity::Oax, None, Some("+12135550102"));
+    let no_phone = citizen("C3", Entity::Oax, Some("c3@example.com"), None);
+    let list = save(s, "l", &[short, no_phone, long]).await;
+    let sample = s
+        .sample_contacts(list, &Segment::default(), ChannelKind::Sms, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&sample), ["C1", "C2"]);
+    let one = s
+        .sample_contacts(list, &Segment::default(), ChannelKind::Email, 1)
+        .await
+        .unwrap();
+    assert_eq!(ids(&one), ["C3"]);
+}
+
+// ---------------------------------------------------------------------------
+// Suppressions, settings, activities, campaigns
+
+async fn suppressions_are_added_once_and_listed_by_scope(b: &Backend) {
+    let s = b.s();
+    use SuppressionReason::*;
+    use SuppressionScope as Scope;
+    let first = [
+        suppression("+12135550101", Scope::Sms, OptOut),
+        suppression("ana@example.com", Scope::Email, HardBounce),
+        suppression("+12135550102", Scope::All, Deceased),
+    ];
+    assert_eq!(s.add_suppressions(&first).await.unwrap(), 3);
+    let second = [
+        suppression("+12135550101", Scope::Sms, Complaint),
+        // The same address on another scope is a suppression of its own.
+        suppression("+12135550101", Scope::All, DoNotContact),
+    ];
+    assert_eq!(s.add_suppressions(&second).await.unwrap(), 1);
+    assert_eq!(s.add_suppressions(&[]).await.unwrap(), 0);
+
+    let all = s.suppressions(None).await.unwrap();
+    assert_eq!(all.len(), 4);
+    let sms = s.suppressions(Some(Scope::Sms)).await.unwrap();
+    assert_eq!(sms, [first[0].clone()], "the first reason is kept");
+    let every = s.suppressions(Some(Scope::All)).await.unwrap();
+    let addresses: BTreeSet<&str> = every.iter().map(|x| x.address.as_str()).collect();
+    assert_eq!(addresses, BTreeSet::from(["+12135550101", "+12135550102"]));
+    assert_eq!(
+        s.suppressions(Some(Scope::Email)).await.unwrap()[0].reason,
+        HardBounce
+    );
+}
+
+async fn setting_or_init_keeps_the_first_value(b: &Backend) {
+    let s = b.s();
+    assert_eq!(
+        s.setting_or_init("token_key", "first").await.unwrap(),
+        "first"
+    );
+    assert_eq!(
+        s.setting_or_init("token_key", "second").await.unwrap(),
+        "first"
+    );
+    assert_eq!(s.setting_or_init("other", "x").await.unwrap(), "x");
+}
+
+async fn activities_are_unique_by_code(b: &Backend) {
+    let s = b.s();
+    let sms = activity("SMS-REG");
+    let id = s.create_activity(&sms, T0).await.unwrap();
+    let mut calls = activity("CALLS");
+    calls.channel = None;
+    calls.split = "monthly".into();
+    s.create_activity(&calls, T0 + 1).await.unwrap();
+
+    let stored = s.activity("SMS-REG").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.id, stored.code.as_str(), stored.name.as_str()),
+        (id, "SMS-REG", "Actividad SMS-REG")
+    );
+    assert_eq!(
+        (
+            stored.channel.as_deref(),
+            stored.programmed,
+            stored.split.as_str()
+        ),
+        (Some("sms"), 120_000, "none")
+    );
+    assert_eq!(
+        (stored.period_from.as_deref(), stored.period_to.as_deref()),
+        (Some("2021-09-01"), Some("2022-06-05"))
+    );
+    assert_eq!(stored.created_at, T0);
+
+    match s.create_activity(&sms, T0).await {
+        Err(StoreError::Conflict(msg)) => assert!(msg.contains("SMS-REG"), "{msg}"),
+        other => panic!("duplicate activity: {other:?}"),
+    }
+    let codes: Vec<String> = s
+        .activities()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.code)
+        .collect();
+    assert_eq!(codes, ["SMS-REG", "CALLS"]);
+    assert!(s.activity("NOPE").await.unwrap().is_none());
+}
+
+async fn campaigns_round_trip_every_field(b: &Backend) {
+    let s = b.s();
+    let list_id = s.ensure_list("osc", T0).await.unwrap();
+    let activity_id = s.create_activity(&activity("CARPETA"), T0).await.unwrap();
+    let new = NewCampaign {
+        activity_id,
+        name: "Carpeta → osc".into(),
+        template: "carpeta_mensual".into(),
+        channel: "email".into(),
+        list_id,
+        segment: "kind=organization".into(),
+        lang_mode: "both".into(),
+        provider: Some("smtp-main".into()),
+        vars: r#"{"month":"2021-10"}"#.into(),
+        attachments: r#"[{"path":"/tmp/b.pdf","name":"b.pdf","mime":"application/pdf","size":3}]"#
+            .into(),
+        state: "scheduled".into(),
+        start_at: Some(T0 + 3_600_000),
+        recurrence: Some("month".into()),
+        recur_day: Some(15),
+        recur_time: Some("10:00".into()),
+        window_start: Some("09:00".into()),
+        window_end: Some("20:00".into()),
+        expires_at: Some(T0 + 86_400_000),
+        expires_after: Some(172_800_000),
+    };
+    let id = s.create_campaign(&new, T0).await.unwrap();
+    let c = s.campaign(id).await.unwrap().unwrap();
+    assert_eq!(c.activity_id, activity_id);
+    assert_eq!(
+        (c.activity_code.as_str(), c.list_name.as_str()),
+        ("CARPETA", "osc")
+    );
+    let back = NewCampaign {
+        activity_id: c.activity_id,
+        name: c.name.clone(),
+        template: c.template.clone(),
+        channel: c.channel.clone(),
+        list_id: c.list_id,
+        segment: c.segment.clone(),
+        lang_mode: c.lang_mode.clone(),
+        provider: c.provider.clone(),
+        vars: c.vars.clone(),
+        attachments: c.attachments.clone(),
+        state: c.state.clone(),
+        start_at: c.start_at,
+        recurrence: c.recurrence.clone(),
+        recur_day: c.recur_day,
+        recur_time: c.recur_time.clone(),
+        window_start: c.window_start.clone(),
+        window_end: c.window_end.clone(),
+        expires_at: c.expires_at,
+        expires_after: c.expires_after,
+    };
+    assert_eq!(back, new);
+    assert_eq!((c.created_at, c.updated_at, c.pause_reason), (T0, T0, None));
+
+    let second = s
+        .create_campaign(
+            &NewCampaign {
+                name: "otra".into(),
+                ..new.clone()
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    let listed: Vec<i64> = s.campaigns().await.unwrap().iter().map(|c| c.id).collect();
+    assert_eq!(listed, [id, second]);
+    assert!(s.campaign(second + 1000).await.unwrap().is_none());
+}
+
+async fn campaign_state_changes_only_from_allowed_states(b: &Backend) {
+    let s = b.s();
+    use CampaignState::*;
+    let c = campaign_over(s, "states", &people(1), None).await;
+    let state = |c: Campaign| (c.state, c.pause_reason);
+    assert!(!s
+        .set_campaign_state(c.id, &[Running], Paused, Some("x"), T0)
+        .await
+        .unwrap());
+    assert_eq!(
+        state(s.campaign(c.id).await.unwrap().unwrap()),
+        ("draft".into(), None)
+    );
+
+    assert!(s
+        .set_campaign_state(c.id, &[Draft], Scheduled, None, T0 + 1)
+        .await
+        .unwrap());
+    assert!(s
+        .set_campaign_state(
+            c.id,
+            &[Running, Scheduled],
+            Paused,
+            Some("gateway down"),
+            T0 + 2
+        )
+        .await
+        .unwrap());
+    let paused = s.campaign(c.id).await.unwrap().unwrap();
+    assert_eq!(paused.updated_at, T0 + 2);
+    assert_eq!(
+        state(paused),
+        ("paused".into(), Some("gateway down".into()))
+    );
+
+    assert!(s
+        .set_campaign_state(c.id, &[Paused], Running, None, T0 + 3)
+        .await
+        .unwrap());
+    assert_eq!(
+        state(s.campaign(c.id).await.unwrap().unwrap()),
+        ("running".into(), None)
+    );
+    assert!(!s
+        .set_campaign_state(c.id + 1000, &[Running], Cancelled, None, T0)
+        .await
+        .unwrap());
+}
+
+// ---------------------------------------------------------------------------
+// Runs: freezing the audience
+
+async fn start_run_freezes_the_audience_with_suppressions_and_missing_addresses(b: &Backend) {
+    let s = b.s();
+    let audience = [
+        citizen("A", Entity::Oax, None, Some("+12135550101")),
+        citizen("B", Entity::Oax, None, Some("+12135550102")), // opted out of SMS
+        citizen("C", Entity::Dgo, None, Some("+12135550103")), // deceased: all channels
+        citizen("D", Entity::Dgo, None, Some("+12135550104")), // bounced e-mail only
+        citizen("E", Entity::Tam, Some("e@example.com"), None), // no phone
+    ];
+    s.add_suppressions(&[
+        suppression(
+            "+12135550102",
+            SuppressionScope::Sms,
+            SuppressionReason::OptOut,
+        ),
+        suppression(
+            "+12135550103",
+            SuppressionScope::All,
+            SuppressionReason::Deceased,
+        ),
+        suppression(
+            "+12135550104",
+            SuppressionScope::Email,
+            SuppressionReason::HardBounce,
+        ),
+    ])
+    .await
+    .unwrap();
+    let c = campaign_over(s, "freeze", &audience, None).await;
+    let start = s
+        .start_run(&c, ChannelKind::Sms, &Segment::default(), "once", None, T0)
+        .await
+        .unwrap();
+    assert!(start.created);
+    assert_eq!((start.total, start.suppressed, start.no_address), (4, 2, 1));
+
+    let counts_now = counts(s, c.id).await;
+    assert_eq!((counts_now.queued, counts_now.suppressed), (2, 2));
+    let runs = s.runs(c.id).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        (runs[0].id, runs[0].period.as_str(), runs[0].state.as_str()),
+        (start.run_id, "once", "running")
+    );
+    assert_eq!(
+        (runs[0].total, runs[0].no_address, runs[0].started_at),
+        (4, 1, Some(T0))
+    );
+    assert_eq!(s.campaign(c.id).await.unwrap().unwrap().state, "running");
+
+    // Frozen: later contacts and suppressions do not change the run.
+    let list = s.list_id("list-freeze").await.unwrap().unwrap();
+    let late = citizen("F", Entity::Ags, None, Some("+12135550106"));
+    s.save_contacts(list, &[late], &["F".into()], T0 + 1)
+        .await
+        .unwrap();
+    s.add_suppressions(&[suppression(
+        "+12135550101",
+        SuppressionScope::Sms,
+        SuppressionReason::OptOut,
+    )])
+    .await
+    .unwrap();
+    assert_eq!(counts(s, c.id).await, counts_now);
+
+    // The queued ones are A and D, with the frozen contact fields.
+    let claimed = claim(s, &c, "w", T0, 10).await;
+    let mut got: Vec<(String, String)> = claimed
+        .iter()
+        .map(|m| (m.contact_id.clone(), m.address.clone()))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("A".into(), "+12135550101".into()),
+            ("D".into(), "+12135550104".into())
+        ]
+    );
+    let a = claimed.iter().find(|m| m.contact_id == "A").unwrap();
+    assert_eq!(
+        (a.channel.as_str(), a.kind.as_str(), a.language.as_str()),
+        ("sms", "citizen", "es")
+    );
+    assert_eq!(
+        (a.first_name.as_deref(), a.entity.as_deref()),
+        (Some("Nombre A"), Some("OAX"))
+    );
+    assert_eq!(
+        (a.run_id, a.campaign_id, a.attempts),
+        (start.run_id, c.id, 0)
+    );
+}
+
+async fn start_run_applies_the_segment(b: &Backend) {
+    let s = b.s();
+    let audience = [
+        citizen("A", Entity::Oax, Some("a@example.com"), None),
+        citizen("B", Entity::Dgo, Some("b@example.com"), None),
+        citizen("C", Entity::Oax, None, Some("+12135550103")),
+    ];
+    let c = campaign_over(s, "segment", &audience, Some("month")).await;
+    let oax = Segment::parse("entity=OAX").unwrap();
+    let email_run = s
+        .start_run(&c, ChannelKind::Email, &oax, "2021-10", None, T0)
+        .await
+        .unwrap();
+    // A has an e-mail; C is in the segment but has none.
+    assert_eq!((email_run.total, email_run.no_address), (1, 1));
+    let sms_run = s
+        .start_run(&c, ChannelKind::Sms, &oax, "2021-11", None, T0)
+        .await
+        .unwrap();
+    assert_eq!((sms_run.total, sms_run.no_address), (1, 1));
+    let claimed = claim(s, &c, "w", T0, 10).await;
+    let mut got: Vec<(&str, &str)> = claimed
+        .iter()
+        .map(|m| (m.contact_id.as_str(), m.channel.as_str()))
+        .collect();
+    got.sort();
+    assert_eq!(got, [("A", "email"), ("C", "sms")]);
+    counts(s, c.id).await;
+}
+
+async fn starting_the_same_period_twice_queues_nothing(b: &Backend) {
+    let s = b.s();
+    let c = started(s, "twice", &people(3)).await;
+    let before = counts(s, c.id).await;
+    let run_id = s.runs(c.id).await.unwrap()[0].id;
+    // Even with a new member in the list since.
+    let list = s.list_id("list-twice").await.unwrap().unwrap();
+    let late = citizen("Z", Entity::Ags, None, Some("+12135550199"));
+    s.save_contacts(list, &[late], &["Z".into()], T0)
+        .await
+        .unwrap();
+    let again = s
+        .start_run(
+            &c,
+            ChannelKind::Sms,
+            &Segment::default(),
+            "once",
+            None,
+            T0 + 1,
+        )
+        .await
+        .unwrap();
+    assert!(!again.created);
+    assert_eq!(
+        (again.run_id, again.total, again.no_address),
+        (run_id, 3, 0)
+    );
+    assert_eq!(counts(s, c.id).await, before);
+    assert_eq!(s.runs(c.id).await.unwrap().len(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// The outbox: claims and leases
+
+async fn claim_leases_due_messages_once(b: &Backend) {
+    let s = b.s();
+    let draft = campaign_over(s, "draft", &people(2), None).await;
+    assert!(
+        claim(s, &draft, "w", T0, 10).await.is_empty(),
+        "no run, nothing to claim"
+    );
+
+    let c = started(s, "claim", &people(5)).await;
+    let first = claim(s, &c, "w1", T0, 2).await;
+    assert_eq!(first.len(), 2);
+    assert!(first.iter().all(|m| m.lease_epoch >= 1 && m.attempts == 0));
+    let second = claim(s, &c, "w2", T0, 10).await;
+    assert_eq!(second.len(), 3);
+    assert!(message_ids(&first).is_disjoint(&message_ids(&second)));
+    assert!(
+        claim(s, &c, "w3", T0 + 1, 10).await.is_empty(),
+        "all leased"
+    );
+    assert_eq!(counts(s, c.id).await.sending, 5);
+    // Messages not due yet are not claimed: a fresh run queues them at `now`.
+    let later = campaign_over(s, "later", &people(1), None).await;
+    s.start_run(
+        &later,
+        ChannelKind::Sms,
+        &Segment::default(),
+        "once",
+        None,
+        T0 + 10_000,
+    )
+    .await
+    .unwrap();
+    assert!(claim(s, &later, "w", T0 + 9_999, 10).await.is_empty());
+    assert_eq!(claim(s, &later, "w", T0 + 10_000, 10).await.len(), 1);
+}
+
+async fn claims_never_overlap(b: &Backend) {
+    let c = started(b.s(), "race", &people(60)).await;
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let store = b.store.clone();
+        let campaign = c.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = store
+                    .claim(campaign.id, &format!("w{w}"), T0, LEASE, 3)
+                    .await
+                    .unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch.into_iter().map(|m| m.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let distinct: BTreeSet<i64> = all.iter().copied().collect();
+    assert_eq!(distinct.len(), all.len(), "a message was claimed twice");
+    assert_eq!(all.len(), 60);
+    assert_eq!(counts(b.s(), c.id).await.sending, 60);
+}
+
+async fn expired_lease_returns_the_message_only_after_housekeeping(b: &Backend) {
+    let s = b.s();
+    let c = started(s, "lease", &people(1)).await;
+    let m = claim(s, &c, "dead", T0, 1).await.remove(0);
+    // The lease has run out, but until housekeeping it is still "sending".
+    assert!(claim(s, &c, "w", T0 + LEASE + 5_000, 1).await.is_empty());
+    s.housekeeping(T0 + LEASE - 1).await.unwrap();
+    assert!(claim(s, &c, "w", T0 + LEASE, 1).await.is_empty());
+    s.housekeeping(T0 + LEASE).await.unwrap();
+    assert_eq!(counts(s, c.id).await.queued, 1);
+    let again = claim(s, &c, "w", T0 + LEASE, 1).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, m.id);
+    assert!(again[0].lease_epoch > m.lease_epoch);
+    assert_eq!(again[0].attempts, 0, "an expired lease is not an attempt");
+}
+
+async fn stale_lease_epoch_outcome_is_not_recorded(b: &Backend) {
+    let s = b.s();
+    let c = started(s, "stale", &people(2)).await;
+    let old = claim(s, &c, "slow", T0, 2).await;
+    s.housekeeping(T0 + LEASE).await.unwrap();
+    let new = claim(s, &c, "fast", T0 + LEASE, 2).await;
+    assert_eq!(message_ids(&new), message_ids(&old));
+
+    // The slow worker finishes late: neither of its outcomes counts.
+    let late = record(s, "slow", &[sent(&old[0]), sent(&old[1])], T0 + LEASE + 1).await;
+    assert_eq!((late.recorded, late.lost_lease), (0, 2));
+    assert_eq!(counts(s, c.id).await.sending, 2);
+
+    // The new owner's do; a repeat of the same outcome is then stale too.
+    let on_time = record(s, "fast", &[sent(&new[0]), sent(&new[1])], T0 + LEASE + 2).await;
+    assert_eq!((on_time.recorded, on_time.lost_lease), (2, 0));
+    let repeat = record(s, "fast", &[sent(&new[0])], T0 + LEASE + 3).await;
+    assert_eq!((repeat.recorded, repeat.lost_lease), (0, 1));
+    let n = counts(s, c.id).await;
+    assert_eq!((n.sent, n.sending), (2, 0));
+}
+
+async fn extended_lease_survives_housekeeping(b: &Backend) {
+    let s = b.s();
+    let c = started(s, "extend", &people(2)).await;
+    claim(s, &c, "busy", T0, 2).await;
+    assert_eq!(s.extend_leases("busy", T0 + 10 * LEASE).await.unwrap(), 2);
+    assert_eq!(s.extend_leases("nobody", T0 + 10 * LEASE).await.unwrap(), 0);
+    s.housekeeping(T0 + 5 * LEASE).await.unwrap();
+    assert_eq!(counts(s, c.id).await.sending, 2);
+    s.housekeeping(T0 + 10 * LEASE).await.unwrap();
+    assert_eq!(counts(s, c.id).await.queued, 2);
+}
+
+async fn paused_campaign_messages_are_not_claimed(b: &Backend) {
+    let s = b.s();
+    use CampaignState::*;
+    let c = started(s, "pause", &people(3)).await;
+    assert!(s
+        .set_campaign_state(c.id, &[Running], Paused, Some("operator"), T0)
+        .await
+        .unwrap());
+    assert!(claim(s, &c, "w", T0, 10).await.is_empty());
+    assert!(s
+        .set_campaign_state(c.id, &[Paused], Running, None, T0)
+        .await
+        .unwrap());
+    assert_eq!(claim(s, &c, "w", T0, 10).await.len(), 3);
+}
+
+// ---------------------------------------------------------------------------
+// The outbox: outcomes
+
+async fn record_outcomes_of_every_kind(b: &Backend) {
+    let s = b.s();
+    let c = started(s, "outcomes", &people(5)).await;
+    let mut m = claim(s, &c, "w", T0, 5).await;
+    m.sort_by_key(|m| m.id);
+    let retry_at = T0 + 60_000;
+    let defer_to = T0 + 30_000;
+    let bounced = m[2].address.clone();
+    let report = record(
+        s,
+        "w",
+        &[
+            sent(&m[0]),
+            outcome(
+                &m[1],
+                OutcomeKind::Retry {
+                    next_attempt_at: retry_at,
+                },
+            ),
+            outcome(
+                &m[2],
+                OutcomeKind::Failed {
+                    permanent: true,
+                    suppress: Some((
+                        bounced.clone(),
+                        SuppressionScope::Sms,
+                        SuppressionReason::Invalid,
+                    )),
+                },
+            ),
+            outcome(
+                &m[3],
+                OutcomeKind::Deferred {
+                    next_attempt_at: defer_to,
+                },
+            ),
+            outcome(&m[4], OutcomeKind::Expired),
+        ],
+        T0 + 1,
+    )
+    .await;
+    assert_eq!((report.recorded, report.lost_lease), (5, 0));
+    let n = counts(s, c.id).await;
+    assert_eq!(
+        (n.sent, n.retrying, n.failed, n.queued, n.expired, n.sending),
+        (1, 1, 1, 1, 1, 0),
+        "{n:?}"
+    );
+
+    // A permanent failure suppresses the address, saying which provider said so.
+    let suppressed = s.suppressions(Some(SuppressionScope::Sms)).await.unwrap();
+    assert_eq!(suppressed.len(), 1);
+    assert_eq!(suppressed[0].address, bounced);
+    assert_eq!(suppressed[0].reason, SuppressionReason::Invalid);
+    assert_eq!(suppressed[0].source, "provider:test");
+
+    // Deferred: back in the queue at its time, without having used an attempt.
+    assert!(claim(s, &c, "w", defer_to - 1, 5).await.is_empty());
+    let deferred = claim(s, &c, "w", defer_to, 5).await;
+    assert_eq!(deferred.len(), 1);
+    assert_eq!((deferred[0].id, deferred[0].attempts), (m[3].id, 0));
+
+    // Retry: claimable at its time, with the attempt counted.
+    assert!(claim(s, &c, "w", retry_at - 1, 5).await.is_empty());
+    let retried = claim(s, &c, "w", retry_at, 5).await;
+    assert_eq!(retried.len(), 1);
+    assert_eq!((retried[0].id, retried[0].attempts), (m[1].id, 1));
+    let failed = record(
+        s,
+        "w",
+        &[outcome(
+            &retried[0],
+            OutcomeKind::Failed {
+                permanent: false,
+                suppress: None,
+            },
+        )],
+        retry_at + 1,
+    )
+    .await;
+    assert_eq!(failed.recorded, 1);
+    let n = counts(s, c.id).await;
+    assert_eq!((n.failed, n.retrying, n.sending), (2, 0, 1), "{n:?}");
+    // Final states are never claimed again.
+    assert!(claim(s, &c, "w", retry_at + LEASE * 100, 5)
+        .await
+        .is_empty());
+}
+
+async fn release_returns_only_the_workers_own_claims(b: &Backend) {
+    let s = b.s();
+    let c = started(s, "release", &people(3)).await;
+    let mine = claim(s, &c, "a", T0, 2).await;
+    let ids: Vec<i64> = mine.iter().map(|m| m.id).collect();
+    assert_eq!(s.release("b", &ids, T0 + 1).await.unwrap(), 0);
+    assert_eq!(s.release("a", &ids, T0 + 1).await.unwrap(), 2);
+    assert_eq!(
+        s.release("a", &ids, T0 + 1).await.unwrap(),
+        0,
+        "already released"
+    );
+    assert_eq!(counts(s, c.id).await.queued, 3);
+
+    // A message that already had an attempt goes back as "retrying".
+    let one = claim(s, &c, "a", T0 + 2, 1).await.remove(0);
+    record(
+        s,
+        "a",
+        &[outcome(
+            &one,
+            OutcomeKind::Retry {
+                next_attempt_at: T0 + 3,
+            },
+        )],
+        T0 + 2,
+    )
+    .await;
+    let again = claim(s, &c, "a", T0 + 3, 3).await;
+    assert_eq!(again.len(), 3);
+    let all: Vec<i64> = again.iter().map(|m| m.id).collect();
+    assert_eq!(s.release("a", &all, T0 + 4).await.unwrap(), 3);
+    let n = counts(s, c.id).await;
+    assert_eq!((n.queued, n.retrying), (2, 1), "{n:?}");
+}
+
+async fn housekeeping_completes_runs_and_one_off_campaigns(b: &Backend) {
+    let s = b.s();
+    let once = started(s, "once", &people(2)).await;
+    let monthly = campaign_over(s, "monthly", &people(2), Some("month")).await;
+    s.start_run(
+        &monthly,
+        ChannelKind::Sms,
+        &Segment::default(),
+        "2021-10",
+        None,
+        T0,
+    )
+    .await
+    .unwrap();
+
+    s.housekeeping(T0).await.unwrap();
+    for c in [&once, &monthly] {
+        assert_eq!(
+            s.runs(c.id).await.unwrap()[0].state,
+            "running",
+            "messages are pending"
+        );
+        assert_eq!(s.campaign(c.id).await.unwrap().unwrap().state, "running");
+    }
+    for c in [&once, &monthly] {
+        let batch = claim(s, c, "w", T0, 10).await;
+        let outcomes: Vec<Outcome> = batch.iter().map(sent).collect();
+        record(s, "w", &outcomes, T0 + 1).await;
+    }
+    s.housekeeping(T0 + 2).await.unwrap();
+    for c in [&once, &monthly] {
+        let run = &s.runs(c.id).await.unwrap()[0];
+        assert_eq!(
+            (run.state.as_str(), run.finished_at),
+            ("completed", Some(T0 + 2))
+        );
+    }
+    assert_eq!(
+        s.campaign(once.id).await.unwrap().unwrap().state,
+        "completed"
+    );
+    // A recurring campaign waits for its next period.
+    assert_eq!(
+        s.campaign(monthly.id).await.unwrap().unwrap().state,
+        "running"
+    );
+
+    // A run whose audience is all suppressed has nothing to wait for.
+    let gone = citizen("G", Entity::Oax, None, Some("+12135550177"));
+    s.add_suppressions(&[suppression(
+        "+12135550177",
+        SuppressionScope::All,
+        SuppressionReason::Deceased,
+    )])
+    .await
+    .unwrap();
+    let quiet = started(s, "quiet", &[gone]).await;
+    s.housekeeping(T0 + 3).await.unwrap();
+    assert_eq!(
+        s.campaign(quiet.id).await.unwrap().unwrap().state,
+        "completed"
+    );
+    assert_eq!(counts(s, quiet.id).await.suppressed, 1);
+}
+
+async fn cancelled_campaign_leftovers_are_cancelled(b: &Backend) {
+    let s = b.s();
+    use CampaignState::*;
+    let c = started(s, "cancel", &people(4)).await;
+    let in_flight = claim(s, &c, "w", T0, 1).await.remove(0);
+    assert!(s
+        .set_campaign_state(c.id, &[Running], Cancelled, None, T0 + 1)
+        .await
+        .unwrap());
+    assert_eq!(s.cancel_pending(c.id, T0 + 1).await.unwrap(), 3);
+    let n = counts(s, c.id).await;
+    assert_eq!(
+        (n.cancelled, n.sending),
+        (3, 1),
+        "what is in flight finishes"
+    );
+    assert_eq!(s.runs(c.id).await.unwrap()[0].state, "cancelled");
+
+    // The in-flight one is released by its worker: housekeeping cancels it too.
+    assert_eq!(s.release("w", &[in_flight.id], T0 + 2).await.unwrap(), 1);
+    s.housekeeping(T0 + 3).await.unwrap();
+    let n = counts(s, c.id).await;
+    assert_eq!((n.cancelled, n.queued), (4, 0), "{n:?}");
+    assert_eq!(s.campaign(c.id).await.unwrap().unwrap().state, "cancelled");
+}
+
+async fn status_counts_add_up_to_the_run_totals_across_runs(b: &Backend) {
+    let s = b.s();
+    let mut audience = people(6);
+    audience.push(citizen("NOPHONE", Entity::Oax, Some("x@example.com"), None));
+    s.add_suppressions(&[suppression(
+        audience[0].phone.as_ref().unwrap().as_str(),
+        SuppressionScope::Sms,
+        SuppressionReason::OptOut,
+    )])
+    .await
+    .unwrap();
+    let c = campaign_over(s, "periods", &audience, Some("month")).await;
+    for (i, period) in ["2021-10", "2021-11"].iter().enumerate() {
+        let now = T0 + i as i64 * 1_000;
+        let start = s
+            .start_run(&c, ChannelKind::Sms, &Segment::default(), period, None, now)
+            .await
+            .unwrap();
+        assert_eq!((start.total, start.suppressed, start.no_address), (6, 1, 1));
+        counts(s, c.id).await;
+        let batch = claim(s, &c, "w", now, 4).await;
+        counts(s, c.id).await;
+        let outcomes: Vec<Outcome> = batch
+            .iter()
+            .enumerate()
+            .map(|(j, m)| match j {
+                0 => sent(m),
+                1 => outcome(
+                    m,
+                    OutcomeKind::Retry {
+                        next_attempt_at: now + 10,
+                    },
+                ),
+                2 => outcome(
+                    m,
+                    OutcomeKind::Failed {
+                        permanent: true,
+                        suppress: None,
+                    },
+                ),
+                _ => outcome(m, OutcomeKind::Expired),
+            })
+            .collect();
+        record(s, "w", &outcomes, now + 1).await;
+        counts(s, c.id).await;
+    }
+    // The second batch may take leftovers of the first run: claims are per
+    // campaign. Either way each batch gave one outcome of each kind.
+    let n = counts(s, c.id).await;
+    assert_eq!(n.total(), 12);
+    assert_eq!(
+        (n.suppressed, n.sent, n.failed, n.expired),
+        (2, 2, 2, 2),
+        "{n:?}"
+    );
+    assert_eq!(n.retrying + n.queued, 4, "{n:?}");
+    let (_, no_address) = s.status_counts(c.id).await.unwrap();
+    assert_eq!(no_address, 2);
+}
