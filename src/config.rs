@@ -29,9 +29,19 @@ pub struct ConfigFile {
     pub retry: RetryConfig,
     #[serde(default)]
     pub worker: WorkerConfig,
+    #[serde(default)]
+    pub receipts: ReceiptsConfig,
     /// Named providers a campaign can choose with `--provider NAME`.
     #[serde(default)]
     pub providers: std::collections::BTreeMap<String, NamedProvider>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptsConfig {
+    /// The secret bounce senders present (`Authorization: Bearer …`);
+    /// `AVISO_RECEIPTS_SECRET` overrides it.
+    pub secret: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -166,7 +166,8 @@ CREATE TABLE attempts (
     outcome     TEXT NOT NULL,       -- sent | temporary | permanent
     code        TEXT,
     reason      TEXT,
-    worker      TEXT
+    worker      TEXT,
+    latency_ms  BIGINT                -- how long the provider took to answer
 );
 CREATE INDEX attempts_message ON attempts (message_id);
 
@@ -178,8 +179,10 @@ CREATE TABLE receipts (
     status      TEXT NOT NULL,
     dedup_key   TEXT NOT NULL UNIQUE,
     detail      TEXT,
-    received_at BIGINT NOT NULL
+    received_at BIGINT NOT NULL,
+    applied     BIGINT NOT NULL DEFAULT 0  -- 0 while its message is still being recorded as sent
 );
+CREATE INDEX receipts_pending ON receipts (message_id) WHERE applied = 0;
 
 -- Live state of each provider's rate limiter, so `campaign status` can show a slow-down.
 CREATE TABLE provider_state (

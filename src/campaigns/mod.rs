@@ -8,7 +8,10 @@ use serde::Serialize;
 
 use crate::domain::vocabulary;
 
-pub use outbox::{ClaimedMessage, Outcome, OutcomeKind, RecordReport};
+pub use outbox::{
+    ClaimedMessage, NewReceipt, Outcome, OutcomeKind, ReceiptEffect, ReceiptOutcome, ReceiptTarget,
+    RecordReport,
+};
 
 vocabulary!(
     /// Where a campaign stands.

@@ -35,6 +35,8 @@ pub struct Outcome {
     pub provider: String,
     pub code: Option<String>,
     pub reason: Option<String>,
+    /// How long the provider took to answer, for attempts.
+    pub latency_ms: Option<i64>,
     pub kind: OutcomeKind,
 }
 
@@ -73,4 +75,58 @@ pub struct RecordReport {
     pub recorded: u64,
     /// Outcomes whose lease had been taken over: another worker owns the message now.
     pub lost_lease: u64,
+}
+
+/// A delivery report, bounce or unsubscribe about one message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewReceipt {
+    pub message_id: i64,
+    /// `kannel`, `twilio`, `webhook`, `dsn`, `json`, `unsubscribe`.
+    pub source: String,
+    pub effect: ReceiptEffect,
+    /// Unique per report: a second report with the same key is a replay.
+    pub dedup_key: String,
+    pub code: Option<String>,
+    pub detail: Option<String>,
+    /// The address must not be used again on this scope, for this reason.
+    pub suppress: Option<(SuppressionScope, SuppressionReason)>,
+}
+
+/// What a report means for its message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptEffect {
+    Delivered,
+    Failed,
+    /// Progress only (buffered, accepted by the SMSC), or an unsubscribe.
+    Info,
+}
+
+impl ReceiptEffect {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ReceiptEffect::Delivered => "delivered",
+            ReceiptEffect::Failed => "failed",
+            ReceiptEffect::Info => "info",
+        }
+    }
+}
+
+/// How a report was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptOutcome {
+    /// Applied to its message now.
+    Applied,
+    /// Kept: the message is still being recorded as sent; applied right after.
+    Pending,
+    /// The same report came before: nothing changed.
+    Replayed,
+}
+
+/// The message a receipt is about.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ReceiptTarget {
+    pub id: i64,
+    pub channel: String,
+    pub address: String,
+    pub status: String,
 }

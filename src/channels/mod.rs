@@ -169,10 +169,20 @@ pub fn open_provider(
         ("smtp" | "smtps", ChannelKind::Sms) => {
             Err(invalid("an SMTP server cannot send SMS".into()))
         }
+        ("kannel", ChannelKind::Sms) => Ok(Arc::new(KannelChannel::open(url, ctx).map_err(invalid)?)),
+        ("twilio" | "twilio+http", ChannelKind::Sms) => {
+            Ok(Arc::new(TwilioChannel::open(url, ctx).map_err(invalid)?))
+        }
+        ("webhook+http" | "webhook+https", ChannelKind::Sms) => {
+            Ok(Arc::new(WebhookChannel::open(url, ctx).map_err(invalid)?))
+        }
         (_, ChannelKind::Email) => Err(invalid(
             "unknown e-mail provider: use smtp://host:port?tls=starttls or file:///dir".into(),
         )),
-        (_, ChannelKind::Sms) => Err(invalid("unknown SMS provider: use file:///dir".into())),
+        (_, ChannelKind::Sms) => Err(invalid(
+            "unknown SMS provider: use kannel://host:port?from=…, twilio://…, webhook+https://… or file:///dir"
+                .into(),
+        )),
     }
 }
 

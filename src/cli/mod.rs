@@ -5,6 +5,7 @@ mod activity;
 mod campaign;
 mod contacts;
 mod demo;
+mod serve;
 mod suppress;
 mod templates;
 mod worker;
@@ -77,6 +78,8 @@ pub enum Command {
     Campaign(campaign::CampaignCommand),
     /// Send queued messages (run several, on several hosts, with PostgreSQL)
     Worker(worker::WorkerArgs),
+    /// Receive delivery reports, bounces and unsubscribes; /healthz and /metrics
+    Serve(serve::ServeArgs),
     /// Check and preview the bilingual message templates
     #[command(subcommand)]
     Templates(templates::TemplatesCommand),
@@ -247,6 +250,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Activity(cmd) => activity::run(&ctx, cmd).await,
         Command::Campaign(cmd) => campaign::run(&ctx, cmd).await,
         Command::Worker(args) => worker::run(&ctx, args).await,
+        Command::Serve(args) => serve::run(&ctx, args).await,
     }
 }
 
@@ -305,5 +309,28 @@ pub fn thousands(n: i64) -> String {
         format!("-{out}")
     } else {
         out
+    }
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM (service managers, `kill`).
+pub async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -16,6 +16,25 @@ pub enum SuppressCommand {
     Import(ImportArgs),
     /// List suppressed addresses
     List(ListArgs),
+    /// Apply the call centre's outcomes (CSV with phone and outcome columns).
+    ///
+    /// "Número equivocado" / "Número incompleto o incorrecto" stop SMS to the
+    /// number; "Ciudadano fallecido" and "Solicitó no se le vuelva a llamar"
+    /// stop every channel of every contact with that number. Outcomes that need
+    /// nothing (answered, voicemail…) are counted; unknown ones are listed with
+    /// their line, never guessed, and make the exit status 1.
+    ImportCalls(ImportCallsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportCallsArgs {
+    /// CSV with a header row: telefono (or phone, optionally with lada) and resultado (or outcome)
+    pub file: PathBuf,
+    /// Country of numbers written without a country code, e.g. US
+    #[arg(long)]
+    pub country: Option<String>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -85,6 +104,7 @@ pub async fn run(ctx: &Context, cmd: SuppressCommand) -> anyhow::Result<ExitCode
             Ok(ExitCode::SUCCESS)
         }
         SuppressCommand::Import(args) => import(ctx, args).await,
+        SuppressCommand::ImportCalls(args) => import_calls(ctx, args).await,
         SuppressCommand::List(args) => {
             let items = ctx.store().await?.suppressions(args.channel).await?;
             if args.json {
@@ -174,6 +194,120 @@ async fn import(ctx: &Context, args: ImportArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     Ok(if rejected.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn import_calls(ctx: &Context, args: ImportCallsArgs) -> anyhow::Result<ExitCode> {
+    use crate::contacts::{classify_call, CallOutcome};
+    use crate::domain::{fold, Country, PhoneNumber};
+
+    let shown = args.file.display().to_string();
+    let region = args.country.as_deref().map(Country::parse).transpose()?;
+    let file = std::fs::File::open(&args.file)
+        .with_context(|| format!("{shown}: cannot read the file"))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(crate::contacts::CrlfAsLf::new(std::io::BufReader::new(
+            file,
+        )));
+    let headers = reader
+        .headers()
+        .with_context(|| format!("{shown}: no header row"))?
+        .clone();
+    let column = |names: &[&str]| {
+        headers
+            .iter()
+            .position(|h| names.contains(&fold(h).as_str()))
+    };
+    let phone_col = column(&["telefono", "phone", "numero", "number"]).with_context(|| {
+        format!("{shown}: required column \"telefono\" (or \"phone\") is missing")
+    })?;
+    let outcome_col =
+        column(&["resultado", "outcome", "estatus", "status"]).with_context(|| {
+            format!("{shown}: required column \"resultado\" (or \"outcome\") is missing")
+        })?;
+    let lada_col = column(&["lada", "country_code"]);
+
+    let store = ctx.store().await?;
+    let now = ctx.now_ms();
+    let source = format!("call centre:{shown}");
+    let (mut read, mut neutral, mut problems, mut applied, mut added) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
+    for record in reader.records() {
+        let record = record.with_context(|| format!("{shown}: unreadable row"))?;
+        read += 1;
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let cell = |i: Option<usize>| i.and_then(|i| record.get(i)).unwrap_or("");
+        let label = cell(Some(outcome_col));
+        let Some(outcome) = classify_call(label) else {
+            eprintln!("{shown}, line {line}: unknown outcome {label:?}: not applied");
+            problems += 1;
+            continue;
+        };
+        if outcome == CallOutcome::Neutral {
+            neutral += 1;
+            continue;
+        }
+        let phone = match PhoneNumber::from_parts(cell(lada_col), cell(Some(phone_col)), region) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("{shown}, line {line}: {e}");
+                problems += 1;
+                continue;
+            }
+        };
+        let suppression = |address: String, scope, reason| Suppression {
+            address,
+            scope,
+            reason,
+            source: source.clone(),
+            created_at: now,
+        };
+        let items = match outcome {
+            CallOutcome::WrongNumber => vec![suppression(
+                phone.to_string(),
+                SuppressionScope::Sms,
+                SuppressionReason::Invalid,
+            )],
+            CallOutcome::Deceased | CallOutcome::DoNotContact => {
+                let reason = if outcome == CallOutcome::Deceased {
+                    SuppressionReason::Deceased
+                } else {
+                    SuppressionReason::DoNotContact
+                };
+                let mut addresses = vec![phone.to_string()];
+                for (_, email, _) in store.contacts_with_phone(phone.as_str()).await? {
+                    addresses.extend(email);
+                }
+                addresses
+                    .into_iter()
+                    .map(|a| suppression(a, SuppressionScope::All, reason))
+                    .collect()
+            }
+            CallOutcome::Neutral => Vec::new(),
+        };
+        added += store.add_suppressions(&items).await?;
+        applied += 1;
+    }
+    let summary = serde_json::json!({
+        "read": read,
+        "applied": applied,
+        "no_action": neutral,
+        "not_applied": problems,
+        "suppressions_added": added,
+    });
+    if args.json {
+        print_json(&summary)?;
+    } else {
+        print(&format!(
+            "{read} calls read: {applied} applied ({added} new suppressions), {neutral} needing no action, {problems} not applied"
+        ));
+    }
+    Ok(if problems == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

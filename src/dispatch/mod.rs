@@ -408,20 +408,23 @@ async fn send_one(
     channel: &dyn Channel,
     m: &ClaimedMessage,
 ) -> Outcome {
-    let outcome = |provider: &str, code: Option<String>, reason: Option<String>, kind| Outcome {
-        message_id: m.id,
-        lease_epoch: m.lease_epoch,
-        provider: provider.to_string(),
-        code,
-        reason,
-        kind,
-    };
+    let outcome =
+        |provider: &str, code: Option<String>, reason: Option<String>, latency_ms, kind| Outcome {
+            message_id: m.id,
+            lease_epoch: m.lease_epoch,
+            provider: provider.to_string(),
+            code,
+            reason,
+            latency_ms,
+            kind,
+        };
     let now = ctx.clock.now_ms();
     if plan.expires_at.is_some_and(|at| at <= now) {
         return outcome(
             channel.name(),
             None,
             Some("campaign expired".into()),
+            None,
             OutcomeKind::Expired,
         );
     }
@@ -433,7 +436,7 @@ async fn send_one(
                 permanent: true,
                 suppress: None,
             };
-            return outcome("aviso", Some("template".into()), Some(reason), kind);
+            return outcome("aviso", Some("template".into()), Some(reason), None, kind);
         }
     };
     let gate = ctx.gates.get(channel.name());
@@ -452,11 +455,13 @@ async fn send_one(
             channel.name(),
             None,
             None,
+            None,
             OutcomeKind::Deferred {
                 next_attempt_at: now,
             },
         );
     }
+    let started = std::time::Instant::now();
     let result = match tokio::time::timeout(ctx.send_timeout, channel.send(&message)).await {
         Ok(result) => result,
         Err(_) => Err(DeliveryError::temporary(format!(
@@ -475,6 +480,7 @@ async fn send_one(
             Err(_) => {}
         }
     }
+    let latency_ms = Some(started.elapsed().as_millis() as i64);
     let attempts = (m.attempts + 1) as u32;
     let now = ctx.clock.now_ms();
     match result {
@@ -484,6 +490,7 @@ async fn send_one(
                 channel.name(),
                 accepted.code,
                 None,
+                latency_ms,
                 OutcomeKind::Sent {
                     provider_ref: accepted.provider_ref,
                 },
@@ -506,7 +513,7 @@ async fn send_one(
                     permanent: false,
                     suppress: None,
                 };
-                return outcome(channel.name(), code, Some(reason), kind);
+                return outcome(channel.name(), code, Some(reason), latency_ms, kind);
             }
             let delay = ctx
                 .retry
@@ -517,6 +524,7 @@ async fn send_one(
                 channel.name(),
                 code,
                 Some(reason),
+                latency_ms,
                 OutcomeKind::Retry { next_attempt_at },
             )
         }
@@ -538,7 +546,7 @@ async fn send_one(
                 permanent: true,
                 suppress: suppress.map(|reason| (m.address.clone(), scope, reason)),
             };
-            outcome(channel.name(), code, Some(reason), kind)
+            outcome(channel.name(), code, Some(reason), latency_ms, kind)
         }
     }
 }

@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::campaigns::{
-    Activity, Campaign, CampaignState, ClaimedMessage, NewActivity, NewCampaign, Outcome,
-    RecordReport, Run, RunStart, StatusCounts,
+    Activity, Campaign, CampaignState, ClaimedMessage, NewActivity, NewCampaign, NewReceipt,
+    Outcome, ReceiptOutcome, ReceiptTarget, RecordReport, Run, RunStart, StatusCounts,
 };
 use crate::contacts::{Contact, ContactRecord, Segment};
 use crate::domain::ChannelKind;
@@ -73,6 +73,27 @@ pub struct ChannelCounts {
     pub email: i64,
 }
 
+/// The upper bounds (ms) of the send-latency histogram buckets.
+pub const LATENCY_BUCKETS_MS: [i64; 8] = [10, 50, 100, 250, 500, 1000, 5000, 30000];
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    /// (channel, status, count)
+    pub messages: Vec<(String, String, i64)>,
+    /// (provider, outcome, count)
+    pub attempts: Vec<(String, String, i64)>,
+    pub latency: Vec<LatencyRow>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LatencyRow {
+    pub provider: String,
+    /// Cumulative counts, one per bucket of `LATENCY_BUCKETS_MS`.
+    pub buckets: Vec<i64>,
+    pub count: i64,
+    pub sum_ms: i64,
+}
+
 /// An address that must never be messaged again on `scope`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Suppression {
@@ -116,6 +137,12 @@ pub trait Store: Send + Sync {
         channel: ChannelKind,
         limit: i64,
     ) -> StoreResult<Vec<Contact>>;
+
+    /// The (id, e-mail, phone) of every contact with this E.164 phone.
+    async fn contacts_with_phone(
+        &self,
+        phone: &str,
+    ) -> StoreResult<Vec<(String, Option<String>, Option<String>)>>;
 
     // Suppressions.
     /// Adds the suppressions not already present; returns how many were new.
@@ -182,6 +209,14 @@ pub trait Store: Send + Sync {
     async fn extend_leases(&self, worker: &str, until: i64) -> StoreResult<u64>;
     /// Returns claimed, unsent messages to the queue (graceful stop).
     async fn release(&self, worker: &str, ids: &[i64], now: i64) -> StoreResult<u64>;
+    /// The message a delivery report or bounce names.
+    async fn receipt_target(&self, message_id: i64) -> StoreResult<Option<ReceiptTarget>>;
+    /// Records a report once: a replay (same dedup key) changes nothing.
+    async fn apply_receipt(&self, receipt: &NewReceipt, now: i64) -> StoreResult<ReceiptOutcome>;
+
+    /// Counters for `/metrics`.
+    async fn metrics(&self) -> StoreResult<MetricsSnapshot>;
+
     /// Housekeeping: expired leases back to the queue, cancelled campaigns'
     /// leftovers cancelled, finished runs and one-off campaigns completed.
     async fn housekeeping(&self, now: i64) -> StoreResult<()>;

@@ -194,6 +194,34 @@ pub(super) fn outcome_binds(o: &crate::campaigns::Outcome, now: i64) -> OutcomeB
     }
 }
 
+/// Applies the delivery reports kept while their messages were in flight:
+/// delivered wins over failed, and a report never undoes a delivery.
+pub(super) async fn apply_pending_receipts<DB>(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    now: i64,
+) -> Result<(), sqlx::Error>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    i64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    const STATEMENTS: [&str; 3] = [
+        "UPDATE messages SET status = 'delivered', delivered_at = $1, updated_at = $1 \
+         WHERE status IN ('sent', 'failed') AND sent_at IS NOT NULL AND id IN \
+         (SELECT message_id FROM receipts WHERE applied = 0 AND status = 'delivered')",
+        "UPDATE messages SET status = 'failed', finished_at = $1, updated_at = $1 \
+         WHERE status = 'sent' AND id IN \
+         (SELECT message_id FROM receipts WHERE applied = 0 AND status = 'failed')",
+        "UPDATE receipts SET applied = 1 WHERE applied = 0 AND message_id IN \
+         (SELECT id FROM messages WHERE status <> 'sending') AND $1 = $1",
+    ];
+    for sql in STATEMENTS {
+        sqlx::query(sql).bind(now).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 /// The contact column holding a channel's address.
 pub(super) fn address_column(channel: crate::domain::ChannelKind) -> &'static str {
     match channel {
@@ -385,6 +413,16 @@ macro_rules! portable_store {
                     contacts.push(super::portable::contact_from_columns(columns)?);
                 }
                 Ok(contacts)
+            }
+
+            async fn contacts_with_phone(
+                &self,
+                phone: &str,
+            ) -> StoreResult<Vec<(String, Option<String>, Option<String>)>> {
+                Ok(sqlx::query_as("SELECT id, email, phone FROM contacts WHERE phone = $1 ORDER BY id")
+                    .bind(phone)
+                    .fetch_all(&self.pool)
+                    .await?)
             }
 
             async fn add_suppressions(
@@ -785,8 +823,8 @@ macro_rules! portable_store {
                     report.recorded += 1;
                     if let Some(outcome) = b.attempt_outcome {
                         sqlx::query(
-                            "INSERT INTO attempts (message_id, attempt, at, provider, outcome, code, reason, worker) \
-                             SELECT id, attempts, $1, $2, $3, $4, $5, $6 FROM messages WHERE id = $7",
+                            "INSERT INTO attempts (message_id, attempt, at, provider, outcome, code, reason, worker, latency_ms) \
+                             SELECT id, attempts, $1, $2, $3, $4, $5, $6, $8 FROM messages WHERE id = $7",
                         )
                         .bind(now)
                         .bind(&o.provider)
@@ -795,6 +833,7 @@ macro_rules! portable_store {
                         .bind(&o.reason)
                         .bind(worker)
                         .bind(o.message_id)
+                        .bind(o.latency_ms)
                         .execute(&mut *tx)
                         .await?;
                     }
@@ -812,8 +851,121 @@ macro_rules! portable_store {
                         .await?;
                     }
                 }
+                // Delivery reports that arrived while these messages were in flight.
+                super::portable::apply_pending_receipts::<$db>(&mut tx, now).await?;
                 tx.commit().await?;
                 Ok(report)
+            }
+
+            async fn metrics(&self) -> StoreResult<$crate::store::MetricsSnapshot> {
+                use sqlx::Row;
+                let messages = sqlx::query_as(
+                    "SELECT channel, status, COUNT(*) FROM messages GROUP BY channel, status ORDER BY channel, status",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                let attempts = sqlx::query_as(
+                    "SELECT provider, outcome, COUNT(*) FROM attempts GROUP BY provider, outcome ORDER BY provider, outcome",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                let buckets: Vec<String> = $crate::store::LATENCY_BUCKETS_MS
+                    .iter()
+                    .map(|le| format!("COUNT(*) FILTER (WHERE latency_ms <= {le})"))
+                    .collect();
+                let sql = format!(
+                    "SELECT provider, {}, COUNT(*), CAST(COALESCE(SUM(latency_ms), 0) AS BIGINT) \
+                     FROM attempts WHERE latency_ms IS NOT NULL GROUP BY provider ORDER BY provider",
+                    buckets.join(", ")
+                );
+                let n = $crate::store::LATENCY_BUCKETS_MS.len();
+                let mut latency = Vec::new();
+                for row in sqlx::query(&sql).fetch_all(&self.pool).await? {
+                    latency.push($crate::store::LatencyRow {
+                        provider: row.try_get(0)?,
+                        buckets: (1..=n).map(|i| row.try_get(i)).collect::<Result<_, _>>()?,
+                        count: row.try_get(n + 1)?,
+                        sum_ms: row.try_get(n + 2)?,
+                    });
+                }
+                Ok($crate::store::MetricsSnapshot {
+                    messages,
+                    attempts,
+                    latency,
+                })
+            }
+
+            async fn receipt_target(
+                &self,
+                message_id: i64,
+            ) -> StoreResult<Option<$crate::campaigns::ReceiptTarget>> {
+                Ok(sqlx::query_as("SELECT id, channel, address, status FROM messages WHERE id = $1")
+                    .bind(message_id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn apply_receipt(
+                &self,
+                r: &$crate::campaigns::NewReceipt,
+                now: i64,
+            ) -> StoreResult<$crate::campaigns::ReceiptOutcome> {
+                use $crate::campaigns::{ReceiptEffect, ReceiptOutcome};
+                let mut tx = self.pool.begin().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO receipts (message_id, source, status, dedup_key, detail, received_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dedup_key) DO NOTHING",
+                )
+                .bind(r.message_id)
+                .bind(&r.source)
+                .bind(r.effect.code())
+                .bind(&r.dedup_key)
+                .bind(&r.detail)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted == 0 {
+                    tx.commit().await?;
+                    return Ok(ReceiptOutcome::Replayed);
+                }
+                if let Some((scope, reason)) = &r.suppress {
+                    sqlx::query(
+                        "INSERT INTO suppressions (address, channel, reason, source, created_at) \
+                         SELECT LOWER(address), $1, $2, $3, $4 FROM messages WHERE id = $5 \
+                         ON CONFLICT (address, channel) DO NOTHING",
+                    )
+                    .bind(scope.code())
+                    .bind(reason.code())
+                    .bind(format!("receipt:{}", r.source))
+                    .bind(now)
+                    .bind(r.message_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let status: Option<String> = sqlx::query_scalar("SELECT status FROM messages WHERE id = $1")
+                    .bind(r.message_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let outcome = if status.as_deref() == Some("sending") && r.effect != ReceiptEffect::Info {
+                    ReceiptOutcome::Pending
+                } else {
+                    if r.effect == ReceiptEffect::Failed {
+                        sqlx::query(
+                            "UPDATE messages SET last_code = COALESCE($1, last_code), \
+                             last_reason = COALESCE($2, last_reason) WHERE id = $3 AND status = 'sent'",
+                        )
+                        .bind(&r.code)
+                        .bind(&r.detail)
+                        .bind(r.message_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    super::portable::apply_pending_receipts::<$db>(&mut tx, now).await?;
+                    ReceiptOutcome::Applied
+                };
+                tx.commit().await?;
+                Ok(outcome)
             }
 
             async fn extend_leases(&self, worker: &str, until: i64) -> StoreResult<u64> {

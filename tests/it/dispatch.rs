@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::peers::SmtpSink;
-use crate::support::Workspace;
+use crate::support::{Background, Workspace};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -280,33 +280,6 @@ fn starting_a_finished_campaign_again_sends_nothing() {
     assert_eq!(sink.message_count(), 5);
 }
 
-/// A background `aviso worker` that is killed with SIGKILL when dropped.
-struct Background(std::process::Child);
-
-impl Background {
-    /// SIGTERM, the graceful stop: in-flight sends finish and are recorded,
-    /// claimed messages are released.
-    fn stop(mut self) {
-        let pid = self.0.id().to_string();
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
-        let deadline = Instant::now() + WAIT;
-        while self.0.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "the worker ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn pause_stops_sending_and_resume_continues_without_duplicates() {
     let Some(sink) = SmtpSink::start(&[]) else {
@@ -315,12 +288,7 @@ fn pause_stops_sending_and_resume_continues_without_duplicates() {
     let ws = workspace_for(&sink, "&rate=100");
     let id = email_campaign(&ws, 600);
     ws.ok(&["campaign", "start", &id.to_string()]);
-    let worker = Background(
-        ws.command(&["worker", "--concurrency", "4"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let worker = Background::spawn(ws.command(&["worker", "--concurrency", "4"]));
     assert!(sink.wait_for_count(100, WAIT) >= 100);
     ws.ok(&[
         "campaign",
@@ -361,12 +329,7 @@ fn cancel_mid_campaign_stops_for_good_and_counts_add_up() {
     let ws = workspace_for(&sink, "&rate=100");
     let id = email_campaign(&ws, 600);
     ws.ok(&["campaign", "start", &id.to_string()]);
-    let worker = Background(
-        ws.command(&["worker", "--concurrency", "4"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let worker = Background::spawn(ws.command(&["worker", "--concurrency", "4"]));
     assert!(sink.wait_for_count(100, WAIT) >= 100);
     ws.ok(&["campaign", "cancel", &id.to_string()]);
     std::thread::sleep(Duration::from_millis(1500));
@@ -399,17 +362,13 @@ fn kill_9_mid_campaign_loses_nothing_and_duplicates_stay_in_the_window() {
     let ws = workspace_for(&sink, "");
     let id = email_campaign(&ws, N);
     ws.ok(&["campaign", "start", &id.to_string()]);
-    let worker = Background(
-        ws.command(&[
-            "worker",
-            "--lease",
-            "2s",
-            "--concurrency",
-            &CONCURRENCY.to_string(),
-        ])
-        .spawn()
-        .unwrap(),
-    );
+    let worker = Background::spawn(ws.command(&[
+        "worker",
+        "--lease",
+        "2s",
+        "--concurrency",
+        &CONCURRENCY.to_string(),
+    ]));
     assert!(
         sink.wait_for_count(N / 4, WAIT) >= N / 4,
         "the worker did not get going"

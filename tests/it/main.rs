@@ -9,5 +9,6 @@ mod cli_basics;
 mod dispatch;
 mod import;
 mod peers_smoke;
+mod sms;
 mod store_conformance;
 mod templates;

@@ -266,6 +266,7 @@ fn outcome(m: &ClaimedMessage, kind: OutcomeKind) -> Outcome {
         provider: "test".into(),
         code: Some("250".into()),
         reason: None,
+        latency_ms: Some(5),
         kind,
     }
 }
