@@ -31,9 +31,35 @@ pub struct ConfigFile {
     pub worker: WorkerConfig,
     #[serde(default)]
     pub receipts: ReceiptsConfig,
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
     /// Named providers a campaign can choose with `--provider NAME`.
     #[serde(default)]
     pub providers: std::collections::BTreeMap<String, NamedProvider>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleConfig {
+    /// A run found this many hours after its time is recorded as missed, not sent.
+    pub grace_hours: f64,
+    /// The send window of campaigns that set none, e.g. "09:00-20:00".
+    pub default_window: Option<String>,
+    /// Auto-pause: look at this many recent attempts…
+    pub autopause_window: i64,
+    /// …and pause when more than this share of them failed for good.
+    pub autopause_ratio: f64,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            grace_hours: 24.0,
+            default_window: None,
+            autopause_window: 200,
+            autopause_ratio: 0.5,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

@@ -11,5 +11,6 @@ pub mod dispatch;
 pub mod domain;
 pub mod receipts;
 pub mod report;
+pub mod schedule;
 pub mod store;
 pub mod templates;

@@ -92,6 +92,7 @@ CREATE TABLE campaigns (
     recurrence    TEXT,                            -- NULL | month
     recur_day     BIGINT,
     recur_time    TEXT,                            -- HH:MM in the configured zone
+    recur_until   BIGINT,                         -- no recurring run is due after this
     window_start  TEXT,                            -- HH:MM in the recipient's zone
     window_end    TEXT,
     expires_at    BIGINT,                         -- absolute expiry

@@ -92,6 +92,7 @@ CREATE TABLE campaigns (
     recurrence    TEXT,                            -- NULL | month
     recur_day     INTEGER,
     recur_time    TEXT,                            -- HH:MM in the configured zone
+    recur_until   INTEGER,                         -- no recurring run is due after this
     window_start  TEXT,                            -- HH:MM in the recipient's zone
     window_end    TEXT,
     expires_at    INTEGER,                         -- absolute expiry

@@ -63,7 +63,7 @@ best() {
         read -r s kb < <(measure "$name" "$@")
         echo "  $name run $i: ${s}s, peak ${kb} kB"
         if [[ -z $BEST_S ]] || awk -v a="$s" -v b="$BEST_S" 'BEGIN { exit !(a < b) }'; then BEST_S=$s; fi
-        ((kb > PEAK_KB)) && PEAK_KB=$kb
+        if ((kb > PEAK_KB)); then PEAK_KB=$kb; fi
     done
 }
 

@@ -1,12 +1,17 @@
 //! The rules of activities and campaigns: what creation checks before anything
 //! can be sent, and which state changes are allowed.
 
+use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Activity, Campaign, CampaignState, NewActivity, NewCampaign, RunStart, StatusCounts};
+use super::{
+    Activity, Campaign, CampaignSchedule, CampaignState, NewActivity, NewCampaign, RunStart,
+    StatusCounts,
+};
 use crate::contacts::Segment;
 use crate::domain::{ChannelKind, ContactKind};
+use crate::schedule::{Expiry, Window};
 use crate::store::{Store, StoreError};
 use crate::templates::{Attachment, LangMode, Recipient, Renderer};
 
@@ -101,6 +106,10 @@ pub struct CampaignRequest {
     pub attachments: Vec<std::path::PathBuf>,
     pub attachment_limit: u64,
     pub provider: Option<String>,
+    pub schedule: CampaignSchedule,
+    /// Send only inside this window of each recipient's local time.
+    pub window: Option<Window>,
+    pub expires: Option<Expiry>,
 }
 
 /// Creates a campaign after checking everything that can be checked: the
@@ -209,6 +218,19 @@ pub async fn create_campaign(
         rendered.map_err(|e| invalid(format!("for contact {}: {e}", contact.id)))?;
     }
 
+    if let Some(at) = request.schedule.start_at {
+        if at < now - 60_000 {
+            return Err(invalid("--at is in the past: give a time to come".into()));
+        }
+    }
+    if let Some(Expiry::At(at)) = request.expires {
+        if at <= request.schedule.start_at.unwrap_or(now) {
+            return Err(invalid(
+                "--expires is before the campaign would start".into(),
+            ));
+        }
+    }
+    let scheduled = request.schedule.start_at.is_some() || request.schedule.recurrence.is_some();
     let name = request
         .name
         .unwrap_or_else(|| format!("{} → {}", template.name, request.list));
@@ -223,8 +245,27 @@ pub async fn create_campaign(
         provider: request.provider,
         vars: vars.to_string(),
         attachments: serde_json::to_string(&attachments).unwrap_or_else(|_| "[]".into()),
-        state: CampaignState::Draft.to_string(),
-        ..NewCampaign::default()
+        state: if scheduled {
+            CampaignState::Scheduled
+        } else {
+            CampaignState::Draft
+        }
+        .to_string(),
+        start_at: request.schedule.start_at,
+        recurrence: request.schedule.recurrence,
+        recur_day: request.schedule.recur_day,
+        recur_time: request.schedule.recur_time,
+        recur_until: request.schedule.recur_until,
+        window_start: request.window.map(|w| w.start.format("%H:%M").to_string()),
+        window_end: request.window.map(|w| w.end.format("%H:%M").to_string()),
+        expires_at: match request.expires {
+            Some(Expiry::At(at)) => Some(at),
+            _ => None,
+        },
+        expires_after: match request.expires {
+            Some(Expiry::After(ms)) => Some(ms),
+            _ => None,
+        },
     };
     Ok(store.create_campaign(&campaign, now).await?)
 }
@@ -240,9 +281,15 @@ fn state_of(c: &Campaign) -> CampaignState {
     CampaignState::parse(&c.state).unwrap_or(CampaignState::Draft)
 }
 
-/// Freezes the audience into the outbox. Starting a campaign that already ran
-/// queues nothing: the run for its period exists.
-pub async fn start(store: &dyn Store, id: i64, now: i64) -> Result<RunStart, CampaignError> {
+/// Freezes the audience into the outbox now. Starting a campaign that already
+/// ran queues nothing: the run for its period exists. A monthly campaign starts
+/// the current month's run (in `zone`).
+pub async fn start(
+    store: &dyn Store,
+    id: i64,
+    zone: Tz,
+    now: i64,
+) -> Result<RunStart, CampaignError> {
     let campaign = load(store, id).await?;
     match state_of(&campaign) {
         CampaignState::Paused => {
@@ -264,16 +311,53 @@ pub async fn start(store: &dyn Store, id: i64, now: i64) -> Result<RunStart, Cam
     let channel = ChannelKind::parse(&campaign.channel).map_err(|e| CampaignError::Invalid(e.0))?;
     let segment =
         Segment::parse(&campaign.segment).map_err(|e| CampaignError::Invalid(e.to_string()))?;
+    let period = match &campaign.recurrence {
+        None => "once".to_string(),
+        Some(_) => {
+            use chrono::Datelike;
+            let local = chrono::DateTime::from_timestamp_millis(now)
+                .unwrap_or_default()
+                .with_timezone(&zone);
+            crate::schedule::period_key(local.year(), local.month())
+        }
+    };
+    let expires_at = campaign
+        .expires_at
+        .or(campaign.expires_after.map(|after| now + after));
     Ok(store
-        .start_run(
-            &campaign,
-            channel,
-            &segment,
-            "once",
-            campaign.expires_at,
-            now,
-        )
+        .start_run(&campaign, channel, &segment, &period, expires_at, now)
         .await?)
+}
+
+/// Changes when a campaign runs (`campaign reschedule`).
+pub async fn reschedule(
+    store: &dyn Store,
+    id: i64,
+    schedule: &CampaignSchedule,
+    now: i64,
+) -> Result<(), CampaignError> {
+    let campaign = load(store, id).await?;
+    if schedule.start_at.is_some_and(|at| at < now - 60_000) {
+        return Err(CampaignError::Invalid(
+            "--at is in the past: give a time to come".into(),
+        ));
+    }
+    if !store.update_schedule(id, schedule, now).await? {
+        return Err(CampaignError::WrongState {
+            id,
+            state: campaign.state,
+            hint: "only a campaign that is not running, paused or cancelled can be rescheduled",
+        });
+    }
+    Ok(())
+}
+
+/// `campaign retry`: what failed for reasons that were not permanent (attempts
+/// exhausted during an outage) goes out again; permanent failures and
+/// suppressed addresses never do.
+pub async fn retry(store: &dyn Store, id: i64, now: i64) -> Result<u64, CampaignError> {
+    load(store, id).await?;
+    Ok(store.retry_failed(id, now).await?)
 }
 
 pub async fn pause(
@@ -353,14 +437,53 @@ pub struct CampaignStatus {
     pub counts: StatusCounts,
     pub no_address: i64,
     pub runs: i64,
+    /// Messages waiting for their recipients' send window to open.
+    pub waiting_for_window: i64,
+    /// When the next of them may go (RFC 3339).
+    pub next_window_opens: Option<String>,
+    /// When the next run is due (RFC 3339), for scheduled campaigns.
+    pub next_run: Option<String>,
+    pub last_run: Option<LastRun>,
+    /// Providers currently slowed down at their own request.
+    pub slowed_providers: Vec<crate::store::ProviderState>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LastRun {
+    pub period: String,
+    pub state: String,
+    pub total: i64,
+}
+
+fn rfc3339(ms: i64, zone: Tz) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .with_timezone(&zone)
+        .to_rfc3339()
 }
 
 pub async fn status(
     store: &dyn Store,
     campaign: &Campaign,
+    zone: Tz,
+    now: i64,
 ) -> Result<CampaignStatus, CampaignError> {
     let (counts, no_address) = store.status_counts(campaign.id).await?;
-    let runs = store.runs(campaign.id).await?.len() as i64;
+    let runs = store.runs(campaign.id).await?;
+    let (waiting, opens) = store.waiting_for_window(campaign.id, now).await?;
+    let periods: Vec<String> = runs.iter().map(|r| r.period.clone()).collect();
+    let next_run = match CampaignState::parse(&campaign.state) {
+        Ok(CampaignState::Scheduled | CampaignState::Running) => {
+            crate::schedule::next_due(campaign, zone, now, &periods).map(|ms| rfc3339(ms, zone))
+        }
+        _ => None,
+    };
+    let slowed_providers = store
+        .provider_states()
+        .await?
+        .into_iter()
+        .filter(|p| p.rate != p.base_rate && now - p.updated_at < 60_000)
+        .collect();
     Ok(CampaignStatus {
         id: campaign.id,
         name: campaign.name.clone(),
@@ -372,11 +495,25 @@ pub async fn status(
         total: counts.total(),
         counts,
         no_address,
-        runs,
+        runs: runs.len() as i64,
+        waiting_for_window: waiting,
+        next_window_opens: opens.map(|ms| rfc3339(ms, zone)),
+        next_run,
+        last_run: runs.last().map(|r| LastRun {
+            period: r.period.clone(),
+            state: r.state.clone(),
+            total: r.total,
+        }),
+        slowed_providers,
     })
 }
 
-pub async fn status_of(store: &dyn Store, id: i64) -> Result<CampaignStatus, CampaignError> {
+pub async fn status_of(
+    store: &dyn Store,
+    id: i64,
+    zone: Tz,
+    now: i64,
+) -> Result<CampaignStatus, CampaignError> {
     let campaign = load(store, id).await?;
-    status(store, &campaign).await
+    status(store, &campaign, zone, now).await
 }

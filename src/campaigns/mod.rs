@@ -14,7 +14,8 @@ pub use outbox::{
 };
 
 vocabulary!(
-    /// Where a campaign stands.
+    /// Where a campaign stands. `missed`: a one-off campaign whose time passed
+    /// (by more than the grace period) while nothing was running.
     CampaignState {
         Draft => "draft",
         Scheduled => "scheduled",
@@ -22,6 +23,7 @@ vocabulary!(
         Paused => "paused",
         Completed => "completed",
         Cancelled => "cancelled",
+        Missed => "missed",
     }
 );
 
@@ -111,6 +113,7 @@ pub struct Campaign {
     pub recurrence: Option<String>,
     pub recur_day: Option<i64>,
     pub recur_time: Option<String>,
+    pub recur_until: Option<i64>,
     pub window_start: Option<String>,
     pub window_end: Option<String>,
     pub expires_at: Option<i64>,
@@ -136,10 +139,22 @@ pub struct NewCampaign {
     pub recurrence: Option<String>,
     pub recur_day: Option<i64>,
     pub recur_time: Option<String>,
+    pub recur_until: Option<i64>,
     pub window_start: Option<String>,
     pub window_end: Option<String>,
     pub expires_at: Option<i64>,
     pub expires_after: Option<i64>,
+}
+
+/// When a campaign runs: once at `start_at`, or monthly.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CampaignSchedule {
+    pub start_at: Option<i64>,
+    /// `month` or none.
+    pub recurrence: Option<String>,
+    pub recur_day: Option<i64>,
+    pub recur_time: Option<String>,
+    pub recur_until: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]

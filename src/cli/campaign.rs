@@ -7,7 +7,9 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::{print, print_json, thousands, Context};
 use crate::campaigns::manage::{self, CampaignRequest, CampaignStatus};
+use crate::campaigns::CampaignSchedule;
 use crate::domain::ChannelKind;
+use crate::schedule::{parse_at, parse_expires, Monthly, Window};
 use crate::templates::LangMode;
 
 #[derive(Debug, Subcommand)]
@@ -30,6 +32,44 @@ pub enum CampaignCommand {
     List(ListArgs),
     /// Counts by message status (they always add up to the total)
     Status(StatusArgs),
+    /// Change when a campaign runs (--at, or --every month)
+    Reschedule(RescheduleArgs),
+    /// Send again what failed for reasons that were not permanent (attempts
+    /// exhausted during an outage); permanent failures and suppressed
+    /// addresses never go again
+    Retry(IdArgs),
+}
+
+/// When a campaign runs.
+#[derive(Debug, Args, Default)]
+pub struct ScheduleArgs {
+    /// Start at this time: YYYY-MM-DD HH:MM in the configured zone, or RFC 3339
+    #[arg(long, value_name = "TIME", conflicts_with = "every")]
+    pub at: Option<String>,
+    /// Repeat every month (one run per month, keyed by the month)
+    #[arg(long, value_enum)]
+    pub every: Option<Every>,
+    /// Day of the month for --every month (days past the month's end mean its last day)
+    #[arg(long, default_value_t = 1, requires = "every")]
+    pub day: u32,
+    /// Time of day for --every month, HH:MM in the configured zone
+    #[arg(long, default_value = "10:00", requires = "every")]
+    pub time: String,
+    /// No monthly run after this date (YYYY-MM-DD)
+    #[arg(long, value_name = "DATE", requires = "every")]
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Every {
+    Month,
+}
+
+#[derive(Debug, Args)]
+pub struct RescheduleArgs {
+    pub id: i64,
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -83,6 +123,14 @@ pub struct CreateArgs {
     /// A named provider from aviso.toml [providers.NAME] instead of the default
     #[arg(long)]
     pub provider: Option<String>,
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
+    /// Send only between these hours of each recipient's local time, e.g. 09:00-20:00
+    #[arg(long, value_name = "HH:MM-HH:MM")]
+    pub window: Option<String>,
+    /// Unsent messages expire at this time (YYYY-MM-DD HH:MM) or this long after a run starts (72h)
+    #[arg(long, value_name = "TIME|DURATION")]
+    pub expires: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -136,7 +184,7 @@ pub async fn run(ctx: &Context, cmd: CampaignCommand) -> anyhow::Result<ExitCode
             }
         }
         CampaignCommand::Start(args) => {
-            let run = manage::start(store, args.id, now).await?;
+            let run = manage::start(store, args.id, ctx.zone()?, now).await?;
             if args.json {
                 print_json(&run)?;
             } else if run.created {
@@ -174,18 +222,31 @@ pub async fn run(ctx: &Context, cmd: CampaignCommand) -> anyhow::Result<ExitCode
         CampaignCommand::List(args) => {
             let mut all = Vec::new();
             for c in store.campaigns().await? {
-                all.push(manage::status(store, &c).await?);
+                all.push(manage::status(store, &c, ctx.zone()?, now).await?);
             }
             if args.json {
                 print_json(&all)?;
             } else {
                 print(&format!(
-                    "{:>4}  {:<10} {:<6} {:<12} {:>8} {:>8} {:>8}  NAME",
-                    "ID", "STATE", "CHAN", "ACTIVITY", "TOTAL", "SENT", "FAILED"
+                    "{:>4}  {:<10} {:<6} {:<12} {:>8} {:>8} {:>8}  {:<25} {:<22} NAME",
+                    "ID",
+                    "STATE",
+                    "CHAN",
+                    "ACTIVITY",
+                    "TOTAL",
+                    "SENT",
+                    "FAILED",
+                    "NEXT RUN",
+                    "LAST RUN"
                 ));
                 for s in &all {
+                    let last = s
+                        .last_run
+                        .as_ref()
+                        .map(|r| format!("{} {}", r.period, r.state))
+                        .unwrap_or_else(|| "-".into());
                     print(&format!(
-                        "{:>4}  {:<10} {:<6} {:<12} {:>8} {:>8} {:>8}  {}",
+                        "{:>4}  {:<10} {:<6} {:<12} {:>8} {:>8} {:>8}  {:<25} {:<22} {}",
                         s.id,
                         s.state,
                         s.channel,
@@ -193,15 +254,37 @@ pub async fn run(ctx: &Context, cmd: CampaignCommand) -> anyhow::Result<ExitCode
                         thousands(s.total),
                         thousands(s.counts.sent + s.counts.delivered),
                         thousands(s.counts.failed),
+                        s.next_run.as_deref().unwrap_or("-"),
+                        last,
                         s.name
                     ));
                 }
             }
         }
+        CampaignCommand::Reschedule(args) => {
+            let schedule = schedule_of(ctx, &args.schedule)?;
+            if schedule.start_at.is_none() && schedule.recurrence.is_none() {
+                bail!("say when: --at TIME or --every month");
+            }
+            manage::reschedule(store, args.id, &schedule, now).await?;
+            print(&format!("campaign {} rescheduled", args.id));
+        }
+        CampaignCommand::Retry(args) => {
+            let n = manage::retry(store, args.id, now).await?;
+            if args.json {
+                print_json(&serde_json::json!({ "requeued": n }))?;
+            } else {
+                print(&format!(
+                    "campaign {}: {} messages queued again",
+                    args.id,
+                    thousands(n as i64)
+                ));
+            }
+        }
         CampaignCommand::Status(args) => match args.id {
-            Some(id) if args.watch => watch(store, id).await?,
+            Some(id) if args.watch => watch(ctx, store, id).await?,
             Some(id) => {
-                let status = manage::status_of(store, id).await?;
+                let status = manage::status_of(store, id, ctx.zone()?, now).await?;
                 if args.json {
                     print_json(&status)?;
                 } else {
@@ -211,7 +294,7 @@ pub async fn run(ctx: &Context, cmd: CampaignCommand) -> anyhow::Result<ExitCode
             None => {
                 let mut all = Vec::new();
                 for c in store.campaigns().await? {
-                    all.push(manage::status(store, &c).await?);
+                    all.push(manage::status(store, &c, ctx.zone()?, now).await?);
                 }
                 if args.json {
                     print_json(&all)?;
@@ -226,7 +309,33 @@ pub async fn run(ctx: &Context, cmd: CampaignCommand) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
+/// The schedule flags as stored times.
+fn schedule_of(ctx: &Context, args: &ScheduleArgs) -> anyhow::Result<CampaignSchedule> {
+    let zone = ctx.zone()?;
+    let mut schedule = CampaignSchedule {
+        start_at: args
+            .at
+            .as_deref()
+            .map(|at| parse_at(at, zone).map(|t| t.timestamp_millis()))
+            .transpose()?,
+        ..CampaignSchedule::default()
+    };
+    if let Some(Every::Month) = args.every {
+        Monthly::new(args.day, &args.time)?;
+        schedule.recurrence = Some("month".into());
+        schedule.recur_day = Some(args.day as i64);
+        schedule.recur_time = Some(args.time.clone());
+        schedule.recur_until = args
+            .until
+            .as_deref()
+            .map(|d| parse_at(&format!("{d} 23:59"), zone).map(|t| t.timestamp_millis()))
+            .transpose()?;
+    }
+    Ok(schedule)
+}
+
 async fn create(ctx: &Context, args: CreateArgs) -> anyhow::Result<i64> {
+    let zone = ctx.zone()?;
     let renderer = ctx.renderer()?;
     let mut vars = serde_json::Map::new();
     if let Some(file) = &args.vars_file {
@@ -275,6 +384,13 @@ async fn create(ctx: &Context, args: CreateArgs) -> anyhow::Result<i64> {
         attachments: args.attachments,
         attachment_limit: ctx.email_settings()?.attachment_limit,
         provider: args.provider.clone(),
+        schedule: schedule_of(ctx, &args.schedule)?,
+        window: args.window.as_deref().map(Window::parse).transpose()?,
+        expires: args
+            .expires
+            .as_deref()
+            .map(|e| parse_expires(e, zone))
+            .transpose()?,
     };
     let store = ctx.store().await?;
     // The provider must exist before anything is queued for it.
@@ -327,7 +443,7 @@ fn print_status(s: &CampaignStatus) {
 }
 
 /// A live progress bar until nothing is left to send.
-async fn watch(store: &dyn crate::store::Store, id: i64) -> anyhow::Result<()> {
+async fn watch(ctx: &Context, store: &dyn crate::store::Store, id: i64) -> anyhow::Result<()> {
     let bar = indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template(
             "{prefix} [{bar:40}] {pos}/{len} {per_sec} eta {eta} {msg}",
@@ -336,7 +452,7 @@ async fn watch(store: &dyn crate::store::Store, id: i64) -> anyhow::Result<()> {
     );
     bar.set_prefix(format!("campaign {id}"));
     loop {
-        let s = manage::status_of(store, id).await?;
+        let s = manage::status_of(store, id, ctx.zone()?, ctx.now_ms()).await?;
         let c = &s.counts;
         bar.set_length(s.total as u64);
         bar.set_position((s.total - c.pending()) as u64);

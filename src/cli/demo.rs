@@ -222,9 +222,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             attachments: Vec::new(),
             attachment_limit: ctx.email_settings()?.attachment_limit,
             provider: None,
+            schedule: Default::default(),
+            window: None,
+            expires: None,
         };
         let id = manage::create_campaign(store.as_ref(), &renderer, request, now).await?;
-        let run = manage::start(store.as_ref(), id, now).await?;
+        let run = manage::start(store.as_ref(), id, ctx.zone()?, now).await?;
         print(&format!(
             "   #{id} {template} by {channel} to {list}: {} queued, {} suppressed, {} without an address",
             thousands(run.total - run.suppressed),
@@ -253,7 +256,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     print("\n5. Campaign status");
     for id in &ids {
-        let s = manage::status_of(store.as_ref(), *id).await?;
+        let s = manage::status_of(store.as_ref(), *id, ctx.zone()?, ctx.now_ms()).await?;
         print(&format!(
             "   #{} {:<40} {:<9} total {:>6}: sent {:>6}, suppressed {:>3}, failed {:>3}",
             s.id,

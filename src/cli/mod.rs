@@ -104,6 +104,17 @@ impl Context {
         self.clock.now_ms()
     }
 
+    /// The zone campaign times are read in: `timezone` in aviso.toml, or Mexico City.
+    pub fn zone(&self) -> anyhow::Result<chrono_tz::Tz> {
+        let name = self
+            .config
+            .file
+            .timezone
+            .as_deref()
+            .unwrap_or(crate::schedule::DEFAULT_ZONE);
+        Ok(crate::schedule::parse_zone(name)?)
+    }
+
     pub fn template_set(&self) -> anyhow::Result<TemplateSet> {
         Ok(match &self.templates_dir {
             Some(dir) => TemplateSet::from_dir(dir)?,
@@ -194,6 +205,20 @@ impl Context {
         mut options: DispatchOptions,
     ) -> anyhow::Result<Dispatcher> {
         options.retry = RetryPolicy::from_config(&self.config.file.retry);
+        let schedule = &self.config.file.schedule;
+        options.schedule = crate::schedule::ScheduleSettings {
+            zone: self.zone()?,
+            grace_ms: (schedule.grace_hours * 3_600_000.0) as i64,
+        };
+        options.default_window = schedule
+            .default_window
+            .as_deref()
+            .map(crate::schedule::Window::parse)
+            .transpose()?;
+        options.autopause = crate::dispatch::AutoPause {
+            window: schedule.autopause_window.max(1),
+            ratio: schedule.autopause_ratio,
+        };
         let composer = Composer {
             renderer: Arc::new(self.renderer()?),
             tokens: Tokens::from_store(store.as_ref()).await?,

@@ -10,6 +10,7 @@ use super::tokens::{Purpose, Tokens};
 use crate::campaigns::{Campaign, ClaimedMessage};
 use crate::channels::{EmailOut, Outgoing, SmsOut};
 use crate::domain::{ChannelKind, EmailAddress, Invalid};
+use crate::schedule::Window;
 use crate::templates::{
     build_email, Attachment, EmailHeaders, EmailSettings, LangMode, Recipient, Renderer,
 };
@@ -25,10 +26,13 @@ pub struct CampaignPlan {
     pub attachments: Vec<(Attachment, Arc<Vec<u8>>)>,
     pub provider: Option<String>,
     pub expires_at: Option<i64>,
+    /// Send only inside this window of the recipient's local time.
+    pub window: Option<Window>,
 }
 
 impl CampaignPlan {
-    pub fn prepare(c: &Campaign) -> Result<CampaignPlan, String> {
+    /// `default_window` applies when the campaign sets none.
+    pub fn prepare(c: &Campaign, default_window: Option<Window>) -> Result<CampaignPlan, String> {
         let channel = ChannelKind::parse(&c.channel).map_err(|e| e.0)?;
         let lang_mode = LangMode::parse(&c.lang_mode).map_err(|e| e.0)?;
         let vars: Value =
@@ -50,6 +54,12 @@ impl CampaignPlan {
             attachments,
             provider: c.provider.clone(),
             expires_at: c.expires_at,
+            window: match (&c.window_start, &c.window_end) {
+                (Some(start), Some(end)) => {
+                    Some(Window::parse(&format!("{start}-{end}")).map_err(|e| e.0)?)
+                }
+                _ => default_window,
+            },
         })
     }
 }

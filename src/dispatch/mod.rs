@@ -31,6 +31,7 @@ use crate::campaigns::{CampaignState, ClaimedMessage, Outcome, OutcomeKind};
 use crate::channels::{Channel, DeliveryError};
 use crate::clock::Clock;
 use crate::domain::{mask_address, ChannelKind, SuppressionScope};
+use crate::schedule::{zones::zones_of, ScheduleSettings, Window};
 use crate::store::{Store, StoreError};
 use rate::ProviderGate;
 
@@ -49,6 +50,28 @@ pub struct DispatchOptions {
     /// A send that takes longer than this counts as a temporary failure.
     pub send_timeout: Duration,
     pub retry: RetryPolicy,
+    /// When runs are due, and how late is too late.
+    pub schedule: ScheduleSettings,
+    /// The send window of campaigns that set none.
+    pub default_window: Option<Window>,
+    /// A campaign pauses itself when more than `ratio` of its last `window`
+    /// attempts failed for good.
+    pub autopause: AutoPause,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AutoPause {
+    pub window: i64,
+    pub ratio: f64,
+}
+
+impl Default for AutoPause {
+    fn default() -> Self {
+        AutoPause {
+            window: 200,
+            ratio: 0.5,
+        }
+    }
 }
 
 impl DispatchOptions {
@@ -61,6 +84,12 @@ impl DispatchOptions {
             poll: Duration::from_millis(500),
             send_timeout: Duration::from_secs(60),
             retry: RetryPolicy::default(),
+            schedule: ScheduleSettings {
+                zone: chrono_tz::America::Mexico_City,
+                grace_ms: 24 * 3_600_000,
+            },
+            default_window: None,
+            autopause: AutoPause::default(),
         }
     }
 }
@@ -152,6 +181,8 @@ struct SendContext {
     gates: HashMap<String, Arc<ProviderGate>>,
     /// The origin of the monotonic milliseconds the gates count in.
     started: std::time::Instant,
+    /// Where recipients of unknown countries are taken to live.
+    zone: chrono_tz::Tz,
     /// Campaigns currently running, refreshed twice a second: a message whose
     /// campaign was paused or cancelled after it was claimed goes back unsent.
     running: std::sync::RwLock<HashSet<i64>>,
@@ -190,6 +221,7 @@ impl Dispatcher {
             send_timeout: opts.send_timeout,
             gates: self.channels.gates(),
             started: std::time::Instant::now(),
+            zone: opts.schedule.zone,
             running: std::sync::RwLock::new(self.running_campaigns().await?),
         });
         let watcher = self.spawn_state_watcher(context.clone());
@@ -212,6 +244,8 @@ impl Dispatcher {
             let now = self.clock.now_ms();
             if idle_checked || last_housekeeping.is_none_or(|at| now - at >= 1000) {
                 self.store.housekeeping(now).await?;
+                crate::schedule::tick(self.store.as_ref(), &opts.schedule, now).await?;
+                self.auto_pause(now).await?;
                 last_housekeeping = Some(now);
             }
             let claimed = if permits.available_permits() > 0 {
@@ -296,7 +330,7 @@ impl Dispatcher {
             }
             let plan = match plans.get(&campaign.id) {
                 Some(plan) => plan.clone(),
-                None => match CampaignPlan::prepare(campaign) {
+                None => match CampaignPlan::prepare(campaign, opts.default_window) {
                     Ok(plan) => {
                         let plan = Arc::new(plan);
                         plans.insert(campaign.id, plan.clone());
@@ -341,6 +375,35 @@ impl Dispatcher {
         Ok(claimed)
     }
 
+    /// Pauses running campaigns whose recent attempts mostly failed for good: a
+    /// broken provider or a wrong template must not burn a whole list.
+    async fn auto_pause(&self, now: i64) -> Result<(), DispatchError> {
+        let AutoPause { window, ratio } = self.options.autopause;
+        for id in self.running_campaigns().await? {
+            let (_, failed, last) = self.store.recent_failures(id, window).await?;
+            if failed as f64 > ratio * window as f64 {
+                let reason = format!(
+                    "paused automatically: {failed} of the last {window} attempts failed (last: {}); fix the cause, then `aviso campaign resume {id}`",
+                    last.unwrap_or_default()
+                );
+                if self
+                    .store
+                    .set_campaign_state(
+                        id,
+                        &[CampaignState::Running],
+                        CampaignState::Paused,
+                        Some(&reason),
+                        now,
+                    )
+                    .await?
+                {
+                    tracing::warn!("campaign {id} {reason}");
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn running_campaigns(&self) -> Result<HashSet<i64>, DispatchError> {
         Ok(self
             .store
@@ -352,10 +415,13 @@ impl Dispatcher {
             .collect())
     }
 
-    /// Follows pauses and cancellations while messages wait for their turn.
+    /// Follows pauses and cancellations while messages wait for their turn, and
+    /// publishes each provider's pace for `campaign status`.
     fn spawn_state_watcher(&self, context: Arc<SendContext>) -> tokio::task::JoinHandle<()> {
         let store = self.store.clone();
+        let clock = self.clock.clone();
         tokio::spawn(async move {
+            let mut published: HashMap<String, (Option<f64>, i64)> = HashMap::new();
             loop {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 match store.campaigns().await {
@@ -370,6 +436,31 @@ impl Dispatcher {
                         }
                     }
                     Err(e) => tracing::warn!("cannot read campaign states: {e}"),
+                }
+                let now = clock.now_ms();
+                for (name, gate) in &context.gates {
+                    let pace = gate.report();
+                    let stale = published
+                        .get(name)
+                        .is_none_or(|(rate, at)| *rate != pace.current || now - at > 10_000);
+                    if !stale {
+                        continue;
+                    }
+                    let state = crate::store::ProviderState {
+                        name: name.clone(),
+                        rate: pace.current.unwrap_or(0.0),
+                        base_rate: pace.ceiling.unwrap_or(0.0),
+                        reason: (pace.current != pace.ceiling).then(|| {
+                            "slowed down: the provider asked us to (421/451/452 or 429)".to_string()
+                        }),
+                        updated_at: now,
+                    };
+                    match store.save_provider_state(&state).await {
+                        Ok(()) => {
+                            published.insert(name.clone(), (pace.current, now));
+                        }
+                        Err(e) => tracing::warn!("cannot save the pace of {name}: {e}"),
+                    }
                 }
             }
         })
@@ -428,6 +519,31 @@ async fn send_one(
             OutcomeKind::Expired,
         );
     }
+    if let Some(window) = &plan.window {
+        let zones = m
+            .country
+            .as_deref()
+            .and_then(zones_of)
+            .unwrap_or(std::slice::from_ref(&ctx.zone));
+        let at = ctx.clock.now();
+        if !window.is_open(zones, at) {
+            // Waits for the window without using an attempt.
+            let next = window
+                .next_open(zones, at)
+                .unwrap_or(at + chrono::Duration::hours(24))
+                .timestamp_millis();
+            let reason = format!("outside the send window {window} of the recipient's time zone");
+            return outcome(
+                channel.name(),
+                Some("window".into()),
+                Some(reason),
+                None,
+                OutcomeKind::Deferred {
+                    next_attempt_at: next,
+                },
+            );
+        }
+    }
     let message = match ctx.composer.compose(plan, m) {
         Ok(message) => message,
         Err(reason) => {
@@ -476,7 +592,7 @@ async fn send_one(
                 retry_after,
                 ..
             }) => gate.slow_down(monotonic(), *retry_after),
-            Ok(_) => gate.recovered(),
+            Ok(_) => gate.recovered(monotonic()),
             Err(_) => {}
         }
     }

@@ -1,6 +1,8 @@
 //! Per-provider pacing: a rate (messages per second) and a cap on connections.
 //! When a provider says "slow down" (SMTP 421/451/452, HTTP 429) the rate
-//! halves; each success then raises it a little until it is back where it was.
+//! halves, at most once a second (a burst of refusals is one signal, as in TCP
+//! congestion control); successes then raise it by a quarter, at most once a
+//! second, until it is back where it was.
 //!
 //! Written by hand rather than with `governor` because the rate must change
 //! while running (halve, then recover), which a fixed quota cannot do.
@@ -10,10 +12,12 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-/// The slowest a throttled provider is driven: one message every ten seconds.
-const FLOOR: f64 = 0.1;
-/// Each success raises a reduced rate by this factor (about 70 successes to double).
-const RECOVERY: f64 = 1.01;
+/// The slowest a throttled provider is driven, in messages per second.
+const FLOOR: f64 = 1.0;
+/// Each step of recovery raises a reduced rate by this factor.
+const RECOVERY: f64 = 1.25;
+/// Milliseconds between two changes of the rate.
+const STEP_MS: f64 = 1000.0;
 
 #[derive(Debug)]
 struct Pace {
@@ -28,6 +32,8 @@ struct Pace {
     next_free: f64,
     /// Recent throughput, to know what "half" means for an unlimited provider.
     observed: Throughput,
+    /// When the rate last changed (ms), to change it at most once per step.
+    changed_at: f64,
 }
 
 #[derive(Debug, Default)]
@@ -71,6 +77,7 @@ impl ProviderGate {
                 release_at: 0.0,
                 next_free: 0.0,
                 observed: Throughput::default(),
+                changed_at: f64::MIN,
             }),
             connections: Semaphore::new(connections.max(1)),
         }
@@ -91,6 +98,13 @@ impl ProviderGate {
     /// The provider pushed back: halve the rate, and wait `retry_after` if given.
     pub fn slow_down(&self, now_ms: f64, retry_after: Option<Duration>) {
         let mut pace = self.lock();
+        if let Some(wait) = retry_after {
+            pace.next_free = pace.next_free.max(now_ms + wait.as_secs_f64() * 1000.0);
+        }
+        if now_ms - pace.changed_at < STEP_MS {
+            return;
+        }
+        pace.changed_at = now_ms;
         let base = match pace.current {
             Some(rate) => rate,
             None => {
@@ -99,9 +113,6 @@ impl ProviderGate {
             }
         };
         pace.current = Some((base / 2.0).max(FLOOR));
-        if let Some(wait) = retry_after {
-            pace.next_free = pace.next_free.max(now_ms + wait.as_secs_f64() * 1000.0);
-        }
         tracing::info!(
             "provider asked to slow down: now {:.1} messages/s",
             pace.current.unwrap_or(FLOOR)
@@ -109,9 +120,13 @@ impl ProviderGate {
     }
 
     /// A success: let a reduced rate creep back up.
-    pub fn recovered(&self) {
+    pub fn recovered(&self, now_ms: f64) {
         let mut pace = self.lock();
         let Some(rate) = pace.current else { return };
+        if pace.current == pace.ceiling || now_ms - pace.changed_at < STEP_MS {
+            return;
+        }
+        pace.changed_at = now_ms;
         let raised = rate * RECOVERY;
         pace.current = match pace.ceiling {
             Some(ceiling) => Some(raised.min(ceiling)),
@@ -153,16 +168,34 @@ mod tests {
     }
 
     #[test]
-    fn throttling_halves_and_successes_recover_to_the_ceiling() {
+    fn throttling_halves_once_a_second_and_successes_recover_to_the_ceiling() {
         let gate = ProviderGate::new(Some(100.0), 1);
         gate.slow_down(0.0, None);
         assert_eq!(gate.report().current, Some(50.0));
-        gate.slow_down(0.0, None);
+        gate.slow_down(10.0, None);
+        assert_eq!(
+            gate.report().current,
+            Some(50.0),
+            "a burst of refusals is one signal"
+        );
+        gate.slow_down(1000.0, None);
         assert_eq!(gate.report().current, Some(25.0));
-        for _ in 0..500 {
-            gate.recovered();
+        gate.recovered(1500.0);
+        assert_eq!(
+            gate.report().current,
+            Some(25.0),
+            "no change within a second"
+        );
+        let mut now = 2000.0;
+        for _ in 0..10 {
+            gate.recovered(now);
+            now += 1000.0;
         }
-        assert_eq!(gate.report().current, Some(100.0));
+        assert_eq!(
+            gate.report().current,
+            Some(100.0),
+            "back to the configured rate"
+        );
     }
 
     #[test]
@@ -178,8 +211,10 @@ mod tests {
             gate.reserve(2000.0) >= Duration::from_secs(3),
             "Retry-After is honoured"
         );
-        for _ in 0..200 {
-            gate.recovered();
+        let mut now = 3000.0;
+        for _ in 0..10 {
+            gate.recovered(now);
+            now += 1000.0;
         }
         assert_eq!(gate.report().current, None, "back to unlimited");
     }

@@ -238,7 +238,11 @@ Subject: Ya puedes registrarte\r\n\
         assert_eq!(b.message_id, 1234);
         assert_eq!(b.kind, BounceKind::Failed);
         assert_eq!(b.status.as_deref(), Some("5.1.1"));
-        assert!(b.diagnostic.unwrap().contains("Recipient address rejected"));
+        assert!(b
+            .diagnostic
+            .as_deref()
+            .unwrap()
+            .contains("Recipient address rejected"));
         let r = b.receipt(&ReceiptTarget {
             id: 1234,
             channel: "email".into(),

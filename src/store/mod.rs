@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::campaigns::{
-    Activity, Campaign, CampaignState, ClaimedMessage, NewActivity, NewCampaign, NewReceipt,
-    Outcome, ReceiptOutcome, ReceiptTarget, RecordReport, Run, RunStart, StatusCounts,
+    Activity, Campaign, CampaignSchedule, CampaignState, ClaimedMessage, NewActivity, NewCampaign,
+    NewReceipt, Outcome, ReceiptOutcome, ReceiptTarget, RecordReport, Run, RunStart, StatusCounts,
 };
 use crate::contacts::{Contact, ContactRecord, Segment};
 use crate::domain::ChannelKind;
@@ -71,6 +71,18 @@ pub struct ContactCounts {
 pub struct ChannelCounts {
     pub sms: i64,
     pub email: i64,
+}
+
+/// A provider's pace as last reported by a worker.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct ProviderState {
+    pub name: String,
+    /// Messages per second in force; 0 means unlimited.
+    pub rate: f64,
+    /// The configured rate; 0 means unlimited.
+    pub base_rate: f64,
+    pub reason: Option<String>,
+    pub updated_at: i64,
 }
 
 /// The upper bounds (ms) of the send-latency histogram buckets.
@@ -182,7 +194,42 @@ pub trait Store: Send + Sync {
         expires_at: Option<i64>,
         now: i64,
     ) -> StoreResult<RunStart>;
+    /// Records that period's run as missed (its time passed while nothing ran);
+    /// false if the period already has a run. A one-off campaign becomes `missed`.
+    async fn record_missed_run(
+        &self,
+        campaign_id: i64,
+        period: &str,
+        due: i64,
+        now: i64,
+    ) -> StoreResult<bool>;
     async fn runs(&self, campaign_id: i64) -> StoreResult<Vec<Run>>;
+    /// Changes when a campaign runs; it becomes `scheduled`.
+    async fn update_schedule(
+        &self,
+        id: i64,
+        schedule: &CampaignSchedule,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Of the last `window` attempts of a campaign: how many there were, how
+    /// many failed for good, and the last failure's code and reason.
+    async fn recent_failures(
+        &self,
+        campaign_id: i64,
+        window: i64,
+    ) -> StoreResult<(i64, i64, Option<String>)>;
+    /// Queues again the messages that failed for reasons that were not
+    /// permanent (attempts exhausted), as a new attempt series.
+    async fn retry_failed(&self, campaign_id: i64, now: i64) -> StoreResult<u64>;
+    /// Messages waiting for their recipients' send window, and when the next opens.
+    async fn waiting_for_window(
+        &self,
+        campaign_id: i64,
+        now: i64,
+    ) -> StoreResult<(i64, Option<i64>)>;
+    /// The pace a worker currently applies to a provider, for `campaign status`.
+    async fn save_provider_state(&self, state: &ProviderState) -> StoreResult<()>;
+    async fn provider_states(&self) -> StoreResult<Vec<ProviderState>>;
     /// Message counts by status, and contacts left out for having no address.
     async fn status_counts(&self, campaign_id: i64) -> StoreResult<(StatusCounts, i64)>;
     /// Cancels what has not been handed to a provider yet.

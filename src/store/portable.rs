@@ -116,7 +116,7 @@ pub(super) const CLAIMED_COLUMNS: &str = "id, run_id, campaign_id, contact_id, c
 pub(super) const CAMPAIGN_SELECT: &str = "SELECT c.id, c.activity_id, a.code AS activity_code, \
      c.name, c.template, c.channel, c.list_id, l.name AS list_name, c.segment, c.lang_mode, \
      c.provider, c.vars, c.attachments, c.state, c.pause_reason, c.start_at, c.recurrence, \
-     c.recur_day, c.recur_time, c.window_start, c.window_end, c.expires_at, c.expires_after, \
+     c.recur_day, c.recur_time, c.recur_until, c.window_start, c.window_end, c.expires_at, c.expires_after, \
      c.created_at, c.updated_at \
      FROM campaigns c JOIN activities a ON a.id = c.activity_id JOIN lists l ON l.id = c.list_id";
 
@@ -179,7 +179,7 @@ pub(super) fn outcome_binds(o: &crate::campaigns::Outcome, now: i64) -> OutcomeB
             increment: 1,
             permanent: i64::from(*permanent),
             finished_at: Some(now),
-            attempt_outcome: Some(if *permanent { "permanent" } else { "temporary" }),
+            attempt_outcome: Some(if *permanent { "permanent" } else { "exhausted" }),
             ..base
         },
         OutcomeKind::Deferred { next_attempt_at } => OutcomeBinds {
@@ -531,8 +531,8 @@ macro_rules! portable_store {
                 Ok(sqlx::query_scalar(
                     "INSERT INTO campaigns (activity_id, name, template, channel, list_id, segment, \
                      lang_mode, provider, vars, attachments, state, start_at, recurrence, recur_day, \
-                     recur_time, window_start, window_end, expires_at, expires_after, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20) \
+                     recur_time, recur_until, window_start, window_end, expires_at, expires_after, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $21) \
                      RETURNING id",
                 )
                 .bind(c.activity_id)
@@ -550,6 +550,7 @@ macro_rules! portable_store {
                 .bind(&c.recurrence)
                 .bind(c.recur_day)
                 .bind(&c.recur_time)
+                .bind(c.recur_until)
                 .bind(&c.window_start)
                 .bind(&c.window_end)
                 .bind(c.expires_at)
@@ -687,7 +688,7 @@ macro_rules! portable_store {
                     .await?;
                 sqlx::query(
                     "UPDATE campaigns SET state = 'running', pause_reason = NULL, updated_at = $1 \
-                     WHERE id = $2 AND state IN ('draft', 'scheduled', 'completed')",
+                     WHERE id = $2 AND state IN ('draft', 'scheduled', 'completed', 'missed')",
                 )
                 .bind(now)
                 .bind(campaign.id)
@@ -701,6 +702,150 @@ macro_rules! portable_store {
                     suppressed,
                     no_address,
                 })
+            }
+
+            async fn record_missed_run(&self, campaign_id: i64, period: &str, due: i64, now: i64) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO runs (campaign_id, period, state, scheduled_for, finished_at) \
+                     VALUES ($1, $2, 'missed', $3, $4) ON CONFLICT (campaign_id, period) DO NOTHING",
+                )
+                .bind(campaign_id)
+                .bind(period)
+                .bind(due)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                sqlx::query(
+                    "UPDATE campaigns SET state = 'missed', updated_at = $1 \
+                     WHERE id = $2 AND recurrence IS NULL AND state = 'scheduled'",
+                )
+                .bind(now)
+                .bind(campaign_id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(inserted == 1)
+            }
+
+            async fn recent_failures(
+                &self,
+                campaign_id: i64,
+                window: i64,
+            ) -> StoreResult<(i64, i64, Option<String>)> {
+                let rows: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+                    "SELECT a.outcome, a.code, a.reason FROM attempts a \
+                     JOIN messages m ON m.id = a.message_id \
+                     WHERE m.campaign_id = $1 ORDER BY a.id DESC LIMIT $2",
+                )
+                .bind(campaign_id)
+                .bind(window)
+                .fetch_all(&self.pool)
+                .await?;
+                let failed = |o: &str| o == "permanent" || o == "exhausted";
+                let failures = rows.iter().filter(|(o, _, _)| failed(o)).count() as i64;
+                let last = rows.iter().find(|(o, _, _)| failed(o)).map(|(_, code, reason)| {
+                    [code.as_deref(), reason.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                });
+                Ok((rows.len() as i64, failures, last))
+            }
+
+            async fn retry_failed(&self, campaign_id: i64, now: i64) -> StoreResult<u64> {
+                let mut tx = self.pool.begin().await?;
+                let n = sqlx::query(
+                    "UPDATE messages SET status = 'queued', series = series + 1, attempts = 0, \
+                     next_attempt_at = $1, finished_at = NULL, updated_at = $1 \
+                     WHERE campaign_id = $2 AND status = 'failed' AND permanent = 0 AND sent_at IS NULL",
+                )
+                .bind(now)
+                .bind(campaign_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if n > 0 {
+                    sqlx::query(
+                        "UPDATE runs SET state = 'running', finished_at = NULL WHERE campaign_id = $1 \
+                         AND id IN (SELECT DISTINCT run_id FROM messages WHERE campaign_id = $1 AND status = 'queued')",
+                    )
+                    .bind(campaign_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "UPDATE campaigns SET state = 'running', pause_reason = NULL, updated_at = $1 \
+                         WHERE id = $2 AND state IN ('completed', 'paused', 'scheduled')",
+                    )
+                    .bind(now)
+                    .bind(campaign_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(n)
+            }
+
+            async fn waiting_for_window(&self, campaign_id: i64, now: i64) -> StoreResult<(i64, Option<i64>)> {
+                Ok(sqlx::query_as(
+                    "SELECT COUNT(*), MIN(next_attempt_at) FROM messages \
+                     WHERE campaign_id = $1 AND status IN ('queued', 'retrying') \
+                     AND last_code = 'window' AND next_attempt_at > $2",
+                )
+                .bind(campaign_id)
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
+            async fn save_provider_state(&self, p: &$crate::store::ProviderState) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO provider_state (name, rate, base_rate, reason, updated_at) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (name) DO UPDATE SET rate = excluded.rate, base_rate = excluded.base_rate, \
+                     reason = excluded.reason, updated_at = excluded.updated_at",
+                )
+                .bind(&p.name)
+                .bind(p.rate)
+                .bind(p.base_rate)
+                .bind(&p.reason)
+                .bind(p.updated_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn provider_states(&self) -> StoreResult<Vec<$crate::store::ProviderState>> {
+                Ok(sqlx::query_as(
+                    "SELECT name, rate, base_rate, reason, updated_at FROM provider_state ORDER BY name",
+                )
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn update_schedule(
+                &self,
+                id: i64,
+                schedule: &$crate::campaigns::CampaignSchedule,
+                now: i64,
+            ) -> StoreResult<bool> {
+                Ok(sqlx::query(
+                    "UPDATE campaigns SET start_at = $1, recurrence = $2, recur_day = $3, recur_time = $4, \
+                     recur_until = $5, state = 'scheduled', updated_at = $6 \
+                     WHERE id = $7 AND state IN ('draft', 'scheduled', 'missed', 'completed')",
+                )
+                .bind(schedule.start_at)
+                .bind(&schedule.recurrence)
+                .bind(schedule.recur_day)
+                .bind(&schedule.recur_time)
+                .bind(schedule.recur_until)
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                    == 1)
             }
 
             async fn runs(&self, campaign_id: i64) -> StoreResult<Vec<$crate::campaigns::Run>> {
@@ -1019,6 +1164,14 @@ macro_rules! portable_store {
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query(
+                    "UPDATE messages SET status = 'expired', last_reason = 'the campaign expired before it could be sent', \
+                     finished_at = $1, updated_at = $1 WHERE status IN ('queued', 'retrying') \
+                     AND run_id IN (SELECT id FROM runs WHERE state = 'running' AND expires_at <= $1)",
+                )
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
                     "UPDATE runs SET state = 'completed', finished_at = $1 WHERE state = 'running' \
                      AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.run_id = runs.id \
                                      AND m.status IN ('queued', 'sending', 'retrying'))",
@@ -1030,6 +1183,14 @@ macro_rules! portable_store {
                     "UPDATE campaigns SET state = 'completed', updated_at = $1 \
                      WHERE state = 'running' AND recurrence IS NULL \
                      AND EXISTS (SELECT 1 FROM runs r WHERE r.campaign_id = campaigns.id) \
+                     AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.campaign_id = campaigns.id AND r.state = 'running')",
+                )
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE campaigns SET state = 'scheduled', updated_at = $1 \
+                     WHERE state = 'running' AND recurrence IS NOT NULL \
                      AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.campaign_id = campaigns.id AND r.state = 'running')",
                 )
                 .bind(now)

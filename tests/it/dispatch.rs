@@ -395,3 +395,124 @@ fn kill_9_mid_campaign_loses_nothing_and_duplicates_stay_in_the_window() {
     );
     eprintln!("kill -9 after {before_restart} of {N}: {duplicates} duplicate(s) (window {window})");
 }
+
+/// The slowed-down providers `campaign status` reports.
+fn slowed(ws: &Workspace, id: i64) -> Vec<Value> {
+    status(ws, id)["slowed_providers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_server_answering_421_slows_the_rate_which_recovers_and_nothing_is_lost() {
+    let Some(mut sink) = SmtpSink::start(&["-Q", "data"]) else {
+        return;
+    };
+    let ws = workspace_for(&sink, "&rate=40");
+    let id = email_campaign(&ws, 300);
+    ws.ok(&["campaign", "start", &id.to_string()]);
+    let worker = Background::spawn(ws.command(&["worker", "--concurrency", "4"]));
+    assert!(
+        crate::support::eventually(WAIT, || {
+            slowed(&ws, id)
+                .first()
+                .is_some_and(|p| p["rate"].as_f64().unwrap() < 40.0 && p["base_rate"] == 40.0)
+        }),
+        "the rate never dropped: {}",
+        status(&ws, id)
+    );
+    sink.restart(&[]);
+    assert_eq!(sink.wait_for_count(300, WAIT), 300, "nothing lost");
+    assert!(
+        crate::support::eventually(WAIT, || slowed(&ws, id).is_empty()),
+        "the rate never recovered: {}",
+        status(&ws, id)
+    );
+    worker.stop();
+    let ids = received_ids(&sink);
+    assert_eq!(ids.len(), 300);
+    assert!(ids.values().all(|&n| n == 1));
+}
+
+#[test]
+fn a_provider_rejecting_everything_pauses_the_campaign_and_resume_continues() {
+    let Some(mut sink) = SmtpSink::start(&["-f", "rcpt", "-B", "550 5.7.1 Service unavailable"])
+    else {
+        return;
+    };
+    let ws = workspace_for(&sink, "&rate=100");
+    let id = email_campaign(&ws, 1000);
+    ws.ok(&["campaign", "start", &id.to_string()]);
+    let worker = Background::spawn(ws.command(&["worker", "--concurrency", "4"]));
+    assert!(
+        crate::support::eventually(WAIT, || status(&ws, id)["state"] == "paused"),
+        "never paused: {}",
+        status(&ws, id)
+    );
+    let paused = status(&ws, id);
+    assert!(
+        paused["pause_reason"]
+            .as_str()
+            .unwrap()
+            .contains("of the last 200 attempts failed"),
+        "{paused}"
+    );
+    let burned = paused["counts"]["failed"].as_i64().unwrap();
+    assert!(burned < 1000 / 2, "the pause came late: {burned} failed");
+
+    // Fixed: the server accepts again. Resume sends the rest, once each.
+    sink.restart(&[]);
+    ws.ok(&["campaign", "resume", &id.to_string()]);
+    assert!(
+        crate::support::eventually(WAIT, || {
+            let s = status(&ws, id);
+            s["counts"]["sent"].as_i64().unwrap() + s["counts"]["failed"].as_i64().unwrap() == 1000
+        }),
+        "{}",
+        status(&ws, id)
+    );
+    worker.stop();
+    let s = status(&ws, id);
+    assert_adds_up(&s);
+    let ids = received_ids(&sink);
+    assert_eq!(ids.len() as i64, s["counts"]["sent"].as_i64().unwrap());
+    assert!(ids.values().all(|&n| n == 1), "no duplicates after resume");
+}
+
+#[test]
+fn retry_requeues_what_ran_out_of_attempts_but_never_permanent_failures() {
+    let Some(mut sink) = SmtpSink::start(&[]) else {
+        return;
+    };
+    sink.stop();
+    let ws = workspace_for(&sink, "");
+    ws.write(
+        "aviso.toml",
+        "[retry]\ninitial_seconds = 0.05\nmultiplier = 1.0\nmax_interval_seconds = 0.05\nmax_attempts = 2\n",
+    );
+    let id = email_campaign(&ws, 8);
+    ws.ok(&["campaign", "start", &id.to_string()]);
+    let s = drain(&ws, id);
+    assert_eq!(
+        s["counts"]["failed"], 8,
+        "attempts exhausted during the outage: {s}"
+    );
+    sink.restart(&[]);
+    let retried = ws.json(&["campaign", "retry", &id.to_string(), "--json"]);
+    assert_eq!(retried["requeued"], 8);
+    let s = drain(&ws, id);
+    assert_eq!(s["counts"]["sent"], 8, "{s}");
+
+    // Permanent failures stay failed.
+    let Some(rejecting) = SmtpSink::start(&["-f", "rcpt"]) else {
+        return;
+    };
+    let ws = workspace_for(&rejecting, "");
+    let id = email_campaign(&ws, 3);
+    ws.ok(&["campaign", "start", &id.to_string()]);
+    let s = drain(&ws, id);
+    assert_eq!(s["counts"]["failed"], 3);
+    let retried = ws.json(&["campaign", "retry", &id.to_string(), "--json"]);
+    assert_eq!(retried["requeued"], 0);
+}

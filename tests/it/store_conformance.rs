@@ -604,6 +604,7 @@ async fn campaigns_round_trip_every_field(b: &Backend) {
         recurrence: Some("month".into()),
         recur_day: Some(15),
         recur_time: Some("10:00".into()),
+        recur_until: None,
         window_start: Some("09:00".into()),
         window_end: Some("20:00".into()),
         expires_at: Some(T0 + 86_400_000),
@@ -632,6 +633,7 @@ async fn campaigns_round_trip_every_field(b: &Backend) {
         recurrence: c.recurrence.clone(),
         recur_day: c.recur_day,
         recur_time: c.recur_time.clone(),
+        recur_until: c.recur_until,
         window_start: c.window_start.clone(),
         window_end: c.window_end.clone(),
         expires_at: c.expires_at,
@@ -1167,10 +1169,10 @@ async fn housekeeping_completes_runs_and_one_off_campaigns(b: &Backend) {
         s.campaign(once.id).await.unwrap().unwrap().state,
         "completed"
     );
-    // A recurring campaign waits for its next period.
+    // A recurring campaign goes back to waiting for its next period.
     assert_eq!(
         s.campaign(monthly.id).await.unwrap().unwrap().state,
-        "running"
+        "scheduled"
     );
 
     // A run whose audience is all suppressed has nothing to wait for.
