@@ -15,6 +15,27 @@ pub enum ActivityCommand {
     Create(CreateArgs),
     /// List activities
     List(ListArgs),
+    /// Record work aviso does not send but the programme counts (calls made,
+    /// workshops held, materials sent), so one report covers every indicator.
+    ///
+    /// Example: aviso activity record --code CALLS --done 12000 --date 2021-10-31
+    Record(RecordArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    #[arg(long)]
+    pub code: String,
+    /// How many were done
+    #[arg(long)]
+    pub done: i64,
+    /// When (YYYY-MM-DD): the report counts it in that month
+    #[arg(long)]
+    pub date: chrono::NaiveDate,
+    #[arg(long)]
+    pub note: Option<String>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -54,6 +75,10 @@ pub struct CreateArgs {
     /// How the programmed total spreads over months in reports
     #[arg(long, value_enum, default_value = "none")]
     pub split: Split,
+    /// A programmed total for one entity, ENTITY=N (repeatable): reports by
+    /// entity then show the programme's figure for each
+    #[arg(long = "target", value_name = "ENTITY=N")]
+    pub targets: Vec<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -93,6 +118,32 @@ pub async fn run(ctx: &Context, cmd: ActivityCommand) -> anyhow::Result<ExitCode
                     activity.code,
                     activity.name,
                     thousands(activity.programmed)
+                ));
+            }
+        }
+        ActivityCommand::Record(a) => {
+            let Some(activity) = store.activity(&a.code).await? else {
+                anyhow::bail!(
+                    "activity {:?} does not exist (create it with `aviso activity create`)",
+                    a.code
+                );
+            };
+            if a.done < 0 {
+                anyhow::bail!("--done cannot be negative");
+            }
+            let date = a.date.format("%Y-%m-%d").to_string();
+            let id = store
+                .record_activity(activity.id, a.done, &date, a.note.as_deref(), ctx.now_ms())
+                .await?;
+            if a.json {
+                print_json(
+                    &serde_json::json!({"id": id, "code": activity.code, "done": a.done, "date": date}),
+                )?;
+            } else {
+                print(&format!(
+                    "recorded {} done for {} on {date}",
+                    thousands(a.done),
+                    activity.code
                 ));
             }
         }

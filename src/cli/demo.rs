@@ -133,6 +133,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             4 * 170,
             Some(("2021-09-01", "2021-12-31")),
         ),
+        (
+            "LLAMADAS",
+            "Intentos de llamada a ciudadanía (INETEL)",
+            None,
+            95_000,
+            Some(("2021-09-01", "2022-03-10")),
+        ),
+        ("TALLERES", "Talleres de registro con OSC", None, 2, None),
+        ("EVENTOS", "Eventos virtuales", None, 2, None),
     ];
     for (code, name, channel, programmed, period) in activities {
         manage::create_activity(
@@ -157,6 +166,21 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             "   {code:<9} programmed {:>7}  {name}",
             thousands(programmed)
         ));
+    }
+
+    // Work the programme counts but aviso does not send: the call centre's
+    // attempts and the events held, as staff would record them (sample figures).
+    for (code, done, date) in [
+        ("LLAMADAS", 31_250, "2021-10-31"),
+        ("LLAMADAS", 29_870, "2021-11-30"),
+        ("TALLERES", 2, "2021-11-20"),
+        ("EVENTOS", 1, "2021-10-28"),
+    ] {
+        if let Some(activity) = store.activity(code).await? {
+            store
+                .record_activity(activity.id, done, date, Some("demo"), now)
+                .await?;
+        }
     }
 
     print("\n3. Campaigns");
@@ -270,21 +294,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
 
     print("\n6. Indicators (sent / programmed × 100)");
-    print(&format!(
-        "   {:<9} {:>10} {:>8} {:>9}",
-        "ACTIVITY", "PROGRAMMED", "SENT", "INDICATOR"
+    let report = crate::report::indicators(
+        store.as_ref(),
+        &[crate::report::GroupKey::Activity],
+        None,
+        None,
+        ctx.zone()?,
+    )
+    .await?;
+    print(&crate::report::to_table(
+        &report,
+        crate::domain::Language::Es,
     ));
-    for row in crate::report::indicators_by_activity(store.as_ref()).await? {
-        print(&format!(
-            "   {:<9} {:>10} {:>8} {:>8}",
-            row.activity,
-            row.programmed.map(thousands).unwrap_or_else(|| "—".into()),
-            thousands(row.sent),
-            row.indicator_pct
-                .map(|p| format!("{p:.1} %"))
-                .unwrap_or_else(|| "—".into())
-        ));
-    }
     print(&format!(
         "\nThe workspace stays for inspection: e-mails in {0}/outbox/email, SMS in {0}/outbox/sms,\n\
          and every command works on it, e.g. `aviso --config {0}/aviso.toml campaign status --json`.",

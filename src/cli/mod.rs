@@ -5,6 +5,7 @@ mod activity;
 mod campaign;
 mod contacts;
 mod demo;
+mod report;
 mod serve;
 mod suppress;
 mod templates;
@@ -23,6 +24,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, DEFAULT_FROM};
 use crate::dispatch::{ChannelSet, Composer, DispatchOptions, Dispatcher, RetryPolicy, Tokens};
 use crate::domain::ChannelKind;
+pub use crate::report::thousands;
 use crate::store::Store;
 use crate::templates::{EmailSettings, Renderer, TemplateSet, DEFAULT_ATTACHMENT_LIMIT};
 
@@ -78,6 +80,9 @@ pub enum Command {
     Campaign(campaign::CampaignCommand),
     /// Send queued messages (run several, on several hosts, with PostgreSQL)
     Worker(worker::WorkerArgs),
+    /// Indicators against the programme, and the message ledger
+    #[command(subcommand)]
+    Report(report::ReportCommand),
     /// Receive delivery reports, bounces and unsubscribes; /healthz and /metrics
     Serve(serve::ServeArgs),
     /// Check and preview the bilingual message templates
@@ -276,6 +281,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Campaign(cmd) => campaign::run(&ctx, cmd).await,
         Command::Worker(args) => worker::run(&ctx, args).await,
         Command::Serve(args) => serve::run(&ctx, args).await,
+        Command::Report(cmd) => report::run(&ctx, cmd).await,
     }
 }
 
@@ -318,23 +324,6 @@ pub fn print(text: &str) {
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     print(&serde_json::to_string(value).context("cannot write JSON")?);
     Ok(())
-}
-
-/// `12345` → `12,345`: counts people read.
-pub fn thousands(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if n < 0 {
-        format!("-{out}")
-    } else {
-        out
-    }
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM (service managers, `kill`).

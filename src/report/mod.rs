@@ -1,58 +1,40 @@
-//! Reports and exports. Everything aviso writes for a spreadsheet goes through
-//! [`inert_cell`], because contact and campaign names are typed by other people.
+//! Reports and exports: the programme's indicators in every format people
+//! use, and the message ledger. Everything aviso writes for a spreadsheet goes
+//! through [`inert_cell`], because contact and campaign names are typed by
+//! other people.
 
-use serde::Serialize;
+mod chart;
+mod export;
+mod html;
+mod indicators;
+mod xlsx;
 
-use crate::store::{Store, StoreResult};
+pub use chart::to_svg;
+pub use export::{format_pct, ledger_csv, ledger_json, title, to_csv, to_json, to_table};
+pub use html::to_html;
+pub use indicators::{indicators, GroupKey, IndicatorRow, Measures, Report};
+pub use xlsx::to_xlsx;
 
-/// One line of the indicator table: what the programme asked for and what went out.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct IndicatorRow {
-    pub activity: String,
-    pub name: String,
-    pub programmed: Option<i64>,
-    pub sent: i64,
-    pub delivered: i64,
-    pub failed: i64,
-    pub suppressed: i64,
-    pub expired: i64,
-    /// sent / programmed × 100.
-    pub indicator_pct: Option<f64>,
-    /// delivered / sent × 100.
-    pub delivery_rate_pct: Option<f64>,
-}
+/// A report could not be written in the format asked for.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ExportError(pub String);
 
-/// Indicators per activity, counted from the message log. "Sent" counts every
-/// message the provider accepted, including those since delivered.
-pub async fn indicators_by_activity(store: &dyn Store) -> StoreResult<Vec<IndicatorRow>> {
-    let campaigns = store.campaigns().await?;
-    let mut rows = Vec::new();
-    for activity in store.activities().await? {
-        let mut row = IndicatorRow {
-            activity: activity.code.clone(),
-            name: activity.name.clone(),
-            programmed: Some(activity.programmed),
-            sent: 0,
-            delivered: 0,
-            failed: 0,
-            suppressed: 0,
-            expired: 0,
-            indicator_pct: None,
-            delivery_rate_pct: None,
-        };
-        for c in campaigns.iter().filter(|c| c.activity_id == activity.id) {
-            let (counts, _) = store.status_counts(c.id).await?;
-            row.sent += counts.sent + counts.delivered;
-            row.delivered += counts.delivered;
-            row.failed += counts.failed;
-            row.suppressed += counts.suppressed;
-            row.expired += counts.expired;
+/// `12345` → `12,345`: counts people read.
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
         }
-        row.indicator_pct = percentage(row.sent, row.programmed);
-        row.delivery_rate_pct = percentage(row.delivered, Some(row.sent));
-        rows.push(row);
+        out.push(c);
     }
-    Ok(rows)
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
 }
 
 /// `part / whole × 100`, or nothing when there is no whole to divide by.

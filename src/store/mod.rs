@@ -73,6 +73,42 @@ pub struct ChannelCounts {
     pub email: i64,
 }
 
+/// Messages counted for the indicators, by every dimension they group by.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct MessageFact {
+    pub activity_id: i64,
+    pub channel: String,
+    pub entity: Option<String>,
+    pub country: Option<String>,
+    pub language: String,
+    pub status: String,
+    /// Hours since the epoch of the message's last event (sent, or finished).
+    pub hour: i64,
+    pub count: i64,
+}
+
+/// One message in the ledger export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct LedgerRow {
+    pub message_id: i64,
+    pub run_id: i64,
+    pub campaign: String,
+    pub contact_id: String,
+    pub channel: String,
+    pub address: String,
+    pub entity: Option<String>,
+    pub country: Option<String>,
+    pub language: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_code: Option<String>,
+    pub last_reason: Option<String>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+    pub delivered_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
 /// A provider's pace as last reported by a worker.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct ProviderState {
@@ -169,6 +205,39 @@ pub trait Store: Send + Sync {
     async fn create_activity(&self, activity: &NewActivity, now: i64) -> StoreResult<i64>;
     async fn activity(&self, code: &str) -> StoreResult<Option<Activity>>;
     async fn activities(&self) -> StoreResult<Vec<Activity>>;
+
+    /// Per-entity programmed totals of an activity (replaces earlier ones).
+    async fn set_activity_targets(
+        &self,
+        activity_id: i64,
+        targets: &[(String, i64)],
+    ) -> StoreResult<()>;
+    /// (activity id, entity, programmed) of every activity with targets.
+    async fn activity_targets(&self) -> StoreResult<Vec<(i64, String, i64)>>;
+    /// Work done that aviso does not send itself (calls, workshops, events).
+    async fn record_activity(
+        &self,
+        activity_id: i64,
+        done: i64,
+        date: &str,
+        note: Option<&str>,
+        now: i64,
+    ) -> StoreResult<i64>;
+    /// (activity id, done, date) of every record.
+    async fn activity_records(&self) -> StoreResult<Vec<(i64, i64, String)>>;
+    /// Message counts grouped by everything the indicators group by, with the
+    /// hour (since the epoch) of each message's last event: sent, or finished.
+    async fn message_facts(
+        &self,
+        from: Option<i64>,
+        to: Option<i64>,
+    ) -> StoreResult<Vec<MessageFact>>;
+    /// One row per message of a campaign, for the ledger export.
+    async fn message_ledger(
+        &self,
+        campaign_id: i64,
+        statuses: &[String],
+    ) -> StoreResult<Vec<LedgerRow>>;
 
     // Campaigns and runs.
     async fn create_campaign(&self, campaign: &NewCampaign, now: i64) -> StoreResult<i64>;

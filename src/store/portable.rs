@@ -523,6 +523,101 @@ macro_rules! portable_store {
                     .await?)
             }
 
+            async fn set_activity_targets(&self, activity_id: i64, targets: &[(String, i64)]) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("DELETE FROM activity_targets WHERE activity_id = $1")
+                    .bind(activity_id)
+                    .execute(&mut *tx)
+                    .await?;
+                for (entity, programmed) in targets {
+                    sqlx::query("INSERT INTO activity_targets (activity_id, entity, programmed) VALUES ($1, $2, $3)")
+                        .bind(activity_id)
+                        .bind(entity)
+                        .bind(programmed)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn activity_targets(&self) -> StoreResult<Vec<(i64, String, i64)>> {
+                Ok(sqlx::query_as("SELECT activity_id, entity, programmed FROM activity_targets ORDER BY activity_id, entity")
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn record_activity(
+                &self,
+                activity_id: i64,
+                done: i64,
+                date: &str,
+                note: Option<&str>,
+                now: i64,
+            ) -> StoreResult<i64> {
+                Ok(sqlx::query_scalar(
+                    "INSERT INTO activity_records (activity_id, done, date, note, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                )
+                .bind(activity_id)
+                .bind(done)
+                .bind(date)
+                .bind(note)
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
+            async fn activity_records(&self) -> StoreResult<Vec<(i64, i64, String)>> {
+                Ok(sqlx::query_as("SELECT activity_id, done, date FROM activity_records ORDER BY id")
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn message_facts(
+                &self,
+                from: Option<i64>,
+                to: Option<i64>,
+            ) -> StoreResult<Vec<$crate::store::MessageFact>> {
+                Ok(sqlx::query_as(
+                    "SELECT c.activity_id, m.channel, m.entity, m.country, m.language, m.status, \
+                     COALESCE(m.sent_at, m.finished_at, m.created_at) / 3600000 AS hour, COUNT(*) AS count \
+                     FROM messages m JOIN campaigns c ON c.id = m.campaign_id \
+                     WHERE COALESCE(m.sent_at, m.finished_at, m.created_at) >= $1 \
+                     AND COALESCE(m.sent_at, m.finished_at, m.created_at) < $2 \
+                     GROUP BY c.activity_id, m.channel, m.entity, m.country, m.language, m.status, \
+                     COALESCE(m.sent_at, m.finished_at, m.created_at) / 3600000",
+                )
+                .bind(from.unwrap_or(i64::MIN))
+                .bind(to.unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn message_ledger(
+                &self,
+                campaign_id: i64,
+                statuses: &[String],
+            ) -> StoreResult<Vec<$crate::store::LedgerRow>> {
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT m.id AS message_id, m.run_id, c.name AS campaign, m.contact_id, m.channel, m.address, \
+                     m.entity, m.country, m.language, m.status, m.attempts, m.last_code, m.last_reason, \
+                     m.created_at, m.sent_at, m.delivered_at, m.finished_at \
+                     FROM messages m JOIN campaigns c ON c.id = m.campaign_id WHERE m.campaign_id = ",
+                );
+                q.push_bind(campaign_id);
+                if !statuses.is_empty() {
+                    q.push(" AND m.status IN (");
+                    let mut sep = q.separated(", ");
+                    for status in statuses {
+                        sep.push_bind(status.clone());
+                    }
+                    q.push(")");
+                }
+                q.push(" ORDER BY m.id");
+                Ok(q.build_query_as().fetch_all(&self.pool).await?)
+            }
+
             async fn create_campaign(
                 &self,
                 c: &$crate::campaigns::NewCampaign,

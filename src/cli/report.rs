@@ -1,0 +1,174 @@
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use chrono::NaiveDate;
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::{print, Context};
+use crate::domain::Language;
+use crate::report::{self, GroupKey};
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// The programme's indicators: sent / programmed × 100, and delivered / sent.
+    ///
+    /// Counted from the message log (and `activity record` for work aviso does
+    /// not send), so every format reconciles to the unit. A programmed total is
+    /// split by month or entity only where the activity says how; otherwise the
+    /// row shows no programmed figure rather than an invented one.
+    Indicators(IndicatorArgs),
+    /// One row per message of a campaign: who did not receive it, and why
+    Messages(MessagesArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+    Xlsx,
+    Svg,
+    Html,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Lang {
+    Es,
+    En,
+}
+
+#[derive(Debug, Args)]
+pub struct IndicatorArgs {
+    /// First day counted (YYYY-MM-DD, in the configured zone)
+    #[arg(long)]
+    pub from: Option<NaiveDate>,
+    /// Last day counted (YYYY-MM-DD)
+    #[arg(long)]
+    pub to: Option<NaiveDate>,
+    /// Group rows by these, in order: activity, month, entity, channel, country, language
+    #[arg(long, default_value = "activity")]
+    pub by: String,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Write here instead of the terminal (needed for xlsx)
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Language of titles (table, xlsx, svg, html)
+    #[arg(long, value_enum, default_value = "es")]
+    pub lang: Lang,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LedgerFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct MessagesArgs {
+    #[arg(long)]
+    pub campaign: i64,
+    /// Only these statuses, e.g. failed,suppressed
+    #[arg(long, value_delimiter = ',')]
+    pub status: Vec<String>,
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: LedgerFormat,
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+pub async fn run(ctx: &Context, cmd: ReportCommand) -> anyhow::Result<ExitCode> {
+    let store = ctx.store().await?;
+    match cmd {
+        ReportCommand::Indicators(args) => {
+            let keys = GroupKey::parse_list(&args.by)?;
+            let lang = match args.lang {
+                Lang::Es => Language::Es,
+                Lang::En => Language::En,
+            };
+            let zone = ctx.zone()?;
+            let main = report::indicators(store.as_ref(), &keys, args.from, args.to, zone).await?;
+            let bytes = match args.format {
+                Format::Table => format!("{}\n", report::to_table(&main, lang)).into_bytes(),
+                Format::Csv => report::to_csv(&main),
+                Format::Json => format!("{}\n", report::to_json(&main)).into_bytes(),
+                Format::Xlsx => {
+                    let mut singles = Vec::new();
+                    if keys.len() > 1 {
+                        for key in &keys {
+                            singles.push(
+                                report::indicators(
+                                    store.as_ref(),
+                                    &[*key],
+                                    args.from,
+                                    args.to,
+                                    zone,
+                                )
+                                .await?,
+                            );
+                        }
+                    }
+                    report::to_xlsx(&main, &singles, lang)?
+                }
+                Format::Svg => report::to_svg(&main, lang)?.into_bytes(),
+                Format::Html => report::to_html(&main, lang)?.into_bytes(),
+            };
+            let binary = matches!(args.format, Format::Xlsx);
+            write_out(args.out.as_ref(), &bytes, binary, false)?;
+        }
+        ReportCommand::Messages(args) => {
+            let Some(_) = store.campaign(args.campaign).await? else {
+                bail!("campaign {} does not exist", args.campaign);
+            };
+            for status in &args.status {
+                crate::campaigns::MessageStatus::parse(status)?;
+            }
+            let rows = store.message_ledger(args.campaign, &args.status).await?;
+            let bytes = match args.format {
+                LedgerFormat::Csv => report::ledger_csv(&rows),
+                LedgerFormat::Json => format!("{}\n", report::ledger_json(&rows)).into_bytes(),
+            };
+            write_out(args.out.as_ref(), &bytes, false, true)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// To a file (owner-only when it lists recipients), or to the terminal.
+fn write_out(
+    out: Option<&PathBuf>,
+    bytes: &[u8],
+    binary: bool,
+    private: bool,
+) -> anyhow::Result<()> {
+    match out {
+        Some(path) => {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            if private {
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            }
+            let mut file = options
+                .open(path)
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+            file.write_all(bytes)
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+            print(&format!("written to {}", path.display()));
+        }
+        None if binary && std::io::stdout().is_terminal() => {
+            bail!("this format is binary: give --out FILE");
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            if let Err(e) = stdout.write_all(bytes).and_then(|_| stdout.flush()) {
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,300 @@
+//! The indicators as a terminal table, CSV and JSON, and the message ledger.
+//! JSON keeps counts exact; percentages are rounded to one decimal only where
+//! they are printed.
+
+use serde_json::{Map, Value};
+
+use super::indicators::{GroupKey, Measures, Report};
+use super::{inert_cell, thousands};
+use crate::domain::{mask_address, Language};
+use crate::store::LedgerRow;
+
+/// `12.345` → `12.3`; nothing → empty.
+pub fn format_pct(p: Option<f64>) -> String {
+    p.map(|p| format!("{p:.1}")).unwrap_or_default()
+}
+
+const MEASURES: [&str; 8] = [
+    "programmed",
+    "sent",
+    "delivered",
+    "failed",
+    "suppressed",
+    "expired",
+    "indicator_pct",
+    "delivery_rate_pct",
+];
+
+/// The measures in `MEASURES` order, as JSON values.
+fn measure_values(m: &Measures) -> [Value; 8] {
+    [
+        m.programmed.map(Value::from).unwrap_or(Value::Null),
+        m.sent.into(),
+        m.delivered.into(),
+        m.failed.into(),
+        m.suppressed.into(),
+        m.expired.into(),
+        m.indicator_pct().map(Value::from).unwrap_or(Value::Null),
+        m.delivery_rate_pct()
+            .map(Value::from)
+            .unwrap_or(Value::Null),
+    ]
+}
+
+/// An array of objects: the group keys, then exactly the measures.
+pub fn to_json(report: &Report) -> Value {
+    let rows = report
+        .rows
+        .iter()
+        .map(|row| {
+            let mut object = Map::new();
+            for (key, value) in report.keys.iter().zip(&row.key) {
+                object.insert(
+                    key.name().into(),
+                    value.clone().map(Value::String).unwrap_or(Value::Null),
+                );
+            }
+            for (name, value) in MEASURES.iter().zip(measure_values(&row.measures)) {
+                object.insert((*name).into(), value);
+            }
+            Value::Object(object)
+        })
+        .collect();
+    Value::Array(rows)
+}
+
+/// UTF-8 with a BOM (so spreadsheets read the accents), one header row, the
+/// same columns as the JSON, cells that would run as formulas made inert.
+pub fn to_csv(report: &Report) -> Vec<u8> {
+    let mut out = b"\xEF\xBB\xBF".to_vec();
+    {
+        let mut w = csv::Writer::from_writer(&mut out);
+        let header: Vec<&str> = report
+            .keys
+            .iter()
+            .map(|k| k.name())
+            .chain(MEASURES)
+            .collect();
+        let _ = w.write_record(&header);
+        for row in &report.rows {
+            let m = &row.measures;
+            let mut cells: Vec<String> = row
+                .key
+                .iter()
+                .map(|v| inert_cell(v.as_deref().unwrap_or("")))
+                .collect();
+            cells.extend([
+                m.programmed.map(|p| p.to_string()).unwrap_or_default(),
+                m.sent.to_string(),
+                m.delivered.to_string(),
+                m.failed.to_string(),
+                m.suppressed.to_string(),
+                m.expired.to_string(),
+                format_pct(m.indicator_pct()),
+                format_pct(m.delivery_rate_pct()),
+            ]);
+            let _ = w.write_record(&cells);
+        }
+        let _ = w.flush();
+    }
+    out
+}
+
+/// Column titles in the report's language.
+pub fn title(key: &str, lang: Language) -> &'static str {
+    let (es, en) = match key {
+        "activity" => ("Actividad", "Activity"),
+        "activity_name" => ("Nombre", "Name"),
+        "month" => ("Mes", "Month"),
+        "entity" => ("Entidad", "Entity"),
+        "channel" => ("Canal", "Channel"),
+        "country" => ("País", "Country"),
+        "language" => ("Idioma", "Language"),
+        "programmed" => ("Programados", "Programmed"),
+        "sent" => ("Enviados", "Sent"),
+        "delivered" => ("Entregados", "Delivered"),
+        "failed" => ("Fallidos", "Failed"),
+        "suppressed" => ("Suprimidos", "Suppressed"),
+        "expired" => ("Vencidos", "Expired"),
+        "indicator_pct" => ("Indicador %", "Indicator %"),
+        "delivery_rate_pct" => ("Entrega %", "Delivery %"),
+        "total" => ("Total", "Total"),
+        _ => ("", ""),
+    };
+    match lang {
+        Language::Es => es,
+        Language::En => en,
+    }
+}
+
+/// An aligned table for the terminal, with a totals row.
+pub fn to_table(report: &Report, lang: Language) -> String {
+    let with_name = report.keys.contains(&GroupKey::Activity);
+    let mut header: Vec<String> = report
+        .keys
+        .iter()
+        .map(|k| title(k.name(), lang).to_string())
+        .collect();
+    if with_name {
+        header.push(title("activity_name", lang).into());
+    }
+    header.extend(MEASURES.iter().map(|m| title(m, lang).to_string()));
+    let numbers = |m: &Measures| -> Vec<String> {
+        vec![
+            m.programmed.map(thousands).unwrap_or_else(|| "—".into()),
+            thousands(m.sent),
+            thousands(m.delivered),
+            thousands(m.failed),
+            thousands(m.suppressed),
+            thousands(m.expired),
+            m.indicator_pct()
+                .map(|p| format!("{p:.1}"))
+                .unwrap_or_else(|| "—".into()),
+            m.delivery_rate_pct()
+                .map(|p| format!("{p:.1}"))
+                .unwrap_or_else(|| "—".into()),
+        ]
+    };
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for row in &report.rows {
+        let mut cells: Vec<String> = row
+            .key
+            .iter()
+            .map(|v| v.clone().unwrap_or_else(|| "—".into()))
+            .collect();
+        if with_name {
+            cells.push(row.activity_name.clone().unwrap_or_default());
+        }
+        cells.extend(numbers(&row.measures));
+        rows.push(cells);
+    }
+    let mut total: Vec<String> = vec![String::new(); report.keys.len() + usize::from(with_name)];
+    if let Some(first) = total.first_mut() {
+        *first = title("total", lang).into();
+    }
+    total.extend(numbers(&report.total));
+    let key_columns = report.keys.len() + usize::from(with_name);
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            std::iter::once(&header)
+                .chain(&rows)
+                .chain(std::iter::once(&total))
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| -> String {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let pad = widths[i].saturating_sub(c.chars().count());
+                if i < key_columns {
+                    format!("{c}{}", " ".repeat(pad))
+                } else {
+                    format!("{}{c}", " ".repeat(pad))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = vec![line(&header)];
+    out.push(
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("  "),
+    );
+    out.extend(rows.iter().map(|r| line(r)));
+    out.push(line(&total));
+    out.join("\n")
+}
+
+fn time(ms: Option<i64>) -> String {
+    ms.and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default()
+}
+
+/// The ledger as CSV: one row per message, addresses masked.
+pub fn ledger_csv(rows: &[LedgerRow]) -> Vec<u8> {
+    let mut out = b"\xEF\xBB\xBF".to_vec();
+    {
+        let mut w = csv::Writer::from_writer(&mut out);
+        let _ = w.write_record([
+            "message_id",
+            "run_id",
+            "campaign",
+            "contact_id",
+            "channel",
+            "address",
+            "entity",
+            "country",
+            "language",
+            "status",
+            "attempts",
+            "last_code",
+            "last_reason",
+            "created_at",
+            "sent_at",
+            "delivered_at",
+            "finished_at",
+        ]);
+        for r in rows {
+            let _ = w.write_record([
+                r.message_id.to_string(),
+                r.run_id.to_string(),
+                inert_cell(&r.campaign),
+                inert_cell(&r.contact_id),
+                r.channel.clone(),
+                inert_cell(&mask_address(&r.address)),
+                r.entity.clone().unwrap_or_default(),
+                r.country.clone().unwrap_or_default(),
+                r.language.clone(),
+                r.status.clone(),
+                r.attempts.to_string(),
+                inert_cell(r.last_code.as_deref().unwrap_or("")),
+                inert_cell(r.last_reason.as_deref().unwrap_or("")),
+                time(Some(r.created_at)),
+                time(r.sent_at),
+                time(r.delivered_at),
+                time(r.finished_at),
+            ]);
+        }
+        let _ = w.flush();
+    }
+    out
+}
+
+/// The ledger as a JSON array, addresses masked.
+pub fn ledger_json(rows: &[LedgerRow]) -> Value {
+    Value::Array(
+        rows.iter()
+            .map(|r| {
+                serde_json::json!({
+                    "message_id": r.message_id,
+                    "run_id": r.run_id,
+                    "campaign": r.campaign,
+                    "contact_id": r.contact_id,
+                    "channel": r.channel,
+                    "address": mask_address(&r.address),
+                    "entity": r.entity,
+                    "country": r.country,
+                    "language": r.language,
+                    "status": r.status,
+                    "attempts": r.attempts,
+                    "last_code": r.last_code,
+                    "last_reason": r.last_reason,
+                    "created_at": time(Some(r.created_at)),
+                    "sent_at": r.sent_at.map(|t| time(Some(t))),
+                    "delivered_at": r.delivered_at.map(|t| time(Some(t))),
+                    "finished_at": r.finished_at.map(|t| time(Some(t))),
+                })
+            })
+            .collect(),
+    )
+}
