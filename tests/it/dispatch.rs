@@ -516,3 +516,47 @@ fn retry_requeues_what_ran_out_of_attempts_but_never_permanent_failures() {
     let retried = ws.json(&["campaign", "retry", &id.to_string(), "--json"]);
     assert_eq!(retried["requeued"], 0);
 }
+
+#[test]
+fn two_workers_on_postgresql_share_a_campaign_and_send_each_message_once() {
+    let Some(pg) = crate::support::peers::postgres_url() else {
+        return;
+    };
+    let Some(sink) = SmtpSink::start(&[]) else {
+        return;
+    };
+    let mut ws = Workspace::postgres(&pg);
+    ws.env(
+        "AVISO_EMAIL_PROVIDER",
+        &format!("smtp://127.0.0.1:{}?tls=none&pool=8", sink.port()),
+    );
+    let id = email_campaign(&ws, 3000);
+    ws.ok(&["campaign", "start", &id.to_string()]);
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            ws.command(&["worker", "--once", "--json", "--concurrency", "8"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut sent_by_each = Vec::new();
+    for w in workers {
+        let out = w.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        sent_by_each.push(report["sent"].as_i64().unwrap());
+    }
+    assert_eq!(sent_by_each.iter().sum::<i64>(), 3000, "{sent_by_each:?}");
+    assert_eq!(sink.wait_for_count(3000, WAIT), 3000);
+    let ids = received_ids(&sink);
+    assert_eq!(ids.len(), 3000);
+    assert!(
+        ids.values().all(|&n| n == 1),
+        "SKIP LOCKED claims never overlap"
+    );
+    let s = status(&ws, id);
+    assert_eq!(s["counts"]["sent"], 3000);
+    assert_adds_up(&s);
+}

@@ -9,6 +9,7 @@ mod cli_basics;
 mod dispatch;
 mod import;
 mod peers_smoke;
+mod receipts;
 mod schedule;
 mod sms;
 mod store_conformance;

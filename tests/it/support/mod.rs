@@ -2,6 +2,7 @@
 //! Each test gets its own workspace (a temp dir with its own SQLite database);
 //! tests that need a real peer start it through `peers`.
 
+pub mod engine;
 pub mod peers;
 
 use std::path::{Path, PathBuf};
