@@ -5,6 +5,7 @@ mod activity;
 mod campaign;
 mod contacts;
 mod demo;
+mod init;
 mod report;
 mod serve;
 mod suppress;
@@ -66,6 +67,8 @@ pub struct Cli {
 pub enum Command {
     /// The whole job on a sample, with no servers: SQLite and file transports
     Demo(demo::DemoArgs),
+    /// Write an aviso.toml with every setting explained, and create the database
+    Init(init::InitArgs),
     /// Import, count and inspect contacts
     #[command(subcommand)]
     Contacts(contacts::ContactsCommand),
@@ -264,6 +267,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Demo(args) = command {
         return demo::run(args).await;
     }
+    if let Command::Init(args) = command {
+        let path = config.unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_CONFIG));
+        return init::run(&path, args).await;
+    }
     let config = Config::load(config.as_deref())?;
     let ctx = Context {
         database_url: config.database_url(database_url.as_deref()),
@@ -272,7 +279,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         clock: Arc::new(SystemClock),
     };
     match command {
-        Command::Demo(_) => Ok(ExitCode::SUCCESS),
+        Command::Demo(_) | Command::Init(_) => Ok(ExitCode::SUCCESS),
         Command::Contacts(cmd) => contacts::run(&ctx, cmd).await,
         Command::Suppress(cmd) => suppress::run(&ctx, cmd).await,
         Command::Templates(cmd) => templates::run(&ctx, cmd).await,

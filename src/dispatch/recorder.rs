@@ -83,6 +83,7 @@ async fn run(
     mut rx: mpsc::Receiver<Command>,
 ) -> WorkerReport {
     let mut report = WorkerReport::default();
+    let mut progress = Progress::new();
     let mut batch: Vec<Outcome> = Vec::with_capacity(RECORD_BATCH);
     // The oldest outcome waits at most LINGER, however steadily others arrive.
     let mut deadline = tokio::time::Instant::now();
@@ -144,6 +145,39 @@ async fn run(
                 return report;
             }
         }
+    }
+}
+
+/// A line in the log every ten seconds while a worker is busy, so operators
+/// see it move (counts and rate only: no addresses).
+struct Progress {
+    last: std::time::Instant,
+    sent_at_last: u64,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            last: std::time::Instant::now(),
+            sent_at_last: 0,
+        }
+    }
+
+    fn log(&mut self, report: &WorkerReport) {
+        let elapsed = self.last.elapsed();
+        if elapsed < Duration::from_secs(10) {
+            return;
+        }
+        let rate = (report.sent - self.sent_at_last) as f64 / elapsed.as_secs_f64();
+        tracing::info!(
+            "{} sent ({rate:.0}/s), {} to retry, {} failed, {} waiting for their window",
+            report.sent,
+            report.retrying,
+            report.failed,
+            report.deferred
+        );
+        self.last = std::time::Instant::now();
+        self.sent_at_last = report.sent;
     }
 }
 

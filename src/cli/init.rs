@@ -1,0 +1,80 @@
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use clap::Args;
+
+use super::print;
+
+const TEMPLATE: &str = r#"# aviso configuration. Every setting has a default; flags and AVISO_* variables
+# override what is written here. Paths are relative to this file.
+
+# The database: a SQLite file (created on first use), or PostgreSQL to run
+# several workers on several hosts: postgres://aviso@db.internal/aviso
+database_url = "sqlite://aviso.db"
+
+# Campaign times (--at, --every month --time) are read in this zone.
+timezone = "America/Mexico_City"
+
+# Where `aviso serve` is reachable by recipients (unsubscribe links) and SMS
+# gateways (delivery reports). Put a TLS proxy in front when it faces the internet.
+public_url = "http://127.0.0.1:8025"
+
+[email]
+from = "Voto desde el Extranjero <avisos@votoextranjero.example>"
+# smtp://host:587?tls=starttls&pool=8&rate=50 (credentials: AVISO_SMTP_USERNAME,
+# AVISO_SMTP_PASSWORD), or file://outbox/email to write .eml files instead.
+provider = "file://outbox/email"
+
+[sms]
+# kannel://host:13013?from=INE, twilio://api.twilio.com?from=+1…,
+# webhook+https://host/path, or file://outbox/sms. Credentials or signing
+# secret: AVISO_SMS_USERNAME and AVISO_SMS_PASSWORD.
+provider = "file://outbox/sms"
+
+[retry]
+# Temporary failures wait 30 s, then 60 s, … up to 30 min, 8 attempts in all.
+initial_seconds = 30
+multiplier = 2.0
+max_interval_seconds = 1800
+max_attempts = 8
+
+[schedule]
+# A run found this long after its time is recorded as missed, not sent late.
+grace_hours = 24
+# Send only in these hours of each recipient's local time, unless a campaign says otherwise.
+default_window = "09:00-20:00"
+# A campaign pauses itself when more than half of its last 200 attempts failed for good.
+autopause_window = 200
+autopause_ratio = 0.5
+
+[worker]
+concurrency = 16
+lease_seconds = 60
+"#;
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Replace an existing configuration file
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub async fn run(config_path: &std::path::Path, args: InitArgs) -> anyhow::Result<ExitCode> {
+    if config_path.exists() && !args.force {
+        bail!(
+            "{} already exists: edit it, or use --force to start again",
+            config_path.display()
+        );
+    }
+    std::fs::write(config_path, TEMPLATE)
+        .with_context(|| format!("{}: cannot write", config_path.display()))?;
+    let config = crate::config::Config::load(Some(config_path))?;
+    let url = config.database_url(None);
+    crate::store::open(&url).await?;
+    print(&format!(
+        "wrote {} and created the database {url}",
+        config_path.display()
+    ));
+    print("next: aviso contacts import FILE --list NAME, then aviso templates check");
+    Ok(ExitCode::SUCCESS)
+}
