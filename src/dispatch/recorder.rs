@@ -82,8 +82,13 @@ async fn run(
     clock: Arc<dyn Clock>,
     mut rx: mpsc::Receiver<Command>,
 ) -> WorkerReport {
-    let mut report = WorkerReport::default();
-    let mut progress = Progress::new();
+    let mut committer = Committer {
+        store,
+        worker,
+        clock,
+        report: WorkerReport::default(),
+        progress: Progress::new(),
+    };
     let mut batch: Vec<Outcome> = Vec::with_capacity(RECORD_BATCH);
     // The oldest outcome waits at most LINGER, however steadily others arrive.
     let mut deadline = tokio::time::Instant::now();
@@ -96,14 +101,7 @@ async fn run(
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(command) => command,
                 Err(_) => {
-                    commit(
-                        store.as_ref(),
-                        &worker,
-                        clock.as_ref(),
-                        &mut batch,
-                        &mut report,
-                    )
-                    .await;
+                    committer.commit(&mut batch).await;
                     continue;
                 }
             }
@@ -112,37 +110,16 @@ async fn run(
             Some(Command::Record(outcome)) => {
                 batch.push(*outcome);
                 if batch.len() >= RECORD_BATCH {
-                    commit(
-                        store.as_ref(),
-                        &worker,
-                        clock.as_ref(),
-                        &mut batch,
-                        &mut report,
-                    )
-                    .await;
+                    committer.commit(&mut batch).await;
                 }
             }
             Some(Command::Flush(ack)) => {
-                commit(
-                    store.as_ref(),
-                    &worker,
-                    clock.as_ref(),
-                    &mut batch,
-                    &mut report,
-                )
-                .await;
+                committer.commit(&mut batch).await;
                 let _ = ack.send(());
             }
             None => {
-                commit(
-                    store.as_ref(),
-                    &worker,
-                    clock.as_ref(),
-                    &mut batch,
-                    &mut report,
-                )
-                .await;
-                return report;
+                committer.commit(&mut batch).await;
+                return committer.report;
             }
         }
     }
@@ -181,52 +158,63 @@ impl Progress {
     }
 }
 
-async fn commit(
-    store: &dyn Store,
-    worker: &str,
-    clock: &dyn Clock,
-    batch: &mut Vec<Outcome>,
-    report: &mut WorkerReport,
-) {
-    if batch.is_empty() {
-        return;
-    }
-    let started = std::time::Instant::now();
-    let mut wait = Duration::from_millis(100);
-    loop {
-        match store.record_outcomes(worker, batch, clock.now_ms()).await {
-            Ok(recorded) => {
-                report.lost_lease += recorded.lost_lease;
-                if recorded.lost_lease > 0 {
-                    tracing::warn!(
+/// Writes batches of outcomes, keeping the totals.
+struct Committer {
+    store: Arc<dyn Store>,
+    worker: String,
+    clock: Arc<dyn Clock>,
+    report: WorkerReport,
+    progress: Progress,
+}
+
+impl Committer {
+    async fn commit(&mut self, batch: &mut Vec<Outcome>) {
+        let report = &mut self.report;
+        if batch.is_empty() {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match self
+                .store
+                .record_outcomes(&self.worker, batch, self.clock.now_ms())
+                .await
+            {
+                Ok(recorded) => {
+                    report.lost_lease += recorded.lost_lease;
+                    if recorded.lost_lease > 0 {
+                        tracing::warn!(
                         "{} outcome(s) arrived after their lease expired; another worker owns those messages now",
                         recorded.lost_lease
                     );
-                }
-                for o in batch.iter() {
-                    match &o.kind {
-                        OutcomeKind::Sent { .. } => report.sent += 1,
-                        OutcomeKind::Retry { .. } => report.retrying += 1,
-                        OutcomeKind::Failed { .. } => report.failed += 1,
-                        OutcomeKind::Deferred { .. } => report.deferred += 1,
-                        OutcomeKind::Expired => report.expired += 1,
                     }
+                    for o in batch.iter() {
+                        match &o.kind {
+                            OutcomeKind::Sent { .. } => report.sent += 1,
+                            OutcomeKind::Retry { .. } => report.retrying += 1,
+                            OutcomeKind::Failed { .. } => report.failed += 1,
+                            OutcomeKind::Deferred { .. } => report.deferred += 1,
+                            OutcomeKind::Expired => report.expired += 1,
+                        }
+                    }
+                    batch.clear();
+                    self.progress.log(report);
+                    return;
                 }
-                batch.clear();
-                return;
-            }
-            Err(e) if started.elapsed() < GIVE_UP_AFTER => {
-                tracing::warn!("cannot record {} outcome(s), retrying: {e}", batch.len());
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(5));
-            }
-            Err(e) => {
-                tracing::error!(
+                Err(e) if started.elapsed() < GIVE_UP_AFTER => {
+                    tracing::warn!("cannot record {} outcome(s), retrying: {e}", batch.len());
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    tracing::error!(
                     "gave up recording {} outcome(s): {e}; those messages will be sent again when their leases expire",
                     batch.len()
                 );
-                batch.clear();
-                return;
+                    batch.clear();
+                    return;
+                }
             }
         }
     }

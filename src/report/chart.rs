@@ -30,7 +30,7 @@ use crate::domain::Language;
 
 const FONT: &str = "sans-serif";
 /// Horizontal room for one category (its two bars and the gaps).
-const SLOT: u32 = 76;
+const SLOT: u32 = 96;
 const HEADER: u32 = 84;
 const PLOT: u32 = 300;
 const Y_LABELS: u32 = 84;
@@ -224,9 +224,10 @@ pub(super) fn period(report: &Report, lang: Language) -> String {
     }
 }
 
-/// A rough width in pixels of `text` at `size` (no font metrics in SVG).
+/// A rough width in pixels of `text` at `size` (no font metrics in SVG; the
+/// SVG backend writes `size / 1.24` as the font size).
 fn text_width(text: &str, size: u32) -> u32 {
-    (text.chars().count() as f64 * size as f64 * 0.6).ceil() as u32
+    (text.chars().count() as f64 * size as f64 / 1.24 * 0.58).ceil() as u32
 }
 
 /// Bars of sent against programmed, per activity (and per month when grouped by month).
@@ -358,7 +359,7 @@ fn draw_panel(
         .map(|v| text_width(&thousands(v), 12))
         .max()
         .unwrap_or(0);
-    let rotate_values = longest_value > bar_width + 8;
+    let rotate_values = longest_value > bar_width + 2;
     // Room above the highest bar for its value.
     let headroom = if rotate_values { 1.35 } else { 1.15 };
     let y_max = ((highest as f64 * headroom).ceil() as i64)

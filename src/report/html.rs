@@ -50,6 +50,7 @@ th, td { border: 1px solid #999; padding: .3rem .6rem; }
 thead th { background: #eee; text-align: center; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.none { color: #666; }
+td.key { white-space: nowrap; }
 tfoot th, tfoot td { font-weight: bold; border-top: 2px solid #111; }
 tfoot th { text-align: left; }
 figure { margin: 1.5rem 0; }
@@ -116,12 +117,14 @@ pub fn to_html(report: &Report, lang: Language) -> Result<String, ExportError> {
     let _ = writeln!(w, "</tr></thead>\n<tbody>");
     for row in &report.rows {
         let _ = write!(w, "<tr>");
-        for text in text_cells(report, row) {
-            let _ = write!(
-                w,
-                "<td>{}</td>",
-                text.as_deref().map(escape).unwrap_or_else(|| "—".into())
-            );
+        for (i, text) in text_cells(report, row).iter().enumerate() {
+            let class = if i < report.keys.len() {
+                " class=\"key\""
+            } else {
+                ""
+            };
+            let shown = text.as_deref().map(escape).unwrap_or_else(|| "—".into());
+            let _ = write!(w, "<td{class}>{shown}</td>");
         }
         for value in measure_values(&row.measures) {
             w.push_str(&cell(&value));
