@@ -20,8 +20,8 @@ pub struct SmtpChannel {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tls {
-    None,
-    StartTls,
+    Plain,
+    Starttls,
     Wrapper,
 }
 
@@ -38,12 +38,12 @@ impl SmtpChannel {
             .to_string();
         let tls = match query_param(&parsed, "tls").as_deref() {
             None if parsed.scheme() == "smtps" => Tls::Wrapper,
-            None | Some("starttls") => Tls::StartTls,
+            None | Some("starttls") => Tls::Starttls,
             Some("tls") => Tls::Wrapper,
-            Some("none") => Tls::None,
+            Some("none") => Tls::Plain,
             Some(other) => return Err(format!("tls={other}: use none, starttls or tls")),
         };
-        if tls == Tls::None && !is_loopback(&host) {
+        if tls == Tls::Plain && !is_loopback(&host) {
             return Err(format!(
                 "tls=none is only allowed for a server on this machine (127.0.0.1, ::1, localhost), not {host}"
             ));
@@ -54,8 +54,8 @@ impl SmtpChannel {
         });
         let (pool, rate) = super::pool_and_rate(&parsed, 8)?;
         let builder = match tls {
-            Tls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone()),
-            Tls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host)
+            Tls::Plain => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone()),
+            Tls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host)
                 .map_err(|e| format!("STARTTLS setup: {e}"))?,
             Tls::Wrapper => AsyncSmtpTransport::<Tokio1Executor>::relay(&host)
                 .map_err(|e| format!("TLS setup: {e}"))?,

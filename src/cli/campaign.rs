@@ -12,6 +12,8 @@ use crate::domain::ChannelKind;
 use crate::schedule::{parse_at, parse_expires, Monthly, Window};
 use crate::templates::LangMode;
 
+/// Parsed once per run: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum CampaignCommand {
     /// Create a campaign: a template sent to a list (or a segment of it).

@@ -63,6 +63,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Parsed once per run: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// The whole job on a sample, with no servers: SQLite and file transports

@@ -418,9 +418,7 @@ fn programmed(
                 return None;
             }
             let months = months_of(a);
-            let Some(month) = row.month.as_deref() else {
-                return None;
-            };
+            let month = row.month.as_deref()?;
             match months.iter().position(|m| m == month) {
                 // Even shares; the first months carry the remainder, so the shares add up.
                 Some(i) => {

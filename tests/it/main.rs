@@ -10,6 +10,7 @@ mod dispatch;
 mod import;
 mod peers_smoke;
 mod receipts;
+mod reports;
 mod schedule;
 mod sms;
 mod store_conformance;

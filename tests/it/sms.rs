@@ -332,11 +332,15 @@ fn a_valid_report_applies_once_and_a_late_accepted_does_not_undo_delivered() {
 /// next scripted (status, headers, body), and keeps what it received.
 struct FakeProvider {
     port: u16,
-    received: Arc<Mutex<Vec<(HashMap<String, String>, String)>>>,
+    received: Received,
     _runtime: tokio::runtime::Runtime,
 }
 
-type Script = Vec<(u16, Vec<(&'static str, &'static str)>, &'static str)>;
+/// (status, extra headers, body) of one scripted answer.
+type Answer = (u16, Vec<(&'static str, &'static str)>, &'static str);
+type Script = Vec<Answer>;
+/// Each request's headers and body.
+type Received = Arc<Mutex<Vec<(HashMap<String, String>, String)>>>;
 
 impl FakeProvider {
     fn start(script: Script) -> FakeProvider {
@@ -346,16 +350,8 @@ impl FakeProvider {
 
         #[derive(Clone)]
         struct App {
-            script: Arc<
-                Mutex<
-                    std::collections::VecDeque<(
-                        u16,
-                        Vec<(&'static str, &'static str)>,
-                        &'static str,
-                    )>,
-                >,
-            >,
-            received: Arc<Mutex<Vec<(HashMap<String, String>, String)>>>,
+            script: Arc<Mutex<std::collections::VecDeque<Answer>>>,
+            received: Received,
         }
         async fn handle(
             State(app): State<App>,

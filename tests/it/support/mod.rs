@@ -57,14 +57,6 @@ impl Workspace {
         self
     }
 
-    /// E-mail and SMS go to files under the workspace.
-    pub fn with_file_providers(&mut self) -> &mut Workspace {
-        let email = format!("file://{}", self.path().join("out/email").display());
-        let sms = format!("file://{}", self.path().join("out/sms").display());
-        self.env("AVISO_EMAIL_PROVIDER", &email);
-        self.env("AVISO_SMS_PROVIDER", &sms)
-    }
-
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(aviso_bin());
         cmd.current_dir(self.path())
