@@ -229,12 +229,12 @@ impl Context {
             window: schedule.autopause_window.max(1),
             ratio: schedule.autopause_ratio,
         };
-        let composer = Composer {
-            renderer: Arc::new(self.renderer()?),
-            tokens: Tokens::from_store(store.as_ref()).await?,
-            email: self.email_settings()?,
-            public_url: self.config.public_url(),
-        };
+        let composer = Composer::new(
+            Arc::new(self.renderer()?),
+            Tokens::from_store(store.as_ref()).await?,
+            self.email_settings()?,
+            self.config.public_url(),
+        );
         Ok(Dispatcher {
             store,
             composer: Arc::new(composer),

@@ -71,6 +71,37 @@ pub struct Composer {
     pub email: EmailSettings,
     /// Where `aviso serve` is reachable, for receipt URLs.
     pub public_url: String,
+    /// Messages written in Spanish because the template lacks the contact's language.
+    pub fallbacks: std::sync::atomic::AtomicU64,
+}
+
+impl Composer {
+    pub fn new(
+        renderer: Arc<Renderer>,
+        tokens: Tokens,
+        email: EmailSettings,
+        public_url: String,
+    ) -> Composer {
+        Composer {
+            renderer,
+            tokens,
+            email,
+            public_url,
+            fallbacks: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn count_fallback(&self, fell_back: bool, m: &ClaimedMessage, template: &str) {
+        if fell_back {
+            self.fallbacks
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::debug!(
+                "message {}: template {template} has no {} version; sent in Spanish",
+                m.id,
+                m.language
+            );
+        }
+    }
 }
 
 impl Composer {
@@ -83,6 +114,7 @@ impl Composer {
                     .renderer
                     .render_sms(&plan.template, plan.lang_mode, &recipient, &plan.vars)
                     .map_err(|e| e.to_string())?;
+                self.count_fallback(sms.fell_back, m, &plan.template);
                 let token = self.tokens.token(Purpose::Receipt, m.id);
                 Ok(Outgoing::Sms(SmsOut {
                     reference,
@@ -106,6 +138,7 @@ impl Composer {
                         &unsubscribe,
                     )
                     .map_err(|e| e.to_string())?;
+                self.count_fallback(rendered.fell_back, m, &plan.template);
                 let to = EmailAddress::parse(&m.address).map_err(|Invalid(e)| e)?;
                 let message_id = message_id(m, &self.email);
                 let headers = EmailHeaders {

@@ -155,6 +155,8 @@ pub struct WorkerReport {
     pub expired: u64,
     pub lost_lease: u64,
     pub released: u64,
+    /// Messages sent in Spanish because their template lacks the contact's language.
+    pub language_fallbacks: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -305,6 +307,16 @@ impl Dispatcher {
         watcher.abort();
         self.store.housekeeping(self.clock.now_ms()).await?;
         report.released = released;
+        report.language_fallbacks = self
+            .composer
+            .fallbacks
+            .swap(0, std::sync::atomic::Ordering::Relaxed);
+        if report.language_fallbacks > 0 {
+            tracing::info!(
+                "{} message(s) went in Spanish: their template has no version in the contact's language",
+                report.language_fallbacks
+            );
+        }
         Ok(report)
     }
 

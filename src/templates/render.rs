@@ -18,19 +18,28 @@ use crate::contacts::Contact;
 use crate::domain::{ChannelKind, Language};
 
 /// The contact fields a template can use (`{{contact.*}}`). Built from a stored
-/// contact, from a frozen outbox row, or from `samples.toml`.
+/// contact, from a frozen outbox row, or from `samples.toml`. A field the
+/// contact lacks is left out, not null: in strict mode `{{contact.last_name}}`
+/// is then an error, never a blank, while `{{#if contact.last_name}}` works.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Recipient {
     pub id: String,
     pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub first_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_name: Option<String>,
     pub full_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub entity: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
     pub language: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub credential: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub population: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub modality: Option<String>,
 }
 
@@ -150,6 +159,8 @@ impl Renderer {
             registry.set_strict_mode(true);
             registry.register_helper("date", Box::new(DateHelper));
             registry.register_helper("month_name", Box::new(MonthHelper));
+            registry.register_helper("eq", Box::new(Compare { equal: true }));
+            registry.register_helper("ne", Box::new(Compare { equal: false }));
         }
         plain.register_escape_fn(handlebars::no_escape);
         for (name, (file, source)) in &set.partials {
@@ -349,19 +360,19 @@ impl Renderer {
         vars: &Value,
         unsubscribe_url: &str,
     ) -> Context {
-        let entity = recipient
-            .entity
-            .as_ref()
-            .and_then(|code| self.entities.get(&(code.clone(), lang)))
-            .cloned()
-            .unwrap_or(Value::Null);
         let mut root = Map::with_capacity(6);
         root.insert("lang".into(), Value::String(lang.code().into()));
         root.insert(
             "contact".into(),
             serde_json::to_value(recipient).unwrap_or(Value::Null),
         );
-        root.insert("entity".into(), entity);
+        let entity = recipient
+            .entity
+            .as_ref()
+            .and_then(|code| self.entities.get(&(code.clone(), lang)));
+        if let Some(entity) = entity {
+            root.insert("entity".into(), entity.clone());
+        }
         root.insert("programme".into(), self.programme.clone());
         root.insert("vars".into(), vars.clone());
         root.insert(
@@ -575,6 +586,29 @@ fn string_param<'a>(
         .ok_or_else(|| RenderErrorReason::Other(format!("{helper} needs a {format} text")))
 }
 
+/// `(eq contact.modality "postal")`: like the built-in helper, except that a
+/// field the contact lacks compares as null instead of failing the render, so
+/// templates can branch on optional fields (only printing one is an error).
+struct Compare {
+    equal: bool,
+}
+
+impl HelperDef for Compare {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<handlebars::ScopedJson<'rc>, handlebars::RenderError> {
+        let value = |i: usize| h.param(i).map(|p| p.value().clone()).unwrap_or(Value::Null);
+        let same = value(0) == value(1);
+        Ok(handlebars::ScopedJson::Derived(Value::Bool(
+            same == self.equal,
+        )))
+    }
+}
+
 /// `{{date "2022-06-05"}}` in the language being rendered.
 struct DateHelper;
 
@@ -625,6 +659,61 @@ impl HelperDef for MonthHelper {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A template written only in Spanish, with the shipped data files.
+    fn spanish_only() -> Renderer {
+        let mut files = std::collections::BTreeMap::new();
+        for name in ["entities.toml", "samples.toml"] {
+            let text =
+                std::fs::read_to_string(format!("{}/templates/{name}", env!("CARGO_MANIFEST_DIR")))
+                    .unwrap();
+            files.insert(std::path::PathBuf::from(name), text);
+        }
+        files.insert(
+            "solo_es/meta.toml".into(),
+            "description = \"x\"\nchannels = [\"sms\"]\nlanguages = [\"es\"]\n".into(),
+        );
+        files.insert(
+            "solo_es/sms.es.hbs".into(),
+            "Hola {{contact.first_name}}".into(),
+        );
+        Renderer::new(TemplateSet::from_files("test", files).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_missing_language_falls_back_to_spanish_and_says_so() {
+        let r = spanish_only();
+        let english = Recipient {
+            first_name: Some("Ann".into()),
+            language: "en".into(),
+            ..Recipient::default()
+        };
+        let sms = r
+            .render_sms("solo_es", LangMode::Contact, &english, &Value::Null)
+            .unwrap();
+        assert_eq!(
+            (sms.text.as_str(), sms.language.as_str(), sms.fell_back),
+            ("Hola Ann", "es", true)
+        );
+        let spanish = Recipient {
+            language: "es".into(),
+            ..english
+        };
+        assert!(
+            !r.render_sms("solo_es", LangMode::Contact, &spanish, &Value::Null)
+                .unwrap()
+                .fell_back
+        );
+    }
+
+    #[test]
+    fn a_missing_variable_is_an_error_not_a_blank() {
+        let r = spanish_only();
+        let err = r
+            .render_sms("solo_es", LangMode::Es, &Recipient::default(), &Value::Null)
+            .unwrap_err();
+        assert!(err.to_string().contains("solo_es/sms.es.hbs"), "{err}");
+    }
 
     #[test]
     fn dates_in_each_language() {
