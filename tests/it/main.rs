@@ -5,6 +5,7 @@
 
 mod support;
 
+mod calls;
 mod cli_basics;
 mod dispatch;
 mod import;
