@@ -182,16 +182,10 @@ pub async fn create_campaign(
     Attachment::check_total(&attachments, request.attachment_limit)
         .map_err(|e| invalid(e.to_string()))?;
 
-    let sample = store
-        .sample_contacts(list_id, &segment, channel, SAMPLE_RENDERS)
-        .await?;
-    if sample.is_empty() {
-        tracing::warn!(
-            "list {:?} has nobody with an {channel} address matching '{segment}': the campaign would send nothing",
-            request.list
-        );
-    }
-    for contact in &sample {
+    // Every SMS is rendered now (a long name can push one over max_segments,
+    // and an SMS that long is refused before it is queued); e-mails, whose
+    // length does not matter, for the sample with the longest names.
+    let check = |contact: &crate::contacts::Contact| -> Result<(), CampaignError> {
         if template.meta.audience == Some(ContactKind::Organization)
             && contact.kind != ContactKind::Organization
         {
@@ -215,7 +209,39 @@ pub async fn create_campaign(
                 )
                 .map(|_| ()),
         };
-        rendered.map_err(|e| invalid(format!("for contact {}: {e}", contact.id)))?;
+        rendered.map_err(|e| invalid(format!("for contact {}: {e}", contact.id)))
+    };
+    let mut checked = 0;
+    match channel {
+        ChannelKind::Email => {
+            for contact in store
+                .sample_contacts(list_id, &segment, channel, SAMPLE_RENDERS)
+                .await?
+            {
+                check(&contact)?;
+                checked += 1;
+            }
+        }
+        ChannelKind::Sms => {
+            let mut after = String::new();
+            loop {
+                let page = store
+                    .audience_page(list_id, &segment, channel, &after, 2000)
+                    .await?;
+                let Some(last) = page.last() else { break };
+                after = last.id.clone();
+                for contact in &page {
+                    check(contact)?;
+                }
+                checked += page.len();
+            }
+        }
+    }
+    if checked == 0 {
+        tracing::warn!(
+            "list {:?} has nobody with an {channel} address matching '{segment}': the campaign would send nothing",
+            request.list
+        );
     }
 
     if let Some(at) = request.schedule.start_at {

@@ -471,9 +471,8 @@ fn draw_panel(
         ))?;
     }
 
-    let (area_x, area_y) = area.get_base_pixel();
+    let (_, area_y) = area.get_base_pixel();
     let (_, area_height) = area.dim_in_pixel();
-    let _ = area_x;
     root.draw(&Text::new(
         x_title(report, lang),
         ((left + right) / 2, area_y + area_height as i32 - 6),

@@ -185,6 +185,16 @@ pub trait Store: Send + Sync {
         channel: ChannelKind,
         limit: i64,
     ) -> StoreResult<Vec<Contact>>;
+    /// The next `limit` audience members after contact id `after`, in id order:
+    /// a whole audience, page by page.
+    async fn audience_page(
+        &self,
+        list_id: i64,
+        segment: &Segment,
+        channel: ChannelKind,
+        after: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<Contact>>;
 
     /// The (id, e-mail, phone) of every contact with this E.164 phone.
     async fn contacts_with_phone(

@@ -232,6 +232,48 @@ pub(super) fn address_column(channel: crate::domain::ChannelKind) -> &'static st
 
 macro_rules! portable_store {
     ($store:ty, $db:ty, $name:literal, $claim_lock:literal) => {
+        impl $store {
+            /// Audience members (in the list and segment, with an address for the
+            /// channel) with an id after `after`, in `order`.
+            async fn audience(
+                &self,
+                list_id: i64,
+                segment: &$crate::contacts::Segment,
+                channel: $crate::domain::ChannelKind,
+                after: &str,
+                order: &str,
+                limit: i64,
+            ) -> StoreResult<Vec<$crate::contacts::Contact>> {
+                use sqlx::Row;
+                let address = super::portable::address_column(channel);
+                let (condition, binds) = segment.to_sql("c", 4);
+                let columns = super::portable::CONTACT_COLUMNS
+                    .split(", ")
+                    .map(|c| format!("c.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "SELECT {columns} FROM contacts c \
+                     JOIN list_members lm ON lm.contact_id = c.id AND lm.list_id = $1 \
+                     WHERE c.{address} IS NOT NULL AND c.id > $3 AND {condition} \
+                     ORDER BY {order} LIMIT $2"
+                );
+                let mut q = sqlx::query(&sql).bind(list_id).bind(limit).bind(after);
+                for b in &binds {
+                    q = q.bind(b);
+                }
+                let mut contacts = Vec::new();
+                for row in q.fetch_all(&self.pool).await? {
+                    let mut columns: [Option<String>; 12] = Default::default();
+                    for (i, column) in columns.iter_mut().enumerate() {
+                        *column = row.try_get(i)?;
+                    }
+                    contacts.push(super::portable::contact_from_columns(columns)?);
+                }
+                Ok(contacts)
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
             fn backend(&self) -> &'static str {
@@ -385,34 +427,19 @@ macro_rules! portable_store {
                 channel: $crate::domain::ChannelKind,
                 limit: i64,
             ) -> StoreResult<Vec<$crate::contacts::Contact>> {
-                use sqlx::Row;
-                let address = super::portable::address_column(channel);
-                let (condition, binds) = segment.to_sql("c", 3);
-                let columns = super::portable::CONTACT_COLUMNS
-                    .split(", ")
-                    .map(|c| format!("c.{c}"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let sql = format!(
-                    "SELECT {columns} FROM contacts c \
-                     JOIN list_members lm ON lm.contact_id = c.id AND lm.list_id = $1 \
-                     WHERE c.{address} IS NOT NULL AND {condition} \
-                     ORDER BY LENGTH(COALESCE(c.first_name, '')) + LENGTH(COALESCE(c.last_name, '')) DESC, c.id \
-                     LIMIT $2"
-                );
-                let mut q = sqlx::query(&sql).bind(list_id).bind(limit);
-                for b in &binds {
-                    q = q.bind(b);
-                }
-                let mut contacts = Vec::new();
-                for row in q.fetch_all(&self.pool).await? {
-                    let mut columns: [Option<String>; 12] = Default::default();
-                    for (i, column) in columns.iter_mut().enumerate() {
-                        *column = row.try_get(i)?;
-                    }
-                    contacts.push(super::portable::contact_from_columns(columns)?);
-                }
-                Ok(contacts)
+                let order = "LENGTH(COALESCE(c.first_name, '')) + LENGTH(COALESCE(c.last_name, '')) DESC, c.id";
+                self.audience(list_id, segment, channel, "", order, limit).await
+            }
+
+            async fn audience_page(
+                &self,
+                list_id: i64,
+                segment: &$crate::contacts::Segment,
+                channel: $crate::domain::ChannelKind,
+                after: &str,
+                limit: i64,
+            ) -> StoreResult<Vec<$crate::contacts::Contact>> {
+                self.audience(list_id, segment, channel, after, "c.id", limit).await
             }
 
             async fn contacts_with_phone(

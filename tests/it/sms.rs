@@ -513,3 +513,68 @@ fn json_webhook_is_signed_and_classified() {
     assert_eq!(report["failed"], 1, "400 is permanent: {report}");
     assert_eq!(counts(&ws, id)["failed"], 1);
 }
+
+#[test]
+fn an_sms_over_max_segments_for_any_one_contact_is_refused_before_anything_is_queued() {
+    let mut ws = Workspace::new();
+    let templates = copy_templates(ws.path());
+    // One branch of the text is far longer than the other.
+    std::fs::write(
+        templates.join("registro_abierto/sms.es.hbs"),
+        "INE: {{#if (eq contact.modality \"postal\")}}{{programme.list_es}}, {{programme.list_es}}, {{programme.list_es}}, {{programme.list_es}}, {{programme.list_es}}, {{programme.list_es}}, {{programme.list_es}}{{else}}Registrate en {{programme.site}}{{/if}}",
+    )
+    .unwrap();
+    let outbox = format!("file://{}", ws.path().join("out").display());
+    ws.env("AVISO_TEMPLATES", &templates.display().to_string())
+        .env("AVISO_SMS_PROVIDER", &outbox);
+    // 300 contacts with long names (the ones a sample would pick), all
+    // electronic; the one postal voter has the shortest name.
+    let mut csv =
+        String::from("id_contacto,nombre,apellidos,entidad,pais,lada,telefono,modalidad\n");
+    for i in 0..300 {
+        csv.push_str(&format!(
+            "N{i:04},Nombre Muy Largo De Persona,Apellidos Larguísimos De Prueba,OAX,US,1,2135550{:03},electronica\n",
+            100 + i % 100
+        ));
+    }
+    csv.push_str("Z9999,Al,Li,OAX,US,1,3105550123,postal\n");
+    let file = ws.write("c.csv", csv);
+    ws.ok(&["contacts", "import", &file, "--list", "l"]);
+    ws.ok(&[
+        "activity",
+        "create",
+        "--code",
+        "S",
+        "--name",
+        "SMS",
+        "--channel",
+        "sms",
+        "--programmed",
+        "1",
+    ]);
+    let err = ws.fails(
+        &[
+            "campaign",
+            "create",
+            "--activity",
+            "S",
+            "--template",
+            "registro_abierto",
+            "--list",
+            "l",
+        ],
+        1,
+    );
+    assert!(
+        err.contains("Z9999") && err.contains("max_segments"),
+        "{err}"
+    );
+    assert_eq!(
+        ws.json(&["campaign", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0,
+        "nothing created"
+    );
+}
