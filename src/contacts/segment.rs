@@ -203,6 +203,17 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn no_expression_panics(s in "\\PC{0,60}", t in "(entity|country|lang|channel|kind)=[A-Za-z,]{0,12}( [a-z]{1,8}=[A-Za-z,]{0,8}){0,3}") {
+            let _ = Segment::parse(&s);
+            if let Ok(seg) = Segment::parse(&t) {
+                // The canonical form reads back as the same segment.
+                proptest::prop_assert_eq!(Segment::parse(&seg.to_string()).unwrap(), seg);
+            }
+        }
+    }
+
     #[test]
     fn placeholders_start_where_asked() {
         let (sql, _) = Segment::parse("entity=AGS").unwrap().to_sql("m", 3);

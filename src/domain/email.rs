@@ -216,6 +216,21 @@ mod tests {
         assert!(EmailAddress::parse(&format!("a@{long_domain}.com")).is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn no_input_panics_and_accepted_addresses_are_stable(s in "\\PC{0,80}") {
+            if let Ok(e) = EmailAddress::parse(&s) {
+                proptest::prop_assert!(e.as_str().len() <= MAX_ADDRESS);
+                proptest::prop_assert_eq!(EmailAddress::parse(e.as_str()).unwrap(), e);
+            }
+        }
+
+        #[test]
+        fn plausible_addresses_never_panic(s in "[a-zA-Z0-9._%+@ -]{0,40}@[a-zA-Zñ0-9.-]{0,30}") {
+            let _ = EmailAddress::parse(&s);
+        }
+    }
+
     #[test]
     fn debug_output_is_masked() {
         let e = EmailAddress::parse("juan.perez@example.com").unwrap();

@@ -88,6 +88,16 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parsers_of_small_vocabularies_never_panic(s in "\\PC{0,30}") {
+            let _ = Entity::parse(&s);
+            let _ = crate::domain::Language::parse(&s);
+            let _ = crate::domain::Country::parse(&s);
+            let _ = crate::domain::Modality::parse(&s);
+        }
+    }
+
     #[test]
     fn other_entities_are_refused_by_name() {
         for input in ["ZAC", "XX", "Jalisco", ""] {

@@ -9,6 +9,7 @@ mod calls;
 mod cli_basics;
 mod dispatch;
 mod import;
+mod import_fuzz;
 mod peers_smoke;
 mod receipts;
 mod reports;
