@@ -108,8 +108,25 @@ pub async fn run(ctx: &Context, cmd: ActivityCommand) -> anyhow::Result<ExitCode
                     Split::Monthly => "monthly".into(),
                 },
             };
+            let mut targets = Vec::new();
+            for t in &a.targets {
+                let (entity, n) = t.split_once('=').ok_or_else(|| {
+                    anyhow::anyhow!("--target {t:?}: write ENTITY=N, e.g. OAX=40000")
+                })?;
+                let entity = crate::domain::Entity::parse(entity)?;
+                let n: i64 = n
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| anyhow::anyhow!("--target {t:?}: {n:?} is not a count"))?;
+                targets.push((entity.code().to_string(), n));
+            }
             let id =
                 manage::create_activity(store.as_ref(), activity.clone(), ctx.now_ms()).await?;
+            if !targets.is_empty() {
+                store.set_activity_targets(id, &targets).await?;
+            }
             if a.json {
                 print_json(&serde_json::json!({"id": id, "code": activity.code}))?;
             } else {

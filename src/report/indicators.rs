@@ -168,7 +168,7 @@ pub async fn indicators(
         let Some(activity) = by_id.get(&f.activity_id) else {
             continue;
         };
-        let month = DateTime::from_timestamp(f.hour * 3600, 0)
+        let month = DateTime::from_timestamp(f.quarter * 900, 0)
             .map(|t| t.with_timezone(&zone))
             .map(|t| format!("{:04}-{:02}", t.year(), t.month()));
         let values = Values {
@@ -389,6 +389,19 @@ fn planned_groups(
     out
 }
 
+/// An activity's share for one month of its period: even shares, the first
+/// months carrying the remainder so the shares add up to the total.
+fn month_share(a: &Activity, month: &str) -> i64 {
+    let months = months_of(a);
+    match months.iter().position(|m| m == month) {
+        Some(i) => {
+            let n = months.len() as i64;
+            a.programmed / n + i64::from((i as i64) < a.programmed % n)
+        }
+        None => 0,
+    }
+}
+
 /// The programmed total of a row, or `None` when the programme does not say how
 /// it splits along these keys (rather than inventing a number).
 fn programmed(
@@ -417,16 +430,7 @@ fn programmed(
             if a.split != "monthly" {
                 return None;
             }
-            let months = months_of(a);
-            let month = row.month.as_deref()?;
-            match months.iter().position(|m| m == month) {
-                // Even shares; the first months carry the remainder, so the shares add up.
-                Some(i) => {
-                    let n = months.len() as i64;
-                    a.programmed / n + i64::from((i as i64) < a.programmed % n)
-                }
-                None => 0,
-            }
+            month_share(a, row.month.as_deref()?)
         } else if keys.contains(&GroupKey::Entity) {
             let targets = targets.get(&a.id)?;
             row.entity
@@ -434,6 +438,13 @@ fn programmed(
                 .and_then(|e| targets.get(e))
                 .copied()
                 .unwrap_or(0)
+        } else if a.split == "monthly" && (from.is_some() || to.is_some()) {
+            // A report for part of the year counts the months it covers.
+            months_of(a)
+                .iter()
+                .filter(|m| month_in_range(m, from, to))
+                .map(|m| month_share(a, m))
+                .sum()
         } else {
             a.programmed
         };

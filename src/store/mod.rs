@@ -82,8 +82,10 @@ pub struct MessageFact {
     pub country: Option<String>,
     pub language: String,
     pub status: String,
-    /// Hours since the epoch of the message's last event (sent, or finished).
-    pub hour: i64,
+    /// Quarter hours since the epoch of the message's last event (sent, or
+    /// finished): every zone's offset is a whole number of quarter hours, so
+    /// each bucket falls in one local month wherever the report is read.
+    pub quarter: i64,
     pub count: i64,
 }
 
@@ -236,7 +238,7 @@ pub trait Store: Send + Sync {
     /// (activity id, done, date) of every record.
     async fn activity_records(&self) -> StoreResult<Vec<(i64, i64, String)>>;
     /// Message counts grouped by everything the indicators group by, with the
-    /// hour (since the epoch) of each message's last event: sent, or finished.
+    /// quarter hour (since the epoch) of each message's last event: sent, or finished.
     async fn message_facts(
         &self,
         from: Option<i64>,

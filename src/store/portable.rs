@@ -608,12 +608,12 @@ macro_rules! portable_store {
             ) -> StoreResult<Vec<$crate::store::MessageFact>> {
                 Ok(sqlx::query_as(
                     "SELECT c.activity_id, m.channel, m.entity, m.country, m.language, m.status, \
-                     COALESCE(m.sent_at, m.finished_at, m.created_at) / 3600000 AS hour, COUNT(*) AS count \
+                     COALESCE(m.sent_at, m.finished_at, m.created_at) / 900000 AS quarter, COUNT(*) AS count \
                      FROM messages m JOIN campaigns c ON c.id = m.campaign_id \
                      WHERE COALESCE(m.sent_at, m.finished_at, m.created_at) >= $1 \
                      AND COALESCE(m.sent_at, m.finished_at, m.created_at) < $2 \
                      GROUP BY c.activity_id, m.channel, m.entity, m.country, m.language, m.status, \
-                     COALESCE(m.sent_at, m.finished_at, m.created_at) / 3600000",
+                     COALESCE(m.sent_at, m.finished_at, m.created_at) / 900000",
                 )
                 .bind(from.unwrap_or(i64::MIN))
                 .bind(to.unwrap_or(i64::MAX))

@@ -19,7 +19,7 @@ use sqlx::Row as _;
 
 use aviso::campaigns::{NewReceipt, ReceiptEffect, ReceiptOutcome};
 
-use crate::support::peers::{free_port, require_peers, SmtpSink};
+use crate::support::peers::{require_peers, SmtpSink};
 use crate::support::Workspace;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -252,16 +252,16 @@ fn mark_delivered(ws: &Workspace, campaign: i64, n: i64) {
     });
 }
 
-/// A loopback HTTP endpoint that refuses every request with 400, as an SMS
-/// gateway answers for a number it cannot take (a permanent failure).
-struct RefusingGateway {
+/// A loopback server answering each connection with `answer`, one at a time,
+/// on a port it holds until dropped.
+struct LocalServer {
     port: u16,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl RefusingGateway {
-    fn start() -> RefusingGateway {
+impl LocalServer {
+    fn start(answer: fn(&mut TcpStream) -> std::io::Result<()>) -> LocalServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
@@ -272,11 +272,11 @@ impl RefusingGateway {
                     break;
                 }
                 if let Ok(mut stream) = stream {
-                    let _ = refuse(&mut stream);
+                    let _ = answer(&mut stream);
                 }
             }
         });
-        RefusingGateway {
+        LocalServer {
             port,
             stop,
             thread: Some(thread),
@@ -284,6 +284,14 @@ impl RefusingGateway {
     }
 }
 
+/// Hangs up at once, as a mail server that is going down does: a temporary
+/// failure for the sender.
+fn hang_up(_: &mut TcpStream) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Refuses every HTTP request with 400, as an SMS gateway answers for a number
+/// it cannot take: a permanent failure.
 fn refuse(stream: &mut TcpStream) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut request = Vec::new();
@@ -320,7 +328,7 @@ fn refuse(stream: &mut TcpStream) -> std::io::Result<()> {
     stream.flush()
 }
 
-impl Drop for RefusingGateway {
+impl Drop for LocalServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         let _ = TcpStream::connect(("127.0.0.1", self.port));
@@ -333,15 +341,15 @@ impl Drop for RefusingGateway {
 /// Contacts 0..24 and campaigns that leave every status in the message table:
 /// sent and delivered (files, then delivery reports), failed (smtp-sink
 /// refusing RCPT with 5xx, and an SMS gateway answering 400), suppressed
-/// (suppressed before the start), expired (a provider that is down and a
-/// 2-second expiry) and cancelled (cancelled before any worker ran).
-fn every_status_workspace(sink: &SmtpSink, gateway: &RefusingGateway) -> Workspace {
+/// (suppressed before the start), expired (a mail server that hangs up, and
+/// a 2-second expiry) and cancelled (cancelled before any worker ran).
+fn every_status_workspace(sink: &SmtpSink, gateway: &LocalServer, down: &LocalServer) -> Workspace {
     let providers = format!(
         "[providers.rechazo]\nchannel = \"email\"\nurl = \"smtp://127.0.0.1:{}?tls=none\"\n\n\
          [providers.caido]\nchannel = \"email\"\nurl = \"smtp://127.0.0.1:{}?tls=none\"\n\n\
          [providers.sms-rechazo]\nchannel = \"sms\"\nurl = \"webhook+http://127.0.0.1:{}/send\"\n",
         sink.port(),
-        free_port(),
+        down.port,
         gateway.port
     );
     let ws = workspace(&providers, 24);
@@ -1082,8 +1090,9 @@ fn every_format_reconciles_with_the_message_table_for_every_grouping() {
     let Some(sink) = SmtpSink::start(&["-f", "rcpt"]) else {
         return;
     };
-    let gateway = RefusingGateway::start();
-    let ws = every_status_workspace(&sink, &gateway);
+    let gateway = LocalServer::start(refuse);
+    let down = LocalServer::start(hang_up);
+    let ws = every_status_workspace(&sink, &gateway, &down);
 
     let statuses = statuses(&ws);
     for status in [
@@ -1797,7 +1806,7 @@ fn names_that_look_like_formulas_stay_inert_in_csv_and_xlsx() {
 
 #[test]
 fn the_message_ledger_lists_each_message_masked_and_filters_by_status() {
-    let gateway = RefusingGateway::start();
+    let gateway = LocalServer::start(refuse);
     let ws = workspace(
         &format!(
             "[providers.sms-rechazo]\nchannel = \"sms\"\nurl = \"webhook+http://127.0.0.1:{}/send\"\n",

@@ -105,17 +105,17 @@ impl Setup {
             )),
             ..ChannelSet::default()
         };
-        let composer = Composer {
-            renderer: self.renderer.clone(),
-            tokens: Tokens::from_store(self.store.as_ref()).await.unwrap(),
-            email: EmailSettings::new(
+        let composer = Composer::new(
+            self.renderer.clone(),
+            Tokens::from_store(self.store.as_ref()).await.unwrap(),
+            EmailSettings::new(
                 "Voto <avisos@votoextranjero.example>",
                 "http://127.0.0.1:8025/unsubscribe/{token}".into(),
                 1 << 20,
             )
             .unwrap(),
-            public_url: "http://127.0.0.1:8025".into(),
-        };
+            "http://127.0.0.1:8025".into(),
+        );
         Dispatcher {
             store: self.store.clone(),
             composer: Arc::new(composer),
