@@ -260,10 +260,27 @@ pub async fn indicators(
     for r in &rows {
         total.add(&r.measures);
     }
-    total.programmed = rows
+    // A total of programmed figures only means something in one unit: messages
+    // of one channel, or one counted activity (calls and workshops do not add up).
+    let units: std::collections::HashSet<String> = rows
         .iter()
-        .map(|r| r.measures.programmed)
-        .sum::<Option<i64>>();
+        .filter_map(|r| {
+            let code = Values::from_key(keys, &r.key).activity?;
+            let a = activities.iter().find(|a| a.code == code)?;
+            Some(
+                a.channel
+                    .clone()
+                    .unwrap_or_else(|| format!("counted:{}", a.code)),
+            )
+        })
+        .collect();
+    total.programmed = if units.len() > 1 {
+        None
+    } else {
+        rows.iter()
+            .map(|r| r.measures.programmed)
+            .sum::<Option<i64>>()
+    };
     Ok(Report {
         keys: keys.to_vec(),
         rows,
