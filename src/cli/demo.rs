@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use clap::Args;
@@ -12,11 +11,13 @@ use tokio::sync::watch;
 
 use super::{print, thousands, Context};
 use crate::campaigns::manage::{self, CampaignRequest};
-use crate::campaigns::NewActivity;
+use crate::campaigns::{CampaignSchedule, NewActivity};
+use crate::clock::{Clock, ManualClock};
 use crate::config::Config;
 use crate::contacts::{import_file, ImportOptions, Segment};
 use crate::dispatch::DispatchOptions;
 use crate::domain::{ChannelKind, SuppressionReason, SuppressionScope};
+use crate::schedule::parse_at;
 use crate::store::Suppression;
 use crate::templates::LangMode;
 
@@ -58,11 +59,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(data.join("osc.csv"), ORGANIZATIONS)?;
 
     let config = Config::load(Some(&config_path))?;
+    // The demo replays the autumn of 2021 on a clock it moves itself.
+    let zone = crate::schedule::parse_zone(crate::schedule::DEFAULT_ZONE)?;
+    let clock = ManualClock::at(parse_at("2021-08-30 09:00", zone)?.timestamp_millis());
     let ctx = Context {
         database_url: config.database_url(None),
         templates_dir: None,
         config,
-        clock: Arc::new(crate::clock::SystemClock),
+        clock: clock.clone(),
     };
     let store = ctx.store().await?;
     let now = ctx.now_ms();
@@ -111,20 +115,23 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .count_contacts(Some(citizens), &cpve("email")?)
         .await?
         .total;
+    let registration = Some(("2021-09-01", "2022-03-10"));
     let activities = [
         (
             "SMS-REG",
             "Envío de mensajes SMS a ciudadanía con CPVE (2 envíos)",
             Some("sms"),
             2 * sms_audience,
-            None,
+            registration,
+            "none",
         ),
         (
             "MAIL-REG",
             "Envío de correos electrónicos a ciudadanía con CPVE (2 envíos)",
             Some("email"),
             2 * mail_audience,
-            None,
+            registration,
+            "none",
         ),
         (
             "CARPETA",
@@ -132,136 +139,159 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             Some("email"),
             4 * 170,
             Some(("2021-09-01", "2021-12-31")),
+            "monthly",
         ),
         (
             "LLAMADAS",
             "Intentos de llamada a ciudadanía (INETEL)",
             None,
             95_000,
-            Some(("2021-09-01", "2022-03-10")),
+            registration,
+            "monthly",
         ),
-        ("TALLERES", "Talleres de registro con OSC", None, 2, None),
-        ("EVENTOS", "Eventos virtuales", None, 2, None),
+        (
+            "TALLERES",
+            "Talleres de registro con OSC",
+            None,
+            2,
+            registration,
+            "none",
+        ),
+        (
+            "EVENTOS",
+            "Eventos virtuales",
+            None,
+            2,
+            registration,
+            "none",
+        ),
     ];
-    for (code, name, channel, programmed, period) in activities {
-        manage::create_activity(
-            store.as_ref(),
-            NewActivity {
-                code: code.into(),
-                name: name.into(),
-                channel: channel.map(str::to_string),
-                programmed,
-                period_from: period.map(|p: (&str, &str)| p.0.to_string()),
-                period_to: period.map(|p| p.1.to_string()),
-                split: if period.is_some() {
-                    "monthly".into()
-                } else {
-                    "none".into()
-                },
-            },
-            now,
-        )
-        .await?;
+    for (code, name, channel, programmed, period, split) in activities {
+        let activity = NewActivity {
+            code: code.into(),
+            name: name.into(),
+            channel: channel.map(str::to_string),
+            programmed,
+            period_from: period.map(|p: (&str, &str)| p.0.to_string()),
+            period_to: period.map(|p| p.1.to_string()),
+            split: split.into(),
+        };
+        manage::create_activity(store.as_ref(), activity, clock.now_ms()).await?;
         print(&format!(
             "   {code:<9} programmed {:>7}  {name}",
             thousands(programmed)
         ));
     }
 
-    // Work the programme counts but aviso does not send: the call centre's
-    // attempts and the events held, as staff would record them (sample figures).
-    for (code, done, date) in [
-        ("LLAMADAS", 31_250, "2021-10-31"),
-        ("LLAMADAS", 29_870, "2021-11-30"),
-        ("TALLERES", 2, "2021-11-20"),
-        ("EVENTOS", 1, "2021-10-28"),
-    ] {
-        if let Some(activity) = store.activity(code).await? {
-            store
-                .record_activity(activity.id, done, date, Some("demo"), now)
-                .await?;
-        }
-    }
-
-    print("\n3. Campaigns");
+    print("\n3. Campaigns, scheduled as staff would schedule them");
     let renderer = ctx.renderer()?;
-    let carpeta_vars = renderer.sample_vars("carpeta_mensual")?;
+    let zone = ctx.zone()?;
+    let at = |local: &str| -> anyhow::Result<i64> { Ok(parse_at(local, zone)?.timestamp_millis()) };
+    let monthly = CampaignSchedule {
+        recurrence: Some("month".into()),
+        recur_day: Some(1),
+        recur_time: Some("10:00".into()),
+        recur_until: Some(at("2021-12-31 23:59")?),
+        ..CampaignSchedule::default()
+    };
+    let once = |when: &str| -> anyhow::Result<CampaignSchedule> {
+        Ok(CampaignSchedule {
+            start_at: Some(at(when)?),
+            ..CampaignSchedule::default()
+        })
+    };
     let campaigns = [
         (
             "SMS-REG",
             "registro_abierto",
             ChannelKind::Sms,
             "ciudadania",
-            "credential=CPVE",
-            None,
-        ),
-        (
-            "SMS-REG",
-            "recordatorio_voto",
-            ChannelKind::Sms,
-            "ciudadania",
-            "credential=CPVE",
-            None,
+            once("2021-09-01 10:00")?,
         ),
         (
             "MAIL-REG",
             "registro_abierto",
             ChannelKind::Email,
             "ciudadania",
-            "credential=CPVE",
-            None,
-        ),
-        (
-            "MAIL-REG",
-            "recordatorio_voto",
-            ChannelKind::Email,
-            "ciudadania",
-            "credential=CPVE",
-            None,
+            once("2021-09-01 10:00")?,
         ),
         (
             "CARPETA",
             "carpeta_mensual",
             ChannelKind::Email,
             "osc",
-            "",
-            Some(LangMode::Both),
+            monthly,
+        ),
+        (
+            "SMS-REG",
+            "recordatorio_voto",
+            ChannelKind::Sms,
+            "ciudadania",
+            once("2021-11-15 10:00")?,
+        ),
+        (
+            "MAIL-REG",
+            "recordatorio_voto",
+            ChannelKind::Email,
+            "ciudadania",
+            once("2021-11-15 10:00")?,
         ),
     ];
     let mut ids = Vec::new();
-    for (activity, template, channel, list, segment, lang) in campaigns {
+    for (activity, template, channel, list, schedule) in campaigns {
+        let organizations = list == "osc";
         let vars = match template {
-            "carpeta_mensual" => carpeta_vars.as_object().cloned().unwrap_or_default(),
+            "carpeta_mensual" => renderer
+                .sample_vars(template)?
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
             _ => serde_json::Map::new(),
+        };
+        let when = match (schedule.start_at, &schedule.recurrence) {
+            (Some(ms), _) => crate::report::local_time(ms, zone),
+            _ => "the 1st of every month, 10:00, until December".into(),
         };
         let request = CampaignRequest {
             activity: activity.into(),
             template: template.into(),
             channel: Some(channel),
             list: list.into(),
-            segment: segment.into(),
-            lang,
-            name: None,
+            segment: if organizations {
+                String::new()
+            } else {
+                "credential=CPVE".into()
+            },
+            lang: organizations.then_some(LangMode::Both),
             vars,
-            attachments: Vec::new(),
             attachment_limit: ctx.email_settings()?.attachment_limit,
-            provider: None,
-            schedule: Default::default(),
-            window: None,
-            expires: None,
+            schedule,
+            ..CampaignRequest::default()
         };
-        let id = manage::create_campaign(store.as_ref(), &renderer, request, now).await?;
-        let run = manage::start(store.as_ref(), id, ctx.zone()?, now).await?;
+        let id =
+            manage::create_campaign(store.as_ref(), &renderer, request, clock.now_ms()).await?;
         print(&format!(
-            "   #{id} {template} by {channel} to {list}: {} queued, {} suppressed, {} without an address",
-            thousands(run.total - run.suppressed),
-            thousands(run.suppressed),
-            thousands(run.no_address)
+            "   #{id} {template} by {channel} to {list}: {when}"
         ));
         ids.push(id);
     }
+    // Work the programme counts but aviso does not send: the call centre's
+    // attempts and the events held, as staff record them (sample figures).
+    for (code, done, date) in [
+        ("LLAMADAS", 12_410, "2021-09-30"),
+        ("LLAMADAS", 14_105, "2021-10-31"),
+        ("LLAMADAS", 13_870, "2021-11-30"),
+        ("TALLERES", 2, "2021-11-20"),
+        ("EVENTOS", 1, "2021-10-28"),
+    ] {
+        if let Some(activity) = store.activity(code).await? {
+            store
+                .record_activity(activity.id, done, date, Some("demo"), clock.now_ms())
+                .await?;
+        }
+    }
 
-    print("\n4. Sending (worker on file transports)");
+    print("\n4. The worker through the autumn of 2021 (simulated dates, file transports)");
     let started = std::time::Instant::now();
     let dispatcher = ctx
         .dispatcher(
@@ -270,22 +300,35 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         )
         .await?;
     let (_keep, shutdown) = watch::channel(false);
-    let report = dispatcher.run(true, shutdown).await?;
+    for day in [
+        "2021-09-01",
+        "2021-10-01",
+        "2021-11-01",
+        "2021-11-15",
+        "2021-12-01",
+    ] {
+        clock.set(at(&format!("{day} 10:05"))?);
+        let report = dispatcher.run(true, shutdown.clone()).await?;
+        print(&format!(
+            "   {day}: {:>6} messages sent, {} failed",
+            thousands(report.sent as i64),
+            thousands(report.failed as i64)
+        ));
+    }
     print(&format!(
-        "   {} messages sent in {:.1} s, {} failed",
-        thousands(report.sent as i64),
-        started.elapsed().as_secs_f64(),
-        thousands(report.failed as i64)
+        "   ({:.1} s of real time)",
+        started.elapsed().as_secs_f64()
     ));
 
     print("\n5. Campaign status");
     for id in &ids {
-        let s = manage::status_of(store.as_ref(), *id, ctx.zone()?, ctx.now_ms()).await?;
+        let s = manage::status_of(store.as_ref(), *id, zone, clock.now_ms()).await?;
         print(&format!(
-            "   #{} {:<40} {:<9} total {:>6}: sent {:>6}, suppressed {:>3}, failed {:>3}",
+            "   #{} {:<36} {:<9} runs {} total {:>6}: sent {:>6}, suppressed {:>3}, failed {:>3}",
             s.id,
             s.name,
             s.state,
+            s.runs,
             thousands(s.total),
             thousands(s.counts.sent + s.counts.delivered),
             thousands(s.counts.suppressed),
@@ -299,13 +342,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         &[crate::report::GroupKey::Activity],
         None,
         None,
-        ctx.zone()?,
+        zone,
     )
     .await?;
     print(&crate::report::to_table(
         &report,
         crate::domain::Language::Es,
     ));
+    print(
+        "\n   By month: aviso --config aviso-demo/aviso.toml report indicators --by activity,month",
+    );
     print(&format!(
         "\nThe workspace stays for inspection: e-mails in {0}/outbox/email, SMS in {0}/outbox/sms,\n\
          and every command works on it, e.g. `aviso --config {0}/aviso.toml campaign status --json`.",

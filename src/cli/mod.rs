@@ -295,9 +295,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Logs go to stderr; `AVISO_LOG` (e.g. `debug`, `aviso=trace`) changes the level.
-pub fn init_logging() {
+pub fn init_logging(cli: &Cli) {
+    // The demo prints its own story; workers and servers log what they do.
+    let default = match cli.command {
+        Command::Demo(_) => "warn",
+        _ => "warn,aviso=info",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("AVISO_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,aviso=info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -37,6 +37,15 @@ pub fn thousands(n: i64) -> String {
     }
 }
 
+/// A time in a zone, as people read it: `2021-09-01 10:00`.
+pub fn local_time(ms: i64, zone: chrono_tz::Tz) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .with_timezone(&zone)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
 /// `part / whole × 100`, or nothing when there is no whole to divide by.
 pub fn percentage(part: i64, whole: Option<i64>) -> Option<f64> {
     match whole {

@@ -7,6 +7,7 @@ mod support;
 
 mod calls;
 mod cli_basics;
+mod demo;
 mod dispatch;
 mod import;
 mod import_fuzz;
