@@ -23,10 +23,12 @@ pub struct KannelChannel {
     client: reqwest::Client,
     pool: usize,
     rate: Option<f64>,
+    /// Ask for delivery reports (`dlr=false` when the SMS centre gives none).
+    reports: bool,
 }
 
 impl KannelChannel {
-    /// `kannel://host:port?from=INE&rate=R&pool=N[&tls=true]`; credentials from
+    /// `kannel://host:port?from=INE&rate=R&pool=N[&tls=true][&dlr=false]`; credentials from
     /// `AVISO_SMS_USERNAME` / `AVISO_SMS_PASSWORD` or the config file.
     pub fn open(url: &str, ctx: &ProviderContext) -> Result<KannelChannel, String> {
         let parsed = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
@@ -50,6 +52,10 @@ impl KannelChannel {
             .clone()
             .ok_or("no password: set AVISO_SMS_PASSWORD (or password under [sms])")?;
         let (pool, rate) = super::pool_and_rate(&parsed, 8)?;
+        let reports = !matches!(
+            query_param(&parsed, "dlr").as_deref(),
+            Some("false" | "0" | "no")
+        );
         let host_port = match host.contains(':') {
             true => format!("[{host}]:{port}"),
             false => format!("{host}:{port}"),
@@ -63,6 +69,7 @@ impl KannelChannel {
             client: http::client(pool)?,
             pool,
             rate,
+            reports,
         })
     }
 }
@@ -113,7 +120,7 @@ impl Channel for KannelChannel {
             ("coding", coding),
         ];
         let dlr_url;
-        if let Some(status_url) = &sms.status_url {
+        if let Some(status_url) = sms.status_url.as_ref().filter(|_| self.reports) {
             // Kannel expands %d (report type) and %A (the SMSC's answer).
             dlr_url = format!("{status_url}?type=%d&reply=%A");
             query.push(("dlr-mask", DLR_MASK));

@@ -94,6 +94,9 @@ impl DispatchOptions {
     }
 }
 
+/// A claimed message with the plan and provider it goes through.
+type Claimed = (Arc<CampaignPlan>, Arc<dyn Channel>, ClaimedMessage);
+
 /// A worker id that is unique across hosts and restarts.
 pub fn worker_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -233,8 +236,10 @@ impl Dispatcher {
         let mut released = 0;
         let mut idle_checked = false;
         let mut last_housekeeping: Option<i64> = None;
+        let mut ahead: Vec<Claimed> = Vec::new();
+        let mut unsent_at_stop: Vec<i64> = Vec::new();
 
-        'work: loop {
+        loop {
             if *shutdown.borrow() {
                 break;
             }
@@ -250,10 +255,9 @@ impl Dispatcher {
                 self.auto_pause(now).await?;
                 last_housekeeping = Some(now);
             }
-            let claimed = if permits.available_permits() > 0 {
-                self.claim_due(&mut plans, &mut unusable, now).await?
-            } else {
-                Vec::new()
+            let claimed = match ahead.is_empty() {
+                true => self.claim_due(&mut plans, &mut unusable, now).await?,
+                false => std::mem::take(&mut ahead),
             };
             if claimed.is_empty() {
                 if tasks.is_empty() {
@@ -276,26 +280,46 @@ impl Dispatcher {
                 continue;
             }
             idle_checked = false;
-            let mut pending = claimed.into_iter();
-            while let Some((plan, channel, message)) = pending.next() {
-                let permit = tokio::select! {
-                    permit = permits.clone().acquire_owned() => permit,
-                    _ = stopped(&mut shutdown) => {
-                        let mut ids = vec![message.id];
-                        ids.extend(pending.map(|(_, _, m)| m.id));
-                        released += self.store.release(&opts.worker_id, &ids, self.clock.now_ms()).await?;
-                        break 'work;
-                    }
-                };
-                let Ok(permit) = permit else { break 'work };
-                let context = context.clone();
-                let recorder = recorder.sender();
-                tasks.spawn(async move {
-                    let outcome = send_one(&context, &plan, channel.as_ref(), &message).await;
-                    recorder.record(outcome).await;
-                    drop(permit);
-                });
+            // Hand this batch to senders while the next one is claimed, so
+            // sending never waits on the database between batches.
+            let hand_over = async {
+                let mut pending = claimed.into_iter();
+                while let Some((plan, channel, message)) = pending.next() {
+                    // None: stopping (or the permits are gone, which cannot happen).
+                    let permit = tokio::select! {
+                        permit = permits.clone().acquire_owned() => permit.ok(),
+                        _ = stopped(&mut shutdown) => None,
+                    };
+                    let Some(permit) = permit else {
+                        return std::iter::once(message.id)
+                            .chain(pending.map(|(_, _, m)| m.id))
+                            .collect();
+                    };
+                    let context = context.clone();
+                    let recorder = recorder.sender();
+                    tasks.spawn(async move {
+                        let outcome = send_one(&context, &plan, channel.as_ref(), &message).await;
+                        recorder.record(outcome).await;
+                        drop(permit);
+                    });
+                }
+                Vec::new()
+            };
+            let (unsent, next) =
+                tokio::join!(hand_over, self.claim_due(&mut plans, &mut unusable, now));
+            ahead = next?;
+            if !unsent.is_empty() {
+                unsent_at_stop = unsent;
+                break;
             }
+        }
+        // Claimed but never handed to a provider: back to the queue at once.
+        unsent_at_stop.extend(ahead.iter().map(|(_, _, m)| m.id));
+        if !unsent_at_stop.is_empty() {
+            released += self
+                .store
+                .release(&opts.worker_id, &unsent_at_stop, self.clock.now_ms())
+                .await?;
         }
         while let Some(done) = tasks.join_next().await {
             if let Err(e) = done {
@@ -326,7 +350,7 @@ impl Dispatcher {
         plans: &mut HashMap<i64, Arc<CampaignPlan>>,
         unusable: &mut HashSet<i64>,
         now: i64,
-    ) -> Result<Vec<(Arc<CampaignPlan>, Arc<dyn Channel>, ClaimedMessage)>, DispatchError> {
+    ) -> Result<Vec<Claimed>, DispatchError> {
         let opts = &self.options;
         let mut claimed = Vec::new();
         let running = self.store.campaigns().await?;

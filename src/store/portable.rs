@@ -120,21 +120,25 @@ pub(super) const CAMPAIGN_SELECT: &str = "SELECT c.id, c.activity_id, a.code AS 
      c.created_at, c.updated_at \
      FROM campaigns c JOIN activities a ON a.id = c.activity_id JOIN lists l ON l.id = c.list_id";
 
-/// One statement records every kind of outcome, so it is prepared once.
-/// `$1` status (or `requeue`: back to queued/retrying), `$2` attempt increment,
-/// `$3` next attempt, `$4` permanent, `$5` provider, `$6` provider reference,
-/// `$7` code, `$8` reason, `$9` sent at, `$10` finished at, `$11` now,
-/// `$12` message, `$13` lease epoch.
-pub(super) const RECORD_OUTCOME: &str = "UPDATE messages SET \
-     status = CASE WHEN $1 = 'requeue' THEN (CASE WHEN attempts > 0 THEN 'retrying' ELSE 'queued' END) ELSE $1 END, \
-     attempts = attempts + $2, next_attempt_at = COALESCE($3, next_attempt_at), \
-     permanent = $4, provider = COALESCE($5, provider), provider_ref = COALESCE($6, provider_ref), \
-     last_code = COALESCE($7, last_code), last_reason = COALESCE($8, last_reason), \
-     sent_at = COALESCE($9, sent_at), finished_at = COALESCE($10, finished_at), \
-     lease_owner = NULL, lease_expires_at = NULL, updated_at = $11 \
-     WHERE id = $12 AND lease_epoch = $13 AND status = 'sending'";
+/// The columns of the outcomes table a batch is recorded from: message,
+/// lease epoch, new status (or `requeue`: back to queued/retrying), attempt
+/// increment, next attempt, permanent, provider, provider reference, code,
+/// reason, sent at, finished at.
+pub(super) const OUTCOME_COLUMNS: &str =
+    "mid, epoch, new_status, inc, next_at, perm, prov, pref, pcode, preason, sent, fin";
 
-/// The bind values of [`RECORD_OUTCOME`] for one outcome.
+/// Applies a batch of outcomes (`v`, with OUTCOME_COLUMNS) to the messages whose
+/// lease still holds; followed by the bind of `now` and the join condition.
+pub(super) const RECORD_OUTCOMES: &str = "UPDATE messages SET \
+     status = CASE WHEN v.new_status = 'requeue' THEN (CASE WHEN attempts > 0 THEN 'retrying' ELSE 'queued' END) \
+     ELSE v.new_status END, \
+     attempts = attempts + v.inc, next_attempt_at = COALESCE(v.next_at, next_attempt_at), \
+     permanent = v.perm, provider = COALESCE(v.prov, provider), provider_ref = COALESCE(v.pref, provider_ref), \
+     last_code = COALESCE(v.pcode, last_code), last_reason = COALESCE(v.preason, last_reason), \
+     sent_at = COALESCE(v.sent, sent_at), finished_at = COALESCE(v.fin, finished_at), \
+     lease_owner = NULL, lease_expires_at = NULL, updated_at = ";
+
+/// The bind values of one outcome in [`RECORD_OUTCOMES`].
 pub(super) struct OutcomeBinds {
     pub status: &'static str,
     pub increment: i64,
@@ -1064,62 +1068,88 @@ macro_rules! portable_store {
             ) -> StoreResult<$crate::campaigns::RecordReport> {
                 let mut report = $crate::campaigns::RecordReport::default();
                 let mut tx = self.pool.begin().await?;
-                for o in outcomes {
-                    let b = super::portable::outcome_binds(o, now);
-                    let updated = sqlx::query(super::portable::RECORD_OUTCOME)
-                        .bind(b.status)
-                        .bind(b.increment)
-                        .bind(b.next_attempt_at)
-                        .bind(b.permanent)
-                        .bind(&o.provider)
-                        .bind(b.provider_ref)
-                        .bind(&o.code)
-                        .bind(&o.reason)
-                        .bind(b.sent_at)
-                        .bind(b.finished_at)
-                        .bind(now)
-                        .bind(o.message_id)
-                        .bind(o.lease_epoch)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                    if updated == 0 {
-                        report.lost_lease += 1;
-                        continue;
+                // A few statements per batch, not several per message: each
+                // statement is a round trip to the database.
+                for chunk in outcomes.chunks(200) {
+                    let binds: Vec<super::portable::OutcomeBinds> =
+                        chunk.iter().map(|o| super::portable::outcome_binds(o, now)).collect();
+                    let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                        "WITH v({}) AS (VALUES ",
+                        super::portable::OUTCOME_COLUMNS
+                    ));
+                    for (i, (o, b)) in chunk.iter().zip(&binds).enumerate() {
+                        if i > 0 {
+                            q.push(", ");
+                        }
+                        q.push("(CAST(").push_bind(o.message_id)
+                            .push(" AS BIGINT), CAST(").push_bind(o.lease_epoch)
+                            .push(" AS BIGINT), CAST(").push_bind(b.status)
+                            .push(" AS TEXT), CAST(").push_bind(b.increment)
+                            .push(" AS BIGINT), CAST(").push_bind(b.next_attempt_at)
+                            .push(" AS BIGINT), CAST(").push_bind(b.permanent)
+                            .push(" AS BIGINT), CAST(").push_bind(o.provider.as_str())
+                            .push(" AS TEXT), CAST(").push_bind(b.provider_ref.clone())
+                            .push(" AS TEXT), CAST(").push_bind(o.code.clone())
+                            .push(" AS TEXT), CAST(").push_bind(o.reason.clone())
+                            .push(" AS TEXT), CAST(").push_bind(b.sent_at)
+                            .push(" AS BIGINT), CAST(").push_bind(b.finished_at)
+                            .push(" AS BIGINT))");
                     }
-                    report.recorded += 1;
-                    if let Some(outcome) = b.attempt_outcome {
-                        sqlx::query(
-                            "INSERT INTO attempts (message_id, attempt, at, provider, outcome, code, reason, worker, latency_ms) \
-                             SELECT id, attempts, $1, $2, $3, $4, $5, $6, $8 FROM messages WHERE id = $7",
-                        )
-                        .bind(now)
-                        .bind(&o.provider)
-                        .bind(outcome)
-                        .bind(&o.code)
-                        .bind(&o.reason)
-                        .bind(worker)
-                        .bind(o.message_id)
-                        .bind(o.latency_ms)
-                        .execute(&mut *tx)
-                        .await?;
+                    q.push(") ").push(super::portable::RECORD_OUTCOMES).push_bind(now);
+                    q.push(
+                        " FROM v WHERE messages.id = v.mid AND messages.lease_epoch = v.epoch \
+                         AND messages.status = 'sending' RETURNING id, attempts",
+                    );
+                    let updated: Vec<(i64, i64)> = q.build_query_as().fetch_all(&mut *tx).await?;
+                    report.recorded += updated.len() as u64;
+                    report.lost_lease += (chunk.len() - updated.len()) as u64;
+                    let attempt_of: std::collections::HashMap<i64, i64> = updated.into_iter().collect();
+
+                    let attempts: Vec<(&$crate::campaigns::Outcome, &'static str, i64)> = chunk
+                        .iter()
+                        .zip(&binds)
+                        .filter_map(|(o, b)| Some((o, b.attempt_outcome?, *attempt_of.get(&o.message_id)?)))
+                        .collect();
+                    if !attempts.is_empty() {
+                        let mut q = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO attempts (message_id, attempt, at, provider, outcome, code, reason, worker, latency_ms) ",
+                        );
+                        q.push_values(&attempts, |mut row, (o, outcome, attempt)| {
+                            row.push_bind(o.message_id)
+                                .push_bind(*attempt)
+                                .push_bind(now)
+                                .push_bind(o.provider.as_str())
+                                .push_bind(*outcome)
+                                .push_bind(o.code.as_deref())
+                                .push_bind(o.reason.as_deref())
+                                .push_bind(worker)
+                                .push_bind(o.latency_ms);
+                        });
+                        q.build().execute(&mut *tx).await?;
                     }
-                    if let $crate::campaigns::OutcomeKind::Failed { suppress: Some((address, scope, reason)), .. } = &o.kind {
-                        sqlx::query(
-                            "INSERT INTO suppressions (address, channel, reason, source, created_at) \
-                             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (address, channel) DO NOTHING",
-                        )
-                        .bind(address.to_lowercase())
-                        .bind(scope.code())
-                        .bind(reason.code())
-                        .bind(format!("provider:{}", o.provider))
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
+                    for o in chunk.iter().filter(|o| attempt_of.contains_key(&o.message_id)) {
+                        if let $crate::campaigns::OutcomeKind::Failed { suppress: Some((address, scope, reason)), .. } = &o.kind {
+                            sqlx::query(
+                                "INSERT INTO suppressions (address, channel, reason, source, created_at) \
+                                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (address, channel) DO NOTHING",
+                            )
+                            .bind(address.to_lowercase())
+                            .bind(scope.code())
+                            .bind(reason.code())
+                            .bind(format!("provider:{}", o.provider))
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
                     }
                 }
                 // Delivery reports that arrived while these messages were in flight.
-                super::portable::apply_pending_receipts::<$db>(&mut tx, now).await?;
+                let pending: Option<i64> = sqlx::query_scalar("SELECT message_id FROM receipts WHERE applied = 0 LIMIT 1")
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if pending.is_some() {
+                    super::portable::apply_pending_receipts::<$db>(&mut tx, now).await?;
+                }
                 tx.commit().await?;
                 Ok(report)
             }
