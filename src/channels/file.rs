@@ -7,13 +7,12 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use tokio::sync::Mutex;
 
-use super::{Accepted, Channel, DeliveryError, Outgoing};
+use super::{Accepted, Channel, DeliveryError, Outgoing, ProviderInfo};
 use crate::domain::ChannelKind;
 
 pub struct FileChannel {
-    name: String,
+    info: ProviderInfo,
     dir: PathBuf,
-    kind: ChannelKind,
     sms_log: Mutex<Option<std::fs::File>>,
 }
 
@@ -26,9 +25,13 @@ impl FileChannel {
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
         }
         Ok(FileChannel {
-            name: format!("file://{}", dir.display()),
+            info: ProviderInfo {
+                name: format!("file://{}", dir.display()),
+                kind,
+                rate: None,
+                connections: 4,
+            },
             dir,
-            kind,
             sms_log: Mutex::new(None),
         })
     }
@@ -43,16 +46,8 @@ impl FileChannel {
 
 #[async_trait]
 impl Channel for FileChannel {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> ChannelKind {
-        self.kind
-    }
-
-    fn connections(&self) -> usize {
-        4
+    fn info(&self) -> &ProviderInfo {
+        &self.info
     }
 
     async fn send(&self, message: &Outgoing) -> Result<Accepted, DeliveryError> {

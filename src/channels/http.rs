@@ -36,8 +36,26 @@ pub fn transport_error(e: &reqwest::Error) -> DeliveryError {
     DeliveryError::temporary(format!("{what}: {detail}"))
 }
 
+/// What a gateway answered.
+pub struct Reply {
+    pub status: StatusCode,
+    pub retry_after: Option<Duration>,
+    pub body: String,
+}
+
+pub async fn reply(response: reqwest::Response) -> Reply {
+    let status = response.status();
+    let retry_after = retry_after(response.headers());
+    let body = response.text().await.unwrap_or_default();
+    Reply {
+        status,
+        retry_after,
+        body,
+    }
+}
+
 /// `Retry-After` in seconds (HTTP dates are rare from SMS gateways; ignored).
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }

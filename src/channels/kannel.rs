@@ -5,7 +5,9 @@
 use async_trait::async_trait;
 
 use super::http;
-use super::{query_param, Accepted, Channel, DeliveryError, Outgoing, ProviderContext};
+use super::{
+    query_param, Accepted, Channel, DeliveryError, Outgoing, ProviderContext, ProviderInfo,
+};
 use crate::domain::ChannelKind;
 use crate::templates::sms::SmsEncoding;
 
@@ -15,14 +17,12 @@ const KANNEL_MAX_PARTS: usize = 10;
 const DLR_MASK: &str = "31";
 
 pub struct KannelChannel {
-    name: String,
+    info: ProviderInfo,
     endpoint: String,
     username: String,
     password: String,
     from: String,
     client: reqwest::Client,
-    pool: usize,
-    rate: Option<f64>,
     /// Ask for delivery reports (`dlr=false` when the SMS centre gives none).
     reports: bool,
 }
@@ -61,14 +61,17 @@ impl KannelChannel {
             false => format!("{host}:{port}"),
         };
         Ok(KannelChannel {
-            name: format!("kannel://{host_port}"),
+            info: ProviderInfo {
+                name: format!("kannel://{host_port}"),
+                kind: ChannelKind::Sms,
+                rate,
+                connections: pool,
+            },
             endpoint: format!("{scheme}://{host_port}/cgi-bin/sendsms"),
             username,
             password,
             from,
             client: http::client(pool)?,
-            pool,
-            rate,
             reports,
         })
     }
@@ -76,20 +79,8 @@ impl KannelChannel {
 
 #[async_trait]
 impl Channel for KannelChannel {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> ChannelKind {
-        ChannelKind::Sms
-    }
-
-    fn rate(&self) -> Option<f64> {
-        self.rate
-    }
-
-    fn connections(&self) -> usize {
-        self.pool
+    fn info(&self) -> &ProviderInfo {
+        &self.info
     }
 
     async fn send(&self, message: &Outgoing) -> Result<Accepted, DeliveryError> {
@@ -133,9 +124,11 @@ impl Channel for KannelChannel {
             .send()
             .await
             .map_err(|e| http::transport_error(&e))?;
-        let status = response.status();
-        let retry_after = http::retry_after(response.headers());
-        let body = response.text().await.unwrap_or_default();
+        let http::Reply {
+            status,
+            retry_after,
+            body,
+        } = http::reply(response).await;
         classify(status, &body, retry_after)
     }
 }

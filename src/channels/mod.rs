@@ -111,16 +111,29 @@ impl DeliveryError {
 
 #[async_trait]
 pub trait Channel: Send + Sync {
-    /// The provider's name as recorded with every attempt (no credentials).
-    fn name(&self) -> &str;
-    fn kind(&self) -> ChannelKind;
-    /// Messages per second the provider allows, when configured (`rate=`).
-    fn rate(&self) -> Option<f64> {
-        None
-    }
-    /// Connections (or requests) the provider accepts at once (`pool=`).
-    fn connections(&self) -> usize;
+    /// What the provider is and how hard it may be driven.
+    fn info(&self) -> &ProviderInfo;
     async fn send(&self, message: &Outgoing) -> Result<Accepted, DeliveryError>;
+
+    /// The provider's name as recorded with every attempt (no credentials).
+    fn name(&self) -> &str {
+        &self.info().name
+    }
+
+    fn kind(&self) -> ChannelKind {
+        self.info().kind
+    }
+}
+
+/// A provider's description, from its URL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderInfo {
+    pub name: String,
+    pub kind: ChannelKind,
+    /// Messages per second the provider allows, when configured (`rate=`).
+    pub rate: Option<f64>,
+    /// Connections (or requests) the provider accepts at once (`pool=`).
+    pub connections: usize,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -8,14 +8,14 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use super::{query_param, Accepted, Channel, DeliveryError, Outgoing, ProviderContext};
+use super::{
+    query_param, Accepted, Channel, DeliveryError, Outgoing, ProviderContext, ProviderInfo,
+};
 use crate::domain::{ChannelKind, SuppressionReason};
 
 pub struct SmtpChannel {
-    name: String,
+    info: ProviderInfo,
     transport: AsyncSmtpTransport<Tokio1Executor>,
-    pool: usize,
-    rate: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,10 +68,13 @@ impl SmtpChannel {
             builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
         }
         Ok(SmtpChannel {
-            name: format!("smtp://{host}:{port}"),
+            info: ProviderInfo {
+                name: format!("smtp://{host}:{port}"),
+                kind: ChannelKind::Email,
+                rate,
+                connections: pool,
+            },
             transport: builder.build(),
-            pool,
-            rate,
         })
     }
 }
@@ -86,20 +89,8 @@ fn is_loopback(host: &str) -> bool {
 
 #[async_trait]
 impl Channel for SmtpChannel {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> ChannelKind {
-        ChannelKind::Email
-    }
-
-    fn rate(&self) -> Option<f64> {
-        self.rate
-    }
-
-    fn connections(&self) -> usize {
-        self.pool
+    fn info(&self) -> &ProviderInfo {
+        &self.info
     }
 
     async fn send(&self, message: &Outgoing) -> Result<Accepted, DeliveryError> {

@@ -5,18 +5,18 @@
 use async_trait::async_trait;
 
 use super::http;
-use super::{query_param, Accepted, Channel, DeliveryError, Outgoing, ProviderContext};
+use super::{
+    query_param, Accepted, Channel, DeliveryError, Outgoing, ProviderContext, ProviderInfo,
+};
 use crate::domain::{ChannelKind, SuppressionReason};
 
 pub struct TwilioChannel {
-    name: String,
+    info: ProviderInfo,
     endpoint: String,
     account: String,
     token: String,
     from: String,
     client: reqwest::Client,
-    pool: usize,
-    rate: Option<f64>,
 }
 
 impl TwilioChannel {
@@ -50,34 +50,25 @@ impl TwilioChannel {
             .ok_or("no auth token: set AVISO_SMS_PASSWORD (or password under [sms])")?;
         let (pool, rate) = super::pool_and_rate(&parsed, 8)?;
         Ok(TwilioChannel {
-            name: format!("twilio:{base}"),
+            info: ProviderInfo {
+                name: format!("twilio:{base}"),
+                kind: ChannelKind::Sms,
+                rate,
+                connections: pool,
+            },
             endpoint: format!("{base}/2010-04-01/Accounts/{account}/Messages.json"),
             account,
             token,
             from,
             client: http::client(pool)?,
-            pool,
-            rate,
         })
     }
 }
 
 #[async_trait]
 impl Channel for TwilioChannel {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> ChannelKind {
-        ChannelKind::Sms
-    }
-
-    fn rate(&self) -> Option<f64> {
-        self.rate
-    }
-
-    fn connections(&self) -> usize {
-        self.pool
+    fn info(&self) -> &ProviderInfo {
+        &self.info
     }
 
     async fn send(&self, message: &Outgoing) -> Result<Accepted, DeliveryError> {
@@ -100,9 +91,11 @@ impl Channel for TwilioChannel {
             .send()
             .await
             .map_err(|e| http::transport_error(&e))?;
-        let status = response.status();
-        let retry_after = http::retry_after(response.headers());
-        let body = response.text().await.unwrap_or_default();
+        let http::Reply {
+            status,
+            retry_after,
+            body,
+        } = http::reply(response).await;
         let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         if status.is_success() {
             return Ok(Accepted {

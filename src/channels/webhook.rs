@@ -6,19 +6,17 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::http;
-use super::{Accepted, Channel, DeliveryError, Outgoing, ProviderContext};
+use super::{Accepted, Channel, DeliveryError, Outgoing, ProviderContext, ProviderInfo};
 use crate::domain::ChannelKind;
 
 /// The header carrying `sha256=<hex HMAC of the body>`.
 pub const SIGNATURE_HEADER: &str = "X-Aviso-Signature";
 
 pub struct WebhookChannel {
-    name: String,
+    info: ProviderInfo,
     endpoint: String,
     secret: String,
     client: reqwest::Client,
-    pool: usize,
-    rate: Option<f64>,
 }
 
 impl WebhookChannel {
@@ -44,12 +42,15 @@ impl WebhookChannel {
             .clone()
             .ok_or("no signing secret: set AVISO_SMS_PASSWORD (or password under [sms])")?;
         Ok(WebhookChannel {
-            name: format!("webhook:{}", super::redact(parsed.as_str())),
+            info: ProviderInfo {
+                name: format!("webhook:{}", super::redact(parsed.as_str())),
+                kind: ChannelKind::Sms,
+                rate,
+                connections: pool,
+            },
             endpoint: parsed.to_string(),
             secret,
             client: http::client(pool)?,
-            pool,
-            rate,
         })
     }
 }
@@ -64,20 +65,8 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 
 #[async_trait]
 impl Channel for WebhookChannel {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn kind(&self) -> ChannelKind {
-        ChannelKind::Sms
-    }
-
-    fn rate(&self) -> Option<f64> {
-        self.rate
-    }
-
-    fn connections(&self) -> usize {
-        self.pool
+    fn info(&self) -> &ProviderInfo {
+        &self.info
     }
 
     async fn send(&self, message: &Outgoing) -> Result<Accepted, DeliveryError> {
@@ -102,9 +91,11 @@ impl Channel for WebhookChannel {
             .send()
             .await
             .map_err(|e| http::transport_error(&e))?;
-        let status = response.status();
-        let retry_after = http::retry_after(response.headers());
-        let text = response.text().await.unwrap_or_default();
+        let http::Reply {
+            status,
+            retry_after,
+            body: text,
+        } = http::reply(response).await;
         if status.is_success() {
             let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
             let id = json["id"]

@@ -122,11 +122,13 @@ pub async fn run(ctx: &Context, cmd: SuppressCommand) -> anyhow::Result<ExitCode
     }
 }
 
-async fn import(ctx: &Context, args: ImportArgs) -> anyhow::Result<ExitCode> {
-    let shown = args.file.display().to_string();
-    let file = std::fs::File::open(&args.file)
-        .with_context(|| format!("{shown}: cannot read the file"))?;
-    // CRLF read as LF, so that the line numbers below are those of the file.
+type CsvReader = csv::Reader<crate::contacts::CrlfAsLf<std::io::BufReader<std::fs::File>>>;
+
+/// A CSV with a header row, CRLF read as LF so that line numbers are the file's.
+fn open_csv(path: &std::path::Path) -> anyhow::Result<(CsvReader, csv::StringRecord)> {
+    let shown = path.display();
+    let file =
+        std::fs::File::open(path).with_context(|| format!("{shown}: cannot read the file"))?;
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
@@ -137,6 +139,12 @@ async fn import(ctx: &Context, args: ImportArgs) -> anyhow::Result<ExitCode> {
         .headers()
         .with_context(|| format!("{shown}: no header row"))?
         .clone();
+    Ok((reader, headers))
+}
+
+async fn import(ctx: &Context, args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let shown = args.file.display().to_string();
+    let (mut reader, headers) = open_csv(&args.file)?;
     let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
     let address_col = column("address")
         .with_context(|| format!("{shown}: required column \"address\" is missing"))?;
@@ -206,18 +214,7 @@ async fn import_calls(ctx: &Context, args: ImportCallsArgs) -> anyhow::Result<Ex
 
     let shown = args.file.display().to_string();
     let region = args.country.as_deref().map(Country::parse).transpose()?;
-    let file = std::fs::File::open(&args.file)
-        .with_context(|| format!("{shown}: cannot read the file"))?;
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(crate::contacts::CrlfAsLf::new(std::io::BufReader::new(
-            file,
-        )));
-    let headers = reader
-        .headers()
-        .with_context(|| format!("{shown}: no header row"))?
-        .clone();
+    let (mut reader, headers) = open_csv(&args.file)?;
     let column = |names: &[&str]| {
         headers
             .iter()

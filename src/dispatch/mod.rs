@@ -131,7 +131,7 @@ impl ChannelSet {
             .map(|c| {
                 (
                     c.name().to_string(),
-                    Arc::new(ProviderGate::new(c.rate(), c.connections())),
+                    Arc::new(ProviderGate::new(c.info().rate, c.info().connections)),
                 )
             })
             .collect()

@@ -14,7 +14,8 @@ pub fn format_pct(p: Option<f64>) -> String {
     p.map(|p| format!("{p:.1}")).unwrap_or_default()
 }
 
-const MEASURES: [&str; 8] = [
+/// The measure columns, in the order every format uses.
+pub(super) const MEASURES: [&str; 8] = [
     "programmed",
     "sent",
     "delivered",

@@ -11,21 +11,10 @@
 
 use rust_xlsxwriter::{Format, FormatAlign, FormatBorder, Workbook, Worksheet, XlsxError};
 
+use super::export::MEASURES;
 use super::indicators::{GroupKey, Measures, Report};
 use super::{title, ExportError};
 use crate::domain::Language;
-
-/// The measure columns, in the order every format uses.
-pub(super) const MEASURES: [&str; 8] = [
-    "programmed",
-    "sent",
-    "delivered",
-    "failed",
-    "suppressed",
-    "expired",
-    "indicator_pct",
-    "delivery_rate_pct",
-];
 
 /// A measure's value as a sheet shows it.
 #[derive(Debug, Clone, Copy, PartialEq)]

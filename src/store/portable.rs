@@ -30,9 +30,23 @@ fn optional<T>(
     value.map(|v| stored(id, field, parse(&v))).transpose()
 }
 
+/// Reads a row of `CONTACT_COLUMNS` into a contact.
+pub(super) fn contact_from_row<R>(row: &R) -> Result<Contact, StoreError>
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    Option<String>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let mut columns: [Option<String>; 12] = Default::default();
+    for (i, column) in columns.iter_mut().enumerate() {
+        *column = row.try_get(i)?;
+    }
+    contact_from_columns(columns)
+}
+
 /// Rebuilds a contact from its stored columns, re-checking every value so that
 /// a hand-edited database cannot smuggle an invalid address into a send.
-pub(super) fn contact_from_columns(c: [Option<String>; 12]) -> Result<Contact, StoreError> {
+fn contact_from_columns(c: [Option<String>; 12]) -> Result<Contact, StoreError> {
     let [id, kind, first_name, last_name, entity, country, email, phone, language, credential, population, modality] =
         c;
     let id = id.unwrap_or_default();
@@ -248,7 +262,6 @@ macro_rules! portable_store {
                 order: &str,
                 limit: i64,
             ) -> StoreResult<Vec<$crate::contacts::Contact>> {
-                use sqlx::Row;
                 let address = super::portable::address_column(channel);
                 let (condition, binds) = segment.to_sql("c", 4);
                 let columns = super::portable::CONTACT_COLUMNS
@@ -268,11 +281,7 @@ macro_rules! portable_store {
                 }
                 let mut contacts = Vec::new();
                 for row in q.fetch_all(&self.pool).await? {
-                    let mut columns: [Option<String>; 12] = Default::default();
-                    for (i, column) in columns.iter_mut().enumerate() {
-                        *column = row.try_get(i)?;
-                    }
-                    contacts.push(super::portable::contact_from_columns(columns)?);
+                    contacts.push(super::portable::contact_from_row(&row)?);
                 }
                 Ok(contacts)
             }
@@ -375,7 +384,6 @@ macro_rules! portable_store {
                 &self,
                 id: &str,
             ) -> StoreResult<Option<$crate::contacts::ContactRecord>> {
-                use sqlx::Row;
                 let sql = format!(
                     "SELECT {} FROM contacts WHERE id = $1",
                     super::portable::CONTACT_COLUMNS
@@ -383,11 +391,7 @@ macro_rules! portable_store {
                 let Some(row) = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await? else {
                     return Ok(None);
                 };
-                let mut columns: [Option<String>; 12] = Default::default();
-                for (i, column) in columns.iter_mut().enumerate() {
-                    *column = row.try_get(i)?;
-                }
-                let contact = super::portable::contact_from_columns(columns)?;
+                let contact = super::portable::contact_from_row(&row)?;
                 let lists: Vec<String> = sqlx::query_scalar(
                     "SELECT l.name FROM lists l JOIN list_members m ON m.list_id = l.id \
                      WHERE m.contact_id = $1 ORDER BY l.name",

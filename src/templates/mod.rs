@@ -119,23 +119,10 @@ impl TemplateSet {
                         file: shown(path),
                         detail: e.to_string().trim().replace('\n', " "),
                     })?;
-                    templates
-                        .entry(name.to_string())
-                        .or_insert_with(|| TemplateDef {
-                            name: name.to_string(),
-                            meta: Meta::default(),
-                            files: BTreeMap::new(),
-                        })
-                        .meta = meta;
+                    entry(&mut templates, name).meta = meta;
                 }
                 [name, file] if file.ends_with(".hbs") => {
-                    templates
-                        .entry(name.to_string())
-                        .or_insert_with(|| TemplateDef {
-                            name: name.to_string(),
-                            meta: Meta::default(),
-                            files: BTreeMap::new(),
-                        })
+                    entry(&mut templates, name)
                         .files
                         .insert(file.to_string(), text.clone());
                 }
@@ -167,6 +154,17 @@ impl TemplateSet {
     pub fn file_path(&self, template: &str, file: &str) -> String {
         format!("{}/{template}/{file}", self.origin)
     }
+}
+
+/// The template called `name`, created empty on first sight.
+fn entry<'a>(templates: &'a mut BTreeMap<String, TemplateDef>, name: &str) -> &'a mut TemplateDef {
+    templates
+        .entry(name.to_string())
+        .or_insert_with(|| TemplateDef {
+            name: name.to_string(),
+            meta: Meta::default(),
+            files: BTreeMap::new(),
+        })
 }
 
 fn collect_embedded(dir: &Dir<'_>, out: &mut BTreeMap<PathBuf, String>) {
