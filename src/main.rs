@@ -2,6 +2,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// The worker allocates and frees many small strings per message (templates,
+// MIME, SQL rows); mimalloc does that markedly faster than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = aviso::cli::Cli::parse();
     aviso::cli::init_logging(&cli);

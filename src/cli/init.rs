@@ -48,7 +48,8 @@ autopause_window = 200
 autopause_ratio = 0.5
 
 [worker]
-concurrency = 16
+# Messages being prepared or sent at once (each provider also caps its connections with pool=).
+concurrency = 32
 lease_seconds = 60
 "#;
 

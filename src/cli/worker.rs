@@ -12,7 +12,7 @@ pub struct WorkerArgs {
     /// Send what is due now, then exit (for tests and cron)
     #[arg(long)]
     pub once: bool,
-    /// Sends in flight at once [default: 16, or [worker] concurrency]
+    /// Messages prepared or sent at once [default: 32, or [worker] concurrency]
     #[arg(long)]
     pub concurrency: Option<usize>,
     /// How long a claim holds before another worker may take over, e.g. 60s, 2m
@@ -34,7 +34,7 @@ pub async fn run(ctx: &Context, args: WorkerArgs) -> anyhow::Result<ExitCode> {
     options.concurrency = args
         .concurrency
         .or(configured.concurrency)
-        .unwrap_or(16)
+        .unwrap_or(32)
         .max(1);
     options.lease = args
         .lease

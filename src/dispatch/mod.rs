@@ -78,7 +78,7 @@ impl DispatchOptions {
     pub fn new(worker_id: String) -> DispatchOptions {
         DispatchOptions {
             worker_id,
-            concurrency: 16,
+            concurrency: 32,
             lease: Duration::from_secs(60),
             batch: RECORD_BATCH,
             poll: Duration::from_millis(500),
