@@ -144,6 +144,12 @@ fn check_files(
 ) {
     let path = |file: &str| set.file_path(&def.name, file);
     let mut expected = BTreeSet::new();
+    if def.meta.languages.is_empty() {
+        problems.push(Problem {
+            file: path("meta.toml"),
+            message: "languages is empty: list es, en or both".into(),
+        });
+    }
     if def.meta.channels.is_empty() {
         problems.push(Problem {
             file: path("meta.toml"),

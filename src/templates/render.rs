@@ -260,9 +260,10 @@ impl Renderer {
         if prepared.info.segments > def.meta.sms.max_segments {
             let info = &prepared.info;
             return Err(RenderError::TooLong {
-                file: self
-                    .set
-                    .file_path(template, &format!("sms.{}.hbs", langs[0])),
+                file: self.set.file_path(
+                    template,
+                    &format!("sms.{}.hbs", langs.first().copied().unwrap_or_default()),
+                ),
                 segments: info.segments,
                 units: info.units,
                 unit: match info.encoding {
