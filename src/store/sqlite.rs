@@ -40,6 +40,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
+        // SQLite has one writer; one connection serialises our own statements
+        // instead of letting them wait on each other's locks (busy_timeout
+        // still covers other processes, such as a second worker).
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options)
