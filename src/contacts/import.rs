@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::hash::BuildHasher;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -21,7 +22,7 @@ use crate::store::{Store, StoreError};
 
 /// Rows checked and written together: big enough to amortise a transaction,
 /// small enough to keep memory flat.
-const BATCH: usize = 1000;
+const BATCH: usize = 10000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
@@ -465,7 +466,7 @@ pub async fn import_file(
         ..ImportSummary::default()
     };
 
-    let (tx, mut rx) = mpsc::channel::<Batch>(4);
+    let (tx, mut rx) = mpsc::channel::<Batch>(2);
     let checker = {
         let path = path.to_path_buf();
         let rejects_path = rejects_path.clone();
@@ -767,7 +768,7 @@ fn check_rows(
     let mut reader = csv_reader(decoded(path, encoding)?);
     let headers = reader.headers().cloned().unwrap_or_default();
     let mut rejects = RejectsWriter::new(rejects_path, &headers);
-    let mut seen: HashMap<Box<str>, u64> = HashMap::new();
+    let mut seen = SeenIds::default();
     let mut totals = CheckTotals::default();
     let mut batch = Vec::with_capacity(BATCH);
     let mut record = csv::StringRecord::new();
@@ -787,7 +788,11 @@ fn check_rows(
         let line = record.position().map(|p| p.line()).unwrap_or(0);
         totals.read += 1;
         if totals.read % 4096 == 0 {
-            bar.set_position(record.position().map(|p| p.byte()).unwrap_or(0));
+            let offset = record.position().map(|p| p.byte()).unwrap_or(0);
+            bar.set_position(offset);
+            if totals.read == 4096 {
+                seen.expect(size.saturating_mul(4096) / offset.max(1));
+            }
         }
         let outcome = if record.len() != layout.width {
             Err(vec![(
@@ -803,22 +808,19 @@ fn check_rows(
             layout.parse(&record).map_err(|p| (String::new(), p))
         };
         let contact = match outcome {
-            Ok(contact) => match seen.get(contact.id.as_str()) {
-                Some(&first) => Err(Rejection {
+            Ok(contact) => match seen.first_line(&contact.id, line) {
+                Some(first) => Err(Rejection {
                     line,
                     id: contact.id.clone(),
                     field: "id_contacto".into(),
                     reason: format!("repeated id_contacto; first seen on line {first}"),
                 }),
-                None => {
-                    seen.insert(contact.id.clone().into_boxed_str(), line);
-                    Ok(contact)
-                }
+                None => Ok(contact),
             },
             Err((field_override, problems)) => {
                 let id = layout.row_id(&record);
                 if !id.is_empty() {
-                    seen.entry(id.clone().into_boxed_str()).or_insert(line);
+                    seen.first_line(&id, line);
                 }
                 let field = if field_override.is_empty() {
                     problems
@@ -873,6 +875,66 @@ fn check_rows(
     })?;
     bar.finish_and_clear();
     Ok(totals)
+}
+
+/// The `id_contacto` values seen so far in a file, each with the line it was
+/// first seen on. A registry export can hold millions of rows, so the ids are
+/// packed one after another in one buffer (a two-byte length, then the bytes)
+/// and the table keeps only their offsets: about 30 bytes an id, against about
+/// 80 in a `HashMap<String, u64>`.
+#[derive(Default)]
+struct SeenIds {
+    packed: Vec<u8>,
+    table: hashbrown::HashTable<SeenId>,
+    hasher: std::hash::RandomState,
+}
+
+struct SeenId {
+    offset: usize,
+    line: u64,
+}
+
+impl SeenIds {
+    /// Makes room for about `rows` ids at once, so the table is not doubled
+    /// (holding old and new copies) again and again while a large file is read.
+    fn expect(&mut self, rows: u64) {
+        let rows = usize::try_from(rows).unwrap_or(usize::MAX);
+        let (packed, hasher) = (&self.packed, &self.hasher);
+        self.table
+            .reserve(rows.saturating_sub(self.table.len()), |seen| {
+                hasher.hash_one(Self::id_at(packed, seen.offset))
+            });
+    }
+
+    fn id_at(packed: &[u8], offset: usize) -> &[u8] {
+        let len = usize::from(u16::from_le_bytes([packed[offset], packed[offset + 1]]));
+        &packed[offset + 2..offset + 2 + len]
+    }
+
+    /// The line `id` was first seen on, or `None` (and `line` is remembered)
+    /// if this is its first appearance. Ids longer than 64 KiB are never valid
+    /// (the limit is 200 characters), so they are not remembered.
+    fn first_line(&mut self, id: &str, line: u64) -> Option<u64> {
+        let Ok(len) = u16::try_from(id.len()) else {
+            return None;
+        };
+        let hash = self.hasher.hash_one(id.as_bytes());
+        let packed = &self.packed;
+        if let Some(seen) = self.table.find(hash, |seen| {
+            Self::id_at(packed, seen.offset) == id.as_bytes()
+        }) {
+            return Some(seen.line);
+        }
+        let offset = self.packed.len();
+        self.packed.extend_from_slice(&len.to_le_bytes());
+        self.packed.extend_from_slice(id.as_bytes());
+        let (packed, hasher) = (&self.packed, &self.hasher);
+        self.table
+            .insert_unique(hash, SeenId { offset, line }, |seen| {
+                hasher.hash_one(Self::id_at(packed, seen.offset))
+            });
+        None
+    }
 }
 
 /// The rejects CSV: `line, id, field, reason` then the original row, opened
@@ -943,6 +1005,26 @@ mod tests {
             organization_id("  Amigos de  Tamaulipas, A.C. "),
             "OSC-amigos-de-tamaulipas-a-c"
         );
+    }
+
+    #[test]
+    fn seen_ids_remember_the_first_line_through_growth() {
+        let mut seen = SeenIds::default();
+        for line in 0..5000u64 {
+            assert_eq!(seen.first_line(&format!("C{line:08}"), line + 2), None);
+            if line == 100 {
+                seen.expect(3000);
+            }
+        }
+        assert_eq!(seen.first_line("C00000000", 9000), Some(2));
+        assert_eq!(seen.first_line("C00004999", 9001), Some(5001));
+        assert_eq!(seen.first_line("Ñandú-ü", 9002), None);
+        assert_eq!(seen.first_line("Ñandú-ü", 9003), Some(9002));
+        assert_eq!(seen.first_line("", 9004), None);
+        assert_eq!(seen.first_line("", 9005), Some(9004));
+        let long = "x".repeat(70_000);
+        assert_eq!(seen.first_line(&long, 9006), None);
+        assert_eq!(seen.first_line(&long, 9007), None);
     }
 
     #[test]

