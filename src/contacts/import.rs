@@ -487,12 +487,13 @@ pub async fn import_file(
                 for contact in rows {
                     match known.get(&contact.id) {
                         None => summary.imported += 1,
-                        Some(hash) if *hash == contact.content_hash() => summary.unchanged += 1,
+                        Some(hash) if *hash == contact.content_hash() => {
+                            summary.unchanged += 1;
+                            continue;
+                        }
                         Some(_) => summary.updated += 1,
                     }
-                    if known.get(&contact.id) != Some(&contact.content_hash()) {
-                        changed.push(contact);
-                    }
+                    changed.push(contact);
                 }
                 if let Some(list_id) = list_id {
                     store.save_contacts(list_id, &changed, &ids, now).await?;
@@ -706,7 +707,7 @@ fn scan_encoding(path: &Path) -> Result<Scan, ImportError> {
                 ),
             });
         }
-        line += text.matches('\n').count() as u64;
+        line += memchr::memchr_iter(b'\n', text.as_bytes()).count() as u64;
         carry.drain(..valid_up_to);
     }
     if utf8 && !carry.is_empty() {
@@ -728,19 +729,17 @@ fn scan_encoding(path: &Path) -> Result<Scan, ImportError> {
 /// Finds the tell-tale of UTF-8 decoded as Latin-1 and encoded again: `Ã` or `Â`
 /// followed by a character from the C1/Latin-1 punctuation range.
 fn double_encoded(text: &str) -> Option<String> {
-    let mut chars = text.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        if c == 'Ã' || c == 'Â' {
-            if let Some(&(j, next)) = chars.peek() {
-                let c1 = ('\u{80}'..='\u{bf}').contains(&next)
-                    || "€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ".contains(next);
-                if c1 {
-                    return Some(text[i..j + next.len_utf8()].to_string());
-                }
-            }
-        }
-    }
-    None
+    let bytes = text.as_bytes();
+    // 'Ã' and 'Â' are C3 83 and C3 82 in UTF-8: looking for the byte is much
+    // faster than walking every character of a file of a million rows.
+    memchr::memchr_iter(0xC3, bytes)
+        .filter(|&i| matches!(bytes.get(i + 1), Some(0x82 | 0x83)))
+        .find_map(|i| {
+            let next = text[i + 2..].chars().next()?;
+            let c1 = ('\u{80}'..='\u{bf}').contains(&next)
+                || "€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ".contains(next);
+            c1.then(|| text[i..i + 2 + next.len_utf8()].to_string())
+        })
 }
 
 /// The checking thread: reads every row, rejects with reasons, and sends the

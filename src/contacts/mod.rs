@@ -39,27 +39,36 @@ impl Contact {
     /// A digest of every stored field, so a re-import can tell "unchanged" from
     /// "updated" without comparing column by column.
     pub fn content_hash(&self) -> String {
-        fn opt<T: ToString>(v: &Option<T>) -> String {
-            v.as_ref().map(|v| v.to_string()).unwrap_or_default()
+        /// Feeds `Display` output straight into the digest, without a String per field.
+        struct Feed<'h>(&'h mut Sha256);
+        impl std::fmt::Write for Feed<'_> {
+            fn write_str(&mut self, s: &str) -> std::fmt::Result {
+                self.0.update(s.as_bytes());
+                Ok(())
+            }
         }
-        let fields = [
-            self.kind.to_string(),
-            opt(&self.first_name),
-            opt(&self.last_name),
-            opt(&self.entity),
-            opt(&self.country),
-            opt(&self.email),
-            opt(&self.phone),
-            self.language.to_string(),
-            opt(&self.credential),
-            opt(&self.population),
-            opt(&self.modality),
-        ];
-        let mut hasher = Sha256::new();
-        for field in &fields {
-            hasher.update(field.as_bytes());
+        fn field(hasher: &mut Sha256, value: Option<&dyn std::fmt::Display>) {
+            if let Some(value) = value {
+                // Writing into a digest cannot fail.
+                let _ = std::fmt::Write::write_fmt(&mut Feed(hasher), format_args!("{value}"));
+            }
             hasher.update([0x1f]);
         }
+        fn opt<T: std::fmt::Display>(v: &Option<T>) -> Option<&dyn std::fmt::Display> {
+            v.as_ref().map(|v| v as &dyn std::fmt::Display)
+        }
+        let mut hasher = Sha256::new();
+        field(&mut hasher, Some(&self.kind));
+        field(&mut hasher, opt(&self.first_name));
+        field(&mut hasher, opt(&self.last_name));
+        field(&mut hasher, opt(&self.entity));
+        field(&mut hasher, opt(&self.country));
+        field(&mut hasher, opt(&self.email));
+        field(&mut hasher, opt(&self.phone));
+        field(&mut hasher, Some(&self.language));
+        field(&mut hasher, opt(&self.credential));
+        field(&mut hasher, opt(&self.population));
+        field(&mut hasher, opt(&self.modality));
         hex::encode(&hasher.finalize()[..16])
     }
 
