@@ -3,7 +3,7 @@
 # both sending to the same smtp-sink on loopback.
 #
 #   ops/bench/email.sh [N]                        # default 100,000 messages
-#   SESSIONS=8 CONCURRENCY=16 ops/bench/email.sh 1000000
+#   SESSIONS=8 CONCURRENCY=32 ops/bench/email.sh 1000000
 #
 # Untimed setup: N citizens with e-mail are imported into a workspace, an activity
 # and a `registro_abierto` e-mail campaign are created and started (the outbox is
@@ -18,7 +18,7 @@ set -euo pipefail
 
 N=${1:-100000}
 SESSIONS=${SESSIONS:-8}       # SMTP connections: aviso's pool=S, smtp-source -s S
-CONCURRENCY=${CONCURRENCY:-16} # aviso worker --concurrency
+CONCURRENCY=${CONCURRENCY:-32} # aviso worker --concurrency (its default)
 RUNS=${RUNS:-3}
 LIMIT=${LIMIT:-1800}          # seconds per timed run: nothing here may run unbounded
 
