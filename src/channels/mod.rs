@@ -123,6 +123,12 @@ pub trait Channel: Send + Sync {
     fn kind(&self) -> ChannelKind {
         self.info().kind
     }
+
+    /// The provider takes 8-bit e-mail bodies (SMTP 8BITMIME), so text can go
+    /// out as UTF-8 instead of quoted-printable.
+    fn takes_8bit(&self) -> bool {
+        false
+    }
 }
 
 /// A provider's description, from its URL.

@@ -4,8 +4,11 @@
 //! message waits for the server's delayed ACK (40 ms a message per
 //! connection), and it sends a NOOP before every reuse (one more round trip a
 //! message). Here sockets are TCP_NODELAY and a connection is only re-checked
-//! after it sat idle for a while.
+//! after it sat idle for a while. With PIPELINING the message goes out in
+//! two writes (envelope, then data) and two round trips.
 
+use std::fmt::{self, Write as _};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -31,6 +34,8 @@ pub struct SmtpChannel {
     hello: ClientId,
     /// Connections waiting for their next message.
     idle: Mutex<Vec<Pooled>>,
+    /// The last connection opened offered 8BITMIME: messages are built 8-bit.
+    eight_bit: AtomicBool,
 }
 
 /// An open connection, what its server offers, and when it was last used.
@@ -39,6 +44,8 @@ struct Pooled {
     /// The server advertised PIPELINING (RFC 2920): MAIL, RCPT and DATA can go
     /// in one write, two round trips a message instead of four.
     pipelining: bool,
+    /// The server advertised 8BITMIME (RFC 6152).
+    eight_bit: bool,
     last_used: Instant,
 }
 
@@ -103,6 +110,7 @@ impl SmtpChannel {
             credentials,
             hello: ClientId::default(),
             idle: Mutex::new(Vec::new()),
+            eight_bit: AtomicBool::new(false),
         })
     }
 
@@ -175,6 +183,8 @@ impl SmtpChannel {
                 .next()
                 .is_some_and(|k| k.eq_ignore_ascii_case("PIPELINING"))
         });
+        let eight_bit = conn.server_info().supports_feature(Extension::EightBitMime);
+        self.eight_bit.store(eight_bit, Ordering::Relaxed);
         if let Some(credentials) = &self.credentials {
             conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials)
                 .await
@@ -183,6 +193,7 @@ impl SmtpChannel {
         Ok(Pooled {
             conn,
             pipelining,
+            eight_bit,
             last_used: Instant::now(),
         })
     }
@@ -202,6 +213,10 @@ impl Channel for SmtpChannel {
         &self.info
     }
 
+    fn takes_8bit(&self) -> bool {
+        self.eight_bit.load(Ordering::Relaxed)
+    }
+
     async fn send(&self, message: &Outgoing) -> Result<Accepted, DeliveryError> {
         let Outgoing::Email(email) = message else {
             return Err(super::wrong_kind("an SMTP server", "SMS"));
@@ -217,6 +232,15 @@ impl Channel for SmtpChannel {
             },
             temporary => temporary,
         })?;
+        if !pooled.eight_bit && !email.raw.is_ascii() {
+            // Built 8-bit while another connection offered 8BITMIME and this one
+            // does not: from now on messages are built quoted-printable.
+            self.eight_bit.store(false, Ordering::Relaxed);
+            self.idle.lock().await.push(pooled);
+            return Err(DeliveryError::temporary(
+                "this SMTP server does not take 8-bit messages (no 8BITMIME); the message will be rebuilt and retried",
+            ));
+        }
         let ascii = email
             .envelope
             .from()
@@ -251,12 +275,12 @@ async fn send_pipelined(
     envelope: &Envelope,
     raw: &[u8],
 ) -> Result<Response, lettre::transport::smtp::Error> {
+    let Ok(text) = std::str::from_utf8(raw) else {
+        // Not text: lettre's own path, byte by byte.
+        return conn.send(envelope, raw).await;
+    };
     let mut parameters = Vec::new();
     if !raw.is_ascii() {
-        if !conn.server_info().supports_feature(Extension::EightBitMime) {
-            // lettre's own path reports this refusal with its reason.
-            return conn.send(envelope, raw).await;
-        }
         parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }
     let mut group = Mail::new(envelope.from().cloned(), parameters).to_string();
@@ -269,7 +293,46 @@ async fn send_pipelined(
         conn.read_response().await?;
     }
     conn.read_response().await?;
-    conn.message(raw).await
+    conn.command(DataBlock(text)).await
+}
+
+/// A message as DATA carries it (RFC 5321 §4.5.2): a dot doubled at the start
+/// of every line, then the end-of-data line. By hand rather than lettre's
+/// `message`, which copies byte by byte and sends the end-of-data line as a
+/// packet of its own: here the message is one write.
+struct DataBlock<'a>(&'a str);
+
+impl fmt::Display for DataBlock<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rest = self.0;
+        if rest.starts_with('.') {
+            f.write_char('.')?;
+        }
+        // "\r\n." is ASCII, so every cut is on a character boundary.
+        while let Some(i) = memchr::memmem::find(rest.as_bytes(), b"\r\n.") {
+            f.write_str(&rest[..i + 3])?;
+            f.write_char('.')?;
+            rest = &rest[i + 3..];
+        }
+        f.write_str(rest)?;
+        f.write_str("\r\n.\r\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DataBlock;
+
+    #[test]
+    fn data_block_doubles_leading_dots_and_ends_the_data() {
+        assert_eq!(DataBlock("a\r\nb").to_string(), "a\r\nb\r\n.\r\n");
+        assert_eq!(
+            DataBlock(".x\r\n.\r\n..y\r\nz.\r\n").to_string(),
+            "..x\r\n..\r\n...y\r\nz.\r\n\r\n.\r\n"
+        );
+        assert_eq!(DataBlock("ñ\r\n.é").to_string(), "ñ\r\n..é\r\n.\r\n");
+        assert_eq!(DataBlock("").to_string(), "\r\n.\r\n");
+    }
 }
 
 /// SMTP replies by their codes: 5xx permanent (and a bad mailbox, 5.1.x,

@@ -105,7 +105,13 @@ impl Composer {
 }
 
 impl Composer {
-    pub fn compose(&self, plan: &CampaignPlan, m: &ClaimedMessage) -> Result<Outgoing, String> {
+    /// `eight_bit`: the provider takes 8-bit bodies (see [`EmailHeaders::eight_bit`]).
+    pub fn compose(
+        &self,
+        plan: &CampaignPlan,
+        m: &ClaimedMessage,
+        eight_bit: bool,
+    ) -> Result<Outgoing, String> {
         let recipient = recipient_of(m);
         let reference = reference(m.id);
         match plan.channel {
@@ -147,6 +153,7 @@ impl Composer {
                     to_name: Some(recipient.full_name.as_str()).filter(|n| !n.is_empty()),
                     message_id: &message_id,
                     unsubscribe_url: Some(&unsubscribe),
+                    eight_bit,
                 };
                 let message = build_email(&rendered, &headers, &plan.attachments)
                     .map_err(|e| e.to_string())?;

@@ -580,7 +580,7 @@ async fn send_one(
             );
         }
     }
-    let message = match ctx.composer.compose(plan, m) {
+    let message = match ctx.composer.compose(plan, m, channel.takes_8bit()) {
         Ok(message) => message,
         Err(reason) => {
             tracing::error!("message {} of campaign {}: {reason}", m.id, plan.id);

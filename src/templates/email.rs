@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Attachment as MimeAttachment, Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
+use lettre::message::{Attachment as MimeAttachment, Body, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 use serde::{Deserialize, Serialize};
 
@@ -87,6 +87,11 @@ pub struct EmailHeaders<'a> {
     /// Stable per outbox row, so a resend after a crash is recognisable.
     pub message_id: &'a str,
     pub unsubscribe_url: Option<&'a str>,
+    /// The server takes 8-bit bodies (SMTP 8BITMIME, RFC 6152): text and HTML go
+    /// out as UTF-8 as written, not quoted-printable, which is smaller on the
+    /// wire and cheaper to build. A part with a line too long for 8bit (over 998
+    /// bytes) still falls back to quoted-printable.
+    pub eight_bit: bool,
 }
 
 pub fn build_email(
@@ -118,16 +123,23 @@ pub fn build_email(
                 "List-Unsubscribe=One-Click".to_string(),
             ));
     }
+    let text_body = |text: &str| {
+        headers
+            .eight_bit
+            .then(|| eight_bit_body(text))
+            .flatten()
+            .unwrap_or_else(|| Body::new(text.to_owned()))
+    };
     let body = MultiPart::alternative()
         .singlepart(
             SinglePart::builder()
                 .header(ContentType::TEXT_PLAIN)
-                .body(rendered.text.clone()),
+                .body(text_body(&rendered.text)),
         )
         .singlepart(
             SinglePart::builder()
                 .header(ContentType::TEXT_HTML)
-                .body(rendered.html.clone()),
+                .body(text_body(&rendered.html)),
         );
     let result = if attachments.is_empty() {
         builder.multipart(body)
@@ -145,6 +157,34 @@ pub fn build_email(
         builder.multipart(mixed)
     };
     result.map_err(|e| AttachmentError::Build(e.to_string()))
+}
+
+/// `text` as it may travel unencoded (RFC 6152, RFC 5322 §2.1.1): CRLF line
+/// ends, lines of at most 998 bytes, no NUL or lone CR; `None` when it cannot.
+/// By hand because lettre's own check refuses lines over 76 characters, which
+/// every paragraph of our templates is, and falls back to quoted-printable.
+fn eight_bit_body(text: &str) -> Option<Body> {
+    const MAX_LINE: usize = 998;
+    let bytes = text.as_bytes();
+    if memchr::memchr(0, bytes).is_some() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 32 + 2);
+    for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.len() > MAX_LINE || memchr::memchr(b'\r', line).is_some() {
+            return None;
+        }
+        if i > 0 {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(line);
+    }
+    let encoding = match text.is_ascii() {
+        true => ContentTransferEncoding::SevenBit,
+        false => ContentTransferEncoding::EightBit,
+    };
+    Some(Body::dangerous_pre_encoded(out, encoding))
 }
 
 /// Runs of whitespace and control characters (CR, LF) made one space.
@@ -182,5 +222,32 @@ impl EmailSettings {
 
     pub fn unsubscribe_url(&self, token: &str) -> String {
         self.unsubscribe_template.replace("{token}", token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eight_bit(text: &str) -> Option<(Vec<u8>, ContentTransferEncoding)> {
+        eight_bit_body(text).map(|b| (b.as_ref().to_vec(), b.encoding()))
+    }
+
+    #[test]
+    fn eight_bit_bodies_keep_utf8_and_end_lines_with_crlf() {
+        let (bytes, encoding) = eight_bit("Hola, María\nAdiós\r\n\n").unwrap();
+        assert_eq!(bytes, "Hola, María\r\nAdiós\r\n\r\n".as_bytes());
+        assert_eq!(encoding, ContentTransferEncoding::EightBit);
+        let (bytes, encoding) = eight_bit("plain\ntext").unwrap();
+        assert_eq!(bytes, b"plain\r\ntext");
+        assert_eq!(encoding, ContentTransferEncoding::SevenBit);
+    }
+
+    #[test]
+    fn what_cannot_travel_unencoded_is_refused() {
+        assert!(eight_bit(&"é".repeat(499)).is_some()); // 998 bytes
+        assert!(eight_bit(&format!("{}a", "é".repeat(499))).is_none());
+        assert!(eight_bit("a\rb").is_none());
+        assert!(eight_bit("a\0b").is_none());
     }
 }

@@ -177,6 +177,43 @@ fn a_2000_message_campaign_arrives_once_each_in_the_contacts_language() {
     assert_adds_up(&s);
 }
 
+/// smtp-sink announces 8BITMIME unless run with -8. Messages composed before
+/// the first connection said so may still be quoted-printable; none may be 8bit
+/// for a server that does not take it.
+#[test]
+fn bodies_travel_8bit_to_a_server_that_takes_it_and_quoted_printable_otherwise() {
+    for (args, takes_8bit) in [(&[][..], true), (&["-8"][..], false)] {
+        let Some(sink) = SmtpSink::start(args) else {
+            return;
+        };
+        let ws = workspace_for(&sink, "");
+        let id = email_campaign(&ws, 200);
+        ws.ok(&["campaign", "start", &id.to_string()]);
+        let report = ws.json(&["worker", "--once", "--json"]);
+        assert_eq!(report["sent"], 200, "{report}");
+        assert_eq!(sink.wait_for_count(200, WAIT), 200);
+        let messages = sink.messages();
+        let eight_bit: Vec<&String> = messages
+            .iter()
+            .filter(|m| m.contains("Content-Transfer-Encoding: 8bit"))
+            .collect();
+        if takes_8bit {
+            assert!(eight_bit.len() >= 100, "{} of 200 8bit", eight_bit.len());
+            let spanish = eight_bit.iter().find(|m| m.contains("Hola")).unwrap();
+            assert!(spanish.contains("Instituto Nacional Electoral · Voto"));
+            assert!(!spanish.contains("=C2=B7"));
+        } else {
+            assert!(
+                eight_bit.is_empty(),
+                "8bit sent to a server without 8BITMIME"
+            );
+            let spanish = messages.iter().find(|m| m.contains("Hola")).unwrap();
+            assert!(spanish.contains("=C2=B7"), "quoted-printable middle dot");
+        }
+        assert!(messages.iter().all(|m| m.is_ascii() || takes_8bit));
+    }
+}
+
 #[test]
 fn temporary_failures_are_retried_until_the_server_recovers() {
     let Some(mut sink) = SmtpSink::start(&["-r", "rcpt"]) else {

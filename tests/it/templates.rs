@@ -713,6 +713,7 @@ fn line_break_in_a_stored_name_never_breaks_the_subject_or_the_mime_headers() {
         to_name: Some(evil),
         message_id: "<m1@example.org>",
         unsubscribe_url: Some("https://example.invalid/u/T"),
+        eight_bit: false,
     };
     let message = aviso::templates::build_email(&rendered, &headers, &[]).unwrap();
     let raw = String::from_utf8(message.formatted()).unwrap();
