@@ -319,22 +319,6 @@ impl fmt::Display for DataBlock<'_> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::DataBlock;
-
-    #[test]
-    fn data_block_doubles_leading_dots_and_ends_the_data() {
-        assert_eq!(DataBlock("a\r\nb").to_string(), "a\r\nb\r\n.\r\n");
-        assert_eq!(
-            DataBlock(".x\r\n.\r\n..y\r\nz.\r\n").to_string(),
-            "..x\r\n..\r\n...y\r\nz.\r\n\r\n.\r\n"
-        );
-        assert_eq!(DataBlock("ñ\r\n.é").to_string(), "ñ\r\n..é\r\n.\r\n");
-        assert_eq!(DataBlock("").to_string(), "\r\n.\r\n");
-    }
-}
-
 /// SMTP replies by their codes: 5xx permanent (and a bad mailbox, 5.1.x,
 /// suppressed), 4xx temporary (421/451/452 also mean "slow down"), anything
 /// without a reply (network, TLS, timeout) temporary.
@@ -355,5 +339,21 @@ fn classify(e: &lettre::transport::smtp::Error) -> DeliveryError {
         reason,
         retry_after: None,
         throttle,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DataBlock;
+
+    #[test]
+    fn data_block_doubles_leading_dots_and_ends_the_data() {
+        assert_eq!(DataBlock("a\r\nb").to_string(), "a\r\nb\r\n.\r\n");
+        assert_eq!(
+            DataBlock(".x\r\n.\r\n..y\r\nz.\r\n").to_string(),
+            "..x\r\n..\r\n...y\r\nz.\r\n\r\n.\r\n"
+        );
+        assert_eq!(DataBlock("ñ\r\n.é").to_string(), "ñ\r\n..é\r\n.\r\n");
+        assert_eq!(DataBlock("").to_string(), "\r\n.\r\n");
     }
 }
