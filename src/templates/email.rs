@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use lettre::address::Envelope;
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Attachment as MimeAttachment, Body, Mailbox, MultiPart, SinglePart};
 use lettre::Message;
@@ -106,8 +107,12 @@ pub fn build_email(
         .map_err(|e| AttachmentError::Build(format!("recipient address refused: {e}")))?;
     // A CR or LF in a display name makes lettre panic (and must never reach a
     // header anyway): names and subject go out as one line.
+    // Given, so lettre need not parse it back out of the From and To headers.
+    let envelope = Envelope::new(Some(headers.from.email.clone()), vec![to_address.clone()])
+        .map_err(|e| AttachmentError::Build(e.to_string()))?;
     let to = Mailbox::new(headers.to_name.map(one_line), to_address);
     let mut builder = Message::builder()
+        .envelope(envelope)
         .from(headers.from.clone())
         .to(to)
         .subject(one_line(&rendered.subject))
