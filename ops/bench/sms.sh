@@ -3,7 +3,7 @@
 # through the same Kannel (bearerbox + smsbox) to its fake SMS centre.
 #
 #   ops/bench/sms.sh [N]                  # default 20,000 messages
-#   CONCURRENCY=16 POOL=16 ops/bench/sms.sh 50000
+#   CONCURRENCY=32 POOL=16 ops/bench/sms.sh 50000
 #
 # Untimed setup: N citizens with a phone are imported, an activity and a
 # `registro_abierto` SMS campaign are created and started. Timed: `aviso worker
@@ -15,7 +15,7 @@
 set -euo pipefail
 
 N=${1:-20000}
-CONCURRENCY=${CONCURRENCY:-16} # aviso worker --concurrency
+CONCURRENCY=${CONCURRENCY:-32} # aviso worker --concurrency (its default)
 POOL=${POOL:-16}               # HTTP connections: aviso's pool=, wrk -c
 LIMIT=${LIMIT:-900}            # seconds per timed run: nothing here may run unbounded
 
