@@ -24,6 +24,11 @@ use crate::domain::{SuppressionReason, SuppressionScope};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
+/// Statements slower than this are logged at debug level only: freezing a
+/// million-recipient audience or importing 10,000 rows takes seconds by design,
+/// and sqlx's default (a warning at 1 s) would alarm operators for nothing.
+const SLOW_STATEMENT: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[derive(Debug, thiserror::Error)]

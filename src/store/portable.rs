@@ -864,13 +864,22 @@ macro_rules! portable_store {
                 campaign_id: i64,
                 window: i64,
             ) -> StoreResult<(i64, i64, Option<String>)> {
+                // Runs every second while sending: it walks attempts newest
+                // first and stops at `window` of this campaign (CROSS JOIN keeps
+                // SQLite from starting at the campaign's messages and sorting
+                // all their attempts, a second a call at a million), and never
+                // looks further back than the last RECENT_ATTEMPTS of all
+                // campaigns together.
                 let rows: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
                     "SELECT a.outcome, a.code, a.reason FROM attempts a \
-                     JOIN messages m ON m.id = a.message_id \
-                     WHERE m.campaign_id = $1 ORDER BY a.id DESC LIMIT $2",
+                     CROSS JOIN messages m \
+                     WHERE m.id = a.message_id AND m.campaign_id = $1 \
+                     AND a.id > (SELECT COALESCE(MAX(id), 0) FROM attempts) - $3 \
+                     ORDER BY a.id DESC LIMIT $2",
                 )
                 .bind(campaign_id)
                 .bind(window)
+                .bind(window.saturating_mul(100).max(super::portable::RECENT_ATTEMPTS))
                 .fetch_all(&self.pool)
                 .await?;
                 let failed = |o: &str| o == "permanent" || o == "exhausted";
@@ -1360,3 +1369,7 @@ macro_rules! portable_store {
 }
 
 pub(super) use portable_store;
+
+/// How far back, in attempts of all campaigns, auto-pause looks for a
+/// campaign's latest ones: enough for a hundred campaigns sending at once.
+pub(super) const RECENT_ATTEMPTS: i64 = 20_000;

@@ -1,8 +1,10 @@
 //! The scale-out backend: several `aviso worker` processes on several hosts share
 //! one PostgreSQL database and claim work with `FOR UPDATE SKIP LOCKED`.
 
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgPool, Postgres};
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool, Postgres};
 
 use super::{StoreError, StoreResult};
 
@@ -12,14 +14,18 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     pub async fn open(url: &str) -> StoreResult<PostgresStore> {
+        let open_error = |source| StoreError::Open {
+            url: redact(url),
+            source,
+        };
+        let options = PgConnectOptions::from_str(url)
+            .map_err(open_error)?
+            .log_slow_statements(log::LevelFilter::Debug, super::SLOW_STATEMENT);
         let pool = PgPoolOptions::new()
             .max_connections(8)
-            .connect(url)
+            .connect_with(options)
             .await
-            .map_err(|source| StoreError::Open {
-                url: redact(url),
-                source,
-            })?;
+            .map_err(open_error)?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
         Ok(PostgresStore { pool })
     }

@@ -7,9 +7,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool};
+use sqlx::{ConnectOptions, Sqlite, SqlitePool};
 
-use super::{StoreError, StoreResult};
+use super::{StoreError, StoreResult, SLOW_STATEMENT};
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -48,7 +48,8 @@ impl SqliteStore {
             // than every 4 MB writes each hot page to the database file once
             // per checkpoint instead of once per commit (1M rows: 14 s → 10 s).
             .pragma("cache_size", "-16384")
-            .pragma("wal_autocheckpoint", "10000");
+            .pragma("wal_autocheckpoint", "10000")
+            .log_slow_statements(log::LevelFilter::Debug, SLOW_STATEMENT);
         // SQLite has one writer; one connection serialises our own statements
         // instead of letting them wait on each other's locks (busy_timeout
         // still covers other processes, such as a second worker).

@@ -115,6 +115,7 @@ conformance!(
     housekeeping_completes_runs_and_one_off_campaigns,
     cancelled_campaign_leftovers_are_cancelled,
     status_counts_add_up_to_the_run_totals_across_runs,
+    recent_failures_are_the_campaigns_own_latest_attempts,
 );
 
 // ---------------------------------------------------------------------------
@@ -1277,4 +1278,27 @@ async fn status_counts_add_up_to_the_run_totals_across_runs(b: &Backend) {
     assert_eq!(n.retrying + n.queued, 4, "{n:?}");
     let (_, no_address) = s.status_counts(c.id).await.unwrap();
     assert_eq!(no_address, 2);
+}
+
+async fn recent_failures_are_the_campaigns_own_latest_attempts(b: &Backend) {
+    let s = b.s();
+    let failing = started(s, "failing", &people(6)).await;
+    let healthy = started(s, "healthy", &people(6)).await;
+    let refused = OutcomeKind::Failed {
+        permanent: true,
+        suppress: None,
+    };
+    let m = claim(s, &failing, "w", T0, 6).await;
+    let outcomes: Vec<Outcome> = m.iter().map(|m| outcome(m, refused.clone())).collect();
+    record(s, "w", &outcomes, T0).await;
+    // Newer attempts of another campaign do not hide these, nor count for it.
+    let m = claim(s, &healthy, "w", T0, 6).await;
+    record(s, "w", &m.iter().map(sent).collect::<Vec<_>>(), T0 + 1).await;
+    let (seen, failed, last) = s.recent_failures(failing.id, 4).await.unwrap();
+    assert_eq!((seen, failed), (4, 4));
+    assert!(last.is_some());
+    let (seen, failed, _) = s.recent_failures(failing.id, 200).await.unwrap();
+    assert_eq!((seen, failed), (6, 6));
+    let (seen, failed, last) = s.recent_failures(healthy.id, 200).await.unwrap();
+    assert_eq!((seen, failed, last), (6, 0, None));
 }
