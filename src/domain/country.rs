@@ -46,13 +46,23 @@ pub struct Country([u8; 2]);
 
 impl Country {
     pub fn parse(input: &str) -> Result<Country, Invalid> {
+        // The common case, a code as most exports write it: no allocation
+        // (an import parses a million of these).
+        if let [a, b] = input.trim().as_bytes() {
+            let code = [a.to_ascii_uppercase(), b.to_ascii_uppercase()];
+            if is_assigned(code) {
+                return Ok(Country(code));
+            }
+        }
         let folded = fold(input);
         if let Some((_, code)) = ALIASES.iter().find(|(alias, _)| *alias == folded) {
             return Ok(Country::known(code));
         }
         let upper = folded.to_ascii_uppercase();
-        if upper.len() == 2 && ISO_3166_ALPHA2.split(' ').any(|c| c == upper) {
-            return Ok(Country::known(&upper));
+        if let [a, b] = *upper.as_bytes() {
+            if is_assigned([a, b]) {
+                return Ok(Country([a, b]));
+            }
         }
         if folded.is_empty() {
             return Err(Invalid::new("country is empty"));
@@ -72,6 +82,22 @@ impl Country {
         // Only ever built from ASCII letters.
         std::str::from_utf8(&self.0).unwrap_or("??")
     }
+}
+
+/// Whether `code` is in [`ISO_3166_ALPHA2`], which is sorted with a code every
+/// three bytes: a binary search without splitting or allocating.
+fn is_assigned(code: [u8; 2]) -> bool {
+    let table = ISO_3166_ALPHA2.as_bytes();
+    let (mut low, mut high) = (0, table.len().div_ceil(3));
+    while low < high {
+        let mid = (low + high) / 2;
+        match [table[mid * 3], table[mid * 3 + 1]].cmp(&code) {
+            std::cmp::Ordering::Less => low = mid + 1,
+            std::cmp::Ordering::Greater => high = mid,
+            std::cmp::Ordering::Equal => return true,
+        }
+    }
+    false
 }
 
 impl fmt::Display for Country {
@@ -103,6 +129,25 @@ impl From<Country> for String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_listed_code_is_found_and_nothing_else() {
+        let codes: Vec<&str> = ISO_3166_ALPHA2.split(' ').collect();
+        assert!(
+            codes.windows(2).all(|w| w[0] < w[1]),
+            "the table must stay sorted"
+        );
+        for code in &codes {
+            let b = code.as_bytes();
+            assert!(is_assigned([b[0], b[1]]), "{code}");
+        }
+        for a in b'A'..=b'Z' {
+            for b in b'A'..=b'Z' {
+                let code = String::from_utf8(vec![a, b]).unwrap();
+                assert_eq!(is_assigned([a, b]), codes.contains(&code.as_str()));
+            }
+        }
+    }
 
     #[test]
     fn codes_and_common_names() {
