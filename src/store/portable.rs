@@ -343,8 +343,7 @@ macro_rules! portable_store {
                 members: &[String],
                 now: i64,
             ) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
-                for chunk in changed.chunks(1000) {
+                let contact_rows = |chunk: &[$crate::contacts::Contact]| {
                     let mut q = sqlx::QueryBuilder::<$db>::new(format!(
                         "INSERT INTO contacts ({}, row_hash, created_at, updated_at) ",
                         super::portable::CONTACT_COLUMNS
@@ -364,17 +363,34 @@ macro_rules! portable_store {
                          population = excluded.population, modality = excluded.modality, \
                          row_hash = excluded.row_hash, updated_at = excluded.updated_at",
                     );
-                    q.build().execute(&mut *tx).await?;
-                }
-                for chunk in members.chunks(5000) {
+                    q
+                };
+                let member_rows = |chunk: &[String]| {
                     let mut q = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO list_members (list_id, contact_id, added_at) ",
                     );
                     q.push_values(chunk, |mut row, id| {
-                        row.push_bind(list_id).push_bind(id).push_bind(now);
+                        row.push_bind(list_id).push_bind(id.clone()).push_bind(now);
                     });
                     q.push(" ON CONFLICT (list_id, contact_id) DO NOTHING");
-                    q.build().execute(&mut *tx).await?;
+                    q
+                };
+                let mut statements = changed
+                    .chunks(1000)
+                    .map(contact_rows)
+                    .chain(members.chunks(5000).map(member_rows));
+                let mut tx = self.pool.begin().await?;
+                let mut next = statements.next();
+                while let Some(mut statement) = next.take() {
+                    // The next statement is built (thousands of values bound)
+                    // while the database runs this one: an import's writing
+                    // side is otherwise one thread waiting on the other.
+                    let (done, following) = tokio::join!(
+                        statement.build().execute(&mut *tx),
+                        async { statements.next() }
+                    );
+                    done?;
+                    next = following;
                 }
                 tx.commit().await?;
                 Ok(())
