@@ -477,12 +477,20 @@ pub async fn import_file(
         })
     };
 
+    // Into an empty database (the registry's first import, the big one) every
+    // row is new: ids repeated in the file are rejected before they get here,
+    // so there is nothing to look up. A concurrent import of the same ids by
+    // another process could only make some "imported" count as "updated".
+    let first_import = !store.has_contacts().await?;
     let mut totals = None;
     while let Some(batch) = rx.recv().await {
         match batch {
             Batch::Rows(rows) => {
                 let ids: Vec<String> = rows.iter().map(|c| c.id.clone()).collect();
-                let known = store.contact_hashes(&ids).await?;
+                let known = match first_import {
+                    true => HashMap::new(),
+                    false => store.contact_hashes(&ids).await?,
+                };
                 let mut changed = Vec::new();
                 for contact in rows {
                     match known.get(&contact.id) {

@@ -167,6 +167,8 @@ pub trait Store: Send + Sync {
     // Lists and contacts.
     async fn ensure_list(&self, name: &str, now: i64) -> StoreResult<i64>;
     async fn list_id(&self, name: &str) -> StoreResult<Option<i64>>;
+    /// Whether any contact is stored at all.
+    async fn has_contacts(&self) -> StoreResult<bool>;
     /// Content hashes of those of `ids` already stored.
     async fn contact_hashes(&self, ids: &[String]) -> StoreResult<HashMap<String, String>>;
     /// Inserts or updates `changed` and adds `members` (ids) to the list, in one transaction.

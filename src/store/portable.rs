@@ -315,6 +315,13 @@ macro_rules! portable_store {
                     .await?)
             }
 
+            async fn has_contacts(&self) -> StoreResult<bool> {
+                let any: Option<i32> = sqlx::query_scalar("SELECT 1 FROM contacts LIMIT 1")
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(any.is_some())
+            }
+
             async fn contact_hashes(
                 &self,
                 ids: &[String],

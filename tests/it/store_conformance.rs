@@ -116,6 +116,7 @@ conformance!(
     cancelled_campaign_leftovers_are_cancelled,
     status_counts_add_up_to_the_run_totals_across_runs,
     recent_failures_are_the_campaigns_own_latest_attempts,
+    has_contacts_turns_true_with_the_first_contact,
 );
 
 // ---------------------------------------------------------------------------
@@ -1301,4 +1302,13 @@ async fn recent_failures_are_the_campaigns_own_latest_attempts(b: &Backend) {
     assert_eq!((seen, failed), (6, 6));
     let (seen, failed, last) = s.recent_failures(healthy.id, 200).await.unwrap();
     assert_eq!((seen, failed, last), (6, 0, None));
+}
+
+async fn has_contacts_turns_true_with_the_first_contact(b: &Backend) {
+    let s = b.s();
+    assert!(!s.has_contacts().await.unwrap());
+    s.ensure_list("empty", T0).await.unwrap();
+    assert!(!s.has_contacts().await.unwrap(), "a list is not a contact");
+    save(s, "one", &people(1)).await;
+    assert!(s.has_contacts().await.unwrap());
 }
