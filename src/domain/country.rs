@@ -46,23 +46,17 @@ pub struct Country([u8; 2]);
 
 impl Country {
     pub fn parse(input: &str) -> Result<Country, Invalid> {
-        // The common case, a code as most exports write it: no allocation
+        // The common case, a code as most exports write it, needs no folding
         // (an import parses a million of these).
-        if let [a, b] = input.trim().as_bytes() {
-            let code = [a.to_ascii_uppercase(), b.to_ascii_uppercase()];
-            if is_assigned(code) {
-                return Ok(Country(code));
-            }
+        if let Some(country) = assigned_code(input.trim()) {
+            return Ok(country);
         }
         let folded = fold(input);
         if let Some((_, code)) = ALIASES.iter().find(|(alias, _)| *alias == folded) {
             return Ok(Country::known(code));
         }
-        let upper = folded.to_ascii_uppercase();
-        if let [a, b] = *upper.as_bytes() {
-            if is_assigned([a, b]) {
-                return Ok(Country([a, b]));
-            }
+        if let Some(country) = assigned_code(&folded) {
+            return Ok(country);
         }
         if folded.is_empty() {
             return Err(Invalid::new("country is empty"));
@@ -82,6 +76,15 @@ impl Country {
         // Only ever built from ASCII letters.
         std::str::from_utf8(&self.0).unwrap_or("??")
     }
+}
+
+/// `text` as an assigned code, in any case: two letters and nothing else.
+fn assigned_code(text: &str) -> Option<Country> {
+    let [a, b] = *text.as_bytes() else {
+        return None;
+    };
+    let code = [a.to_ascii_uppercase(), b.to_ascii_uppercase()];
+    is_assigned(code).then_some(Country(code))
 }
 
 /// Whether `code` is in [`ISO_3166_ALPHA2`], which is sorted with a code every

@@ -372,20 +372,19 @@ macro_rules! portable_store {
                     );
                     q
                 };
-                let member_rows = |chunk: &[String]| {
-                    let mut q = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO list_members (list_id, contact_id, added_at) ",
-                    );
-                    q.push_values(chunk, |mut row, id| {
-                        row.push_bind(list_id).push_bind(id.clone()).push_bind(now);
-                    });
-                    q.push(" ON CONFLICT (list_id, contact_id) DO NOTHING");
-                    q
-                };
-                let mut statements = changed
-                    .chunks(1000)
-                    .map(contact_rows)
-                    .chain(members.chunks(5000).map(member_rows));
+                // Inline, so the member ids are bound borrowed from `members`.
+                let mut statements = changed.chunks(1000).map(contact_rows).chain(
+                    members.chunks(5000).map(|chunk| {
+                        let mut q = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO list_members (list_id, contact_id, added_at) ",
+                        );
+                        q.push_values(chunk, |mut row, id| {
+                            row.push_bind(list_id).push_bind(id).push_bind(now);
+                        });
+                        q.push(" ON CONFLICT (list_id, contact_id) DO NOTHING");
+                        q
+                    }),
+                );
                 let mut tx = self.pool.begin().await?;
                 let mut next = statements.next();
                 while let Some(mut statement) = next.take() {
@@ -892,7 +891,7 @@ macro_rules! portable_store {
                 // SQLite from starting at the campaign's messages and sorting
                 // all their attempts, a second a call at a million), and never
                 // looks further back than the last RECENT_ATTEMPTS of all
-                // campaigns together.
+                // campaigns together (or `window`, if that is larger).
                 let rows: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
                     "SELECT a.outcome, a.code, a.reason FROM attempts a \
                      CROSS JOIN messages m \
@@ -902,7 +901,7 @@ macro_rules! portable_store {
                 )
                 .bind(campaign_id)
                 .bind(window)
-                .bind(window.saturating_mul(100).max(super::portable::RECENT_ATTEMPTS))
+                .bind(window.max(super::portable::RECENT_ATTEMPTS))
                 .fetch_all(&self.pool)
                 .await?;
                 let failed = |o: &str| o == "permanent" || o == "exhausted";

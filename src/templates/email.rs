@@ -105,11 +105,11 @@ pub fn build_email(
         .as_str()
         .parse()
         .map_err(|e| AttachmentError::Build(format!("recipient address refused: {e}")))?;
-    // A CR or LF in a display name makes lettre panic (and must never reach a
-    // header anyway): names and subject go out as one line.
     // Given, so lettre need not parse it back out of the From and To headers.
     let envelope = Envelope::new(Some(headers.from.email.clone()), vec![to_address.clone()])
         .map_err(|e| AttachmentError::Build(e.to_string()))?;
+    // A CR or LF in a display name makes lettre panic (and must never reach a
+    // header anyway): names and subject go out as one line.
     let to = Mailbox::new(headers.to_name.map(one_line), to_address);
     let mut builder = Message::builder()
         .envelope(envelope)

@@ -74,6 +74,17 @@ fn email_campaign(ws: &Workspace, n: usize) -> i64 {
     created["id"].as_i64().expect("campaign id")
 }
 
+/// An `n`-message campaign started and drained by one `worker --once`, every
+/// message in the sink; returns the campaign id.
+fn send_all(ws: &Workspace, sink: &SmtpSink, n: usize) -> i64 {
+    let id = email_campaign(ws, n);
+    ws.ok(&["campaign", "start", &id.to_string()]);
+    let report = ws.json(&["worker", "--once", "--json"]);
+    assert_eq!(report["sent"], n, "{report}");
+    assert_eq!(sink.wait_for_count(n, WAIT), n);
+    id
+}
+
 fn status(ws: &Workspace, id: i64) -> Value {
     ws.json(&["campaign", "status", &id.to_string(), "--json"])
 }
@@ -136,11 +147,7 @@ fn a_2000_message_campaign_arrives_once_each_in_the_contacts_language() {
         return;
     };
     let ws = workspace_for(&sink, "");
-    let id = email_campaign(&ws, 2000);
-    ws.ok(&["campaign", "start", &id.to_string()]);
-    let report = ws.json(&["worker", "--once", "--json"]);
-    assert_eq!(report["sent"], 2000, "{report}");
-    assert_eq!(sink.wait_for_count(2000, WAIT), 2000);
+    let id = send_all(&ws, &sink, 2000);
 
     let ids = received_ids(&sink);
     assert_eq!(ids.len(), 2000, "distinct Message-IDs");
@@ -187,11 +194,7 @@ fn bodies_travel_8bit_to_a_server_that_takes_it_and_quoted_printable_otherwise()
             return;
         };
         let ws = workspace_for(&sink, "");
-        let id = email_campaign(&ws, 200);
-        ws.ok(&["campaign", "start", &id.to_string()]);
-        let report = ws.json(&["worker", "--once", "--json"]);
-        assert_eq!(report["sent"], 200, "{report}");
-        assert_eq!(sink.wait_for_count(200, WAIT), 200);
+        send_all(&ws, &sink, 200);
         let messages = sink.messages();
         let eight_bit: Vec<&String> = messages
             .iter()
@@ -209,9 +212,70 @@ fn bodies_travel_8bit_to_a_server_that_takes_it_and_quoted_printable_otherwise()
             );
             let spanish = messages.iter().find(|m| m.contains("Hola")).unwrap();
             assert!(spanish.contains("=C2=B7"), "quoted-printable middle dot");
+            assert!(messages.iter().all(|m| m.is_ascii()));
         }
-        assert!(messages.iter().all(|m| m.is_ascii() || takes_8bit));
     }
+}
+
+/// A server can stop announcing 8BITMIME between connections (a restart, a
+/// different host behind the name). A message already built 8-bit is then
+/// refused as temporary, never sent, and later messages are built
+/// quoted-printable.
+#[tokio::test]
+async fn a_message_built_8bit_is_not_sent_to_a_server_that_stopped_taking_it() {
+    use aviso::channels::{open_provider, DeliveryError, EmailOut, Outgoing, ProviderContext};
+    use aviso::domain::ChannelKind;
+
+    let Some(mut sink) = SmtpSink::start(&[]) else {
+        return;
+    };
+    let url = format!("smtp://127.0.0.1:{}?tls=none&pool=1", sink.port());
+    let channel = open_provider(&url, ChannelKind::Email, &ProviderContext::default()).unwrap();
+    let email = |raw: &str| {
+        let envelope = lettre::address::Envelope::new(
+            Some("avisos@example.org".parse().unwrap()),
+            vec!["ana@example.org".parse().unwrap()],
+        )
+        .unwrap();
+        Outgoing::Email(EmailOut {
+            reference: "m1".into(),
+            envelope,
+            raw: raw.as_bytes().to_vec(),
+        })
+    };
+    assert!(!channel.takes_8bit(), "unknown before the first connection");
+    channel
+        .send(&email("Subject: uno\r\n\r\nhola\r\n"))
+        .await
+        .unwrap();
+    assert!(channel.takes_8bit());
+
+    sink.restart(&["-8"]);
+    let accented = email("Subject: dos\r\n\r\nadiós\r\n");
+    // The pooled connection died with the old sink: the first try may fail on
+    // it (temporary too); the next one connects to the new sink.
+    let mut refusal = None;
+    for _ in 0..3 {
+        match channel.send(&accented).await {
+            Err(DeliveryError::Temporary { reason, .. }) if reason.contains("8BITMIME") => {
+                refusal = Some(reason);
+                break;
+            }
+            Err(DeliveryError::Temporary { .. }) => continue,
+            other => panic!("expected a temporary refusal, got {other:?}"),
+        }
+    }
+    assert!(refusal.is_some(), "never refused for lack of 8BITMIME");
+    assert!(
+        !channel.takes_8bit(),
+        "later messages are built quoted-printable"
+    );
+    channel
+        .send(&email("Subject: tres\r\n\r\nadios\r\n"))
+        .await
+        .unwrap();
+    assert_eq!(sink.wait_for_count(2, WAIT), 2);
+    assert!(sink.messages().iter().all(|m| !m.contains("adiós")));
 }
 
 #[test]
