@@ -595,7 +595,11 @@ async fn send_one(
     let monotonic = || ctx.started.elapsed().as_secs_f64() * 1000.0;
     let _connection = match gate {
         Some(gate) => {
-            tokio::time::sleep(gate.reserve(monotonic())).await;
+            let wait = gate.reserve(monotonic());
+            // Even a zero sleep waits for the timer's next tick (up to 1 ms).
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
             gate.connections().acquire().await.ok()
         }
         None => None,

@@ -6,6 +6,7 @@ mod check;
 mod email;
 mod meta;
 mod render;
+mod skeleton;
 pub mod sms;
 
 use std::collections::BTreeMap;

@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::meta::LangMode;
+use super::skeleton::Skeletons;
 use super::sms::{self, SmsInfo};
 use super::{TemplateDef, TemplateSet};
 use crate::contacts::Contact;
@@ -147,6 +148,7 @@ pub struct Renderer {
     programme: Value,
     /// (entity code, language) → `{{entity.*}}` in that language.
     entities: HashMap<(String, Language), Value>,
+    skeletons: Skeletons,
 }
 
 impl Renderer {
@@ -195,12 +197,19 @@ impl Renderer {
                 }
             }
         }
+        let keys: Vec<String> = set
+            .templates
+            .values()
+            .flat_map(|def| def.files.keys().map(|file| key(&def.name, file)))
+            .collect();
+        let skeletons = Skeletons::new(&[&html, &plain], keys.iter().map(String::as_str));
         Ok(Renderer {
             set,
             html,
             plain,
             programme,
             entities,
+            skeletons,
         })
     }
 
@@ -252,9 +261,9 @@ impl Renderer {
         let (langs, fell_back) = choose_languages(def, mode, &recipient.language);
         let mut texts = Vec::with_capacity(langs.len());
         for lang in &langs {
-            let context = self.context(*lang, recipient, vars, "");
             let file = format!("sms.{lang}.hbs");
-            texts.push(self.render_plain(def, &file, &context)?.trim().to_string());
+            let text = self.render_file(&self.plain, def, &file, *lang, recipient, vars, "")?;
+            texts.push(text.trim().to_string());
         }
         let prepared = sms::prepare(&texts.join("\n\n"), def.meta.sms.transliterate);
         if prepared.info.segments > def.meta.sms.max_segments {
@@ -296,20 +305,21 @@ impl Renderer {
         let mut texts = Vec::new();
         let mut htmls = Vec::new();
         for lang in &langs {
-            let context = self.context(*lang, recipient, vars, unsubscribe_url);
-            let subject = self.render_plain(def, &format!("email.{lang}.subject.hbs"), &context)?;
-            subjects.push(one_line(&subject));
-            texts.push(
-                self.render_plain(def, &format!("email.{lang}.txt.hbs"), &context)?
-                    .trim()
-                    .to_string(),
-            );
-            let file = format!("email.{lang}.html.hbs");
-            let html = self
-                .html
-                .render_with_context(&key(&def.name, &file), &context)
-                .map_err(|e| render_error(&self.set.file_path(&def.name, &file), &e))?;
-            htmls.push(html);
+            let render = |registry, part: &str| {
+                let file = format!("email.{lang}.{part}.hbs");
+                self.render_file(
+                    registry,
+                    def,
+                    &file,
+                    *lang,
+                    recipient,
+                    vars,
+                    unsubscribe_url,
+                )
+            };
+            subjects.push(one_line(&render(&self.plain, "subject")?));
+            texts.push(render(&self.plain, "txt")?.trim().to_string());
+            htmls.push(render(&self.html, "html")?);
         }
         Ok(RenderedEmail {
             subject: subjects.join(" | "),
@@ -343,15 +353,32 @@ impl Renderer {
         Ok(def)
     }
 
-    fn render_plain(
+    /// One file of a template for a recipient, by class where the file allows
+    /// it (see [`Skeletons`]).
+    #[allow(clippy::too_many_arguments)]
+    fn render_file(
         &self,
+        registry: &Handlebars<'static>,
         def: &TemplateDef,
         file: &str,
-        context: &Context,
+        lang: Language,
+        recipient: &Recipient,
+        vars: &Value,
+        unsubscribe_url: &str,
     ) -> Result<String, RenderError> {
-        self.plain
-            .render_with_context(&key(&def.name, file), context)
-            .map_err(|e| render_error(&self.set.file_path(&def.name, file), &e))
+        let key = key(&def.name, file);
+        self.skeletons.render(
+            &key,
+            lang,
+            recipient,
+            vars,
+            unsubscribe_url,
+            |r, unsubscribe| {
+                registry
+                    .render_with_context(&key, &self.context(lang, r, vars, unsubscribe))
+                    .map_err(|e| render_error(&self.set.file_path(&def.name, file), &e))
+            },
+        )
     }
 
     fn context(
@@ -661,8 +688,8 @@ impl HelperDef for MonthHelper {
 mod tests {
     use super::*;
 
-    /// A template written only in Spanish, with the shipped data files.
-    fn spanish_only() -> Renderer {
+    /// Templates from (path, text) pairs, with the shipped data files.
+    fn renderer_of(extra: &[(&str, &str)]) -> Renderer {
         let mut files = std::collections::BTreeMap::new();
         for name in ["entities.toml", "samples.toml"] {
             let text =
@@ -670,15 +697,183 @@ mod tests {
                     .unwrap();
             files.insert(std::path::PathBuf::from(name), text);
         }
-        files.insert(
-            "solo_es/meta.toml".into(),
-            "description = \"x\"\nchannels = [\"sms\"]\nlanguages = [\"es\"]\n".into(),
-        );
-        files.insert(
-            "solo_es/sms.es.hbs".into(),
-            "Hola {{contact.first_name}}".into(),
-        );
+        for (path, text) in extra {
+            files.insert(path.into(), text.to_string());
+        }
         Renderer::new(TemplateSet::from_files("test", files).unwrap()).unwrap()
+    }
+
+    /// A template written only in Spanish.
+    fn spanish_only() -> Renderer {
+        renderer_of(&[
+            (
+                "solo_es/meta.toml",
+                "description = \"x\"\nchannels = [\"sms\"]\nlanguages = [\"es\"]\n",
+            ),
+            ("solo_es/sms.es.hbs", "Hola {{contact.first_name}}"),
+        ])
+    }
+
+    /// The same renderer with every file rendered through handlebars.
+    fn direct(mut r: Renderer) -> Renderer {
+        r.skeletons = Skeletons::new(&[], []);
+        r
+    }
+
+    #[test]
+    fn every_shipped_file_renders_by_class() {
+        let r = Renderer::new(TemplateSet::built_in().unwrap()).unwrap();
+        for def in r.set.templates.values() {
+            for file in def.files.keys() {
+                let key = key(&def.name, file);
+                assert!(super::super::skeleton::usable(&r.skeletons, &key), "{key}");
+            }
+        }
+    }
+
+    fn recipients() -> impl proptest::strategy::Strategy<Value = Recipient> {
+        use proptest::prelude::*;
+        let text = prop_oneof![
+            Just(None),
+            Just(Some(String::new())),
+            "[a-zA-Zñé<>&\"' \n]{1,12}".prop_map(Some),
+        ];
+        let pick = |options: &'static [&'static str]| {
+            proptest::sample::select(options).prop_map(|s| s.to_string())
+        };
+        (
+            (text.clone(), text, pick(&["citizen", "organization"])),
+            (
+                proptest::option::of(pick(&["AGS", "DGO", "OAX", "TAM", "XYZ"])),
+                pick(&["es", "en", "fr"]),
+                proptest::option::of(pick(&["US", "CA", "ES"])),
+                proptest::option::of(pick(&["postal", "electronica"])),
+            ),
+        )
+            .prop_map(
+                |((first, last, kind), (entity, language, country, modality))| {
+                    let full_name = [first.as_deref(), last.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    Recipient {
+                        id: "C1".into(),
+                        kind,
+                        first_name: first,
+                        last_name: last,
+                        full_name,
+                        entity,
+                        country,
+                        language,
+                        modality,
+                        ..Recipient::default()
+                    }
+                },
+            )
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// By class or through handlebars, every shipped template gives the same
+        /// text, the same errors, for any recipient.
+        #[test]
+        fn rendering_by_class_gives_what_handlebars_gives(
+            recipients in proptest::collection::vec(recipients(), 1..6),
+            link in "https://x\\.example/u/[a-z&<\"]{0,6}",
+        ) {
+            let by_class = Renderer::new(TemplateSet::built_in().unwrap()).unwrap();
+            let direct = direct(Renderer::new(TemplateSet::built_in().unwrap()).unwrap());
+            let vars = serde_json::json!({"month": "2021-10", "packet_url": "https://x.example/p"});
+            for r in &recipients {
+                for def in by_class.set.templates.values() {
+                    for mode in [LangMode::Contact, LangMode::Both] {
+                        if def.meta.channels.contains(&ChannelKind::Email) {
+                            proptest::prop_assert_eq!(
+                                by_class.render_email(&def.name, mode, r, &vars, &link),
+                                direct.render_email(&def.name, mode, r, &vars, &link)
+                            );
+                        }
+                        if def.meta.channels.contains(&ChannelKind::Sms) {
+                            proptest::prop_assert_eq!(
+                                by_class.render_sms(&def.name, mode, r, &vars),
+                                direct.render_sms(&def.name, mode, r, &vars)
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_name_given_to_a_helper_or_a_loop_is_rendered_for_each_recipient() {
+        let meta = "description = \"x\"\nchannels = [\"sms\"]\nlanguages = [\"es\"]\n";
+        let r = renderer_of(&[
+            ("cmp/meta.toml", meta),
+            (
+                "cmp/sms.es.hbs",
+                "{{#if (eq contact.first_name \"Ann\")}}Hi Ann{{else}}Hola {{contact.first_name}}{{/if}}",
+            ),
+            ("each/meta.toml", meta),
+            (
+                "each/sms.es.hbs",
+                "{{#each contact}}{{#if (eq @key \"first_name\")}}[{{this}}]{{/if}}{{/each}}",
+            ),
+            ("plain/meta.toml", meta),
+            ("plain/sms.es.hbs", "Hola {{contact.first_name}} ({{contact.kind}})"),
+        ]);
+        for (template, by_class) in [("cmp", false), ("each", false), ("plain", true)] {
+            let key = key(template, "sms.es.hbs");
+            assert_eq!(
+                super::super::skeleton::usable(&r.skeletons, &key),
+                by_class,
+                "{key}"
+            );
+        }
+        let text = |template: &str, name: &str| {
+            let recipient = Recipient {
+                first_name: Some(name.into()),
+                kind: "citizen".into(),
+                ..Recipient::default()
+            };
+            r.render_sms(template, LangMode::Es, &recipient, &Value::Null)
+                .unwrap()
+                .text
+        };
+        assert_eq!(text("cmp", "Ann"), "Hi Ann");
+        assert_eq!(text("cmp", "Bob"), "Hola Bob");
+        assert_eq!(text("each", "Ann"), "[Ann]");
+        assert_eq!(text("each", "Bob"), "[Bob]");
+        assert_eq!(text("plain", "Ann"), "Hola Ann (citizen)");
+        assert_eq!(text("plain", "Bob"), "Hola Bob (citizen)");
+    }
+
+    #[test]
+    fn campaigns_with_different_variables_get_their_own_text() {
+        let r = renderer_of(&[
+            (
+                "v/meta.toml",
+                "description = \"x\"\nchannels = [\"sms\"]\nlanguages = [\"es\"]\n",
+            ),
+            ("v/sms.es.hbs", "{{vars.when}}: {{contact.first_name}}"),
+        ]);
+        let recipient = Recipient {
+            first_name: Some("Ann".into()),
+            ..Recipient::default()
+        };
+        let text = |when: &str| {
+            r.render_sms(
+                "v",
+                LangMode::Es,
+                &recipient,
+                &serde_json::json!({ "when": when }),
+            )
+            .unwrap()
+            .text
+        };
+        assert_eq!(text("lunes"), "lunes: Ann");
+        assert_eq!(text("martes"), "martes: Ann");
     }
 
     #[test]
