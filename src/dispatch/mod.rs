@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use compose::{message_id, recipient_of, reference, CampaignPlan, Composer};
@@ -218,7 +218,6 @@ impl Dispatcher {
             self.clock.clone(),
         );
         let heartbeat = self.spawn_heartbeat();
-        let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
         let context = Arc::new(SendContext {
             composer: self.composer.clone(),
             clock: self.clock.clone(),
@@ -230,23 +229,37 @@ impl Dispatcher {
             running: std::sync::RwLock::new(self.running_campaigns().await?),
         });
         let watcher = self.spawn_state_watcher(context.clone());
+        // `concurrency` senders take claimed messages from one queue: sending a
+        // message wakes nobody while the queue has more, where a task per
+        // message would wake this loop every time one finished.
+        let (queue, waiting) = flume::unbounded::<Claimed>();
+        let queue = Queue {
+            tx: queue,
+            rx: waiting,
+            state: Arc::new(QueueState::default()),
+            // Enough left for the senders while the next batch is claimed.
+            low_water: opts.concurrency.max(opts.batch / 2).max(1),
+        };
+        let mut senders = JoinSet::new();
+        for _ in 0..opts.concurrency.max(1) {
+            senders.spawn(sender(
+                queue.rx.clone(),
+                queue.state.clone(),
+                queue.low_water,
+                context.clone(),
+                recorder.sender(),
+                shutdown.clone(),
+            ));
+        }
         let mut plans: HashMap<i64, Arc<CampaignPlan>> = HashMap::new();
         let mut unusable: HashSet<i64> = HashSet::new();
-        let mut tasks = JoinSet::new();
-        let mut released = 0;
         let mut idle_checked = false;
         let mut last_housekeeping: Option<i64> = None;
         let mut ahead: Vec<Claimed> = Vec::new();
-        let mut unsent_at_stop: Vec<i64> = Vec::new();
 
         loop {
             if *shutdown.borrow() {
                 break;
-            }
-            while let Some(done) = tasks.try_join_next() {
-                if let Err(e) = done {
-                    tracing::error!("a send task failed: {e}");
-                }
             }
             let now = self.clock.now_ms();
             if idle_checked || last_housekeeping.is_none_or(|at| now - at >= 1000) {
@@ -260,7 +273,7 @@ impl Dispatcher {
                 false => std::mem::take(&mut ahead),
             };
             if claimed.is_empty() {
-                if tasks.is_empty() {
+                if queue.state.is_idle() {
                     recorder.flush().await;
                     if until_idle {
                         if idle_checked {
@@ -274,58 +287,46 @@ impl Dispatcher {
                 }
                 tokio::select! {
                     _ = stopped(&mut shutdown) => {}
-                    _ = tasks.join_next(), if !tasks.is_empty() => {}
-                    _ = tokio::time::sleep(opts.poll), if tasks.is_empty() => {}
+                    _ = queue.state.settled.notified(), if !queue.state.is_idle() => {}
+                    _ = tokio::time::sleep(opts.poll) => {}
                 }
                 continue;
             }
             idle_checked = false;
-            // Hand this batch to senders while the next one is claimed, so
-            // sending never waits on the database between batches.
-            let hand_over = async {
-                let mut pending = claimed.into_iter();
-                while let Some((plan, channel, message)) = pending.next() {
-                    // None: stopping (or the permits are gone, which cannot happen).
-                    let permit = tokio::select! {
-                        permit = permits.clone().acquire_owned() => permit.ok(),
-                        _ = stopped(&mut shutdown) => None,
-                    };
-                    let Some(permit) = permit else {
-                        return std::iter::once(message.id)
-                            .chain(pending.map(|(_, _, m)| m.id))
-                            .collect();
-                    };
-                    let context = context.clone();
-                    let recorder = recorder.sender();
-                    tasks.spawn(async move {
-                        let outcome = send_one(&context, &plan, channel.as_ref(), &message).await;
-                        recorder.record(outcome).await;
-                        drop(permit);
-                    });
-                }
-                Vec::new()
-            };
-            let (unsent, next) =
-                tokio::join!(hand_over, self.claim_due(&mut plans, &mut unusable, now));
-            ahead = next?;
-            if !unsent.is_empty() {
-                unsent_at_stop = unsent;
-                break;
+            for message in claimed {
+                queue.state.added();
+                // Cannot fail: a receiver is kept below.
+                let _ = queue.tx.send(message);
             }
+            // The next batch is claimed while this one is sent, once the queue
+            // is short enough that it will not wait long (or on a lease).
+            let claim_next = async {
+                queue.drained_to_low_water(&mut shutdown.clone()).await;
+                if *shutdown.borrow() {
+                    return Ok(Vec::new());
+                }
+                self.claim_due(&mut plans, &mut unusable, now).await
+            };
+            ahead = claim_next.await?;
         }
         // Claimed but never handed to a provider: back to the queue at once.
-        unsent_at_stop.extend(ahead.iter().map(|(_, _, m)| m.id));
-        if !unsent_at_stop.is_empty() {
-            released += self
-                .store
-                .release(&opts.worker_id, &unsent_at_stop, self.clock.now_ms())
-                .await?;
-        }
-        while let Some(done) = tasks.join_next().await {
-            if let Err(e) = done {
-                tracing::error!("a send task failed: {e}");
+        let mut unsent: Vec<i64> = ahead.iter().map(|(_, _, m)| m.id).collect();
+        unsent.extend(queue.rx.drain().map(|(_, _, m)| m.id));
+        drop(queue);
+        while let Some(done) = senders.join_next().await {
+            match done {
+                Ok(ids) => unsent.extend(ids),
+                Err(e) => tracing::error!("a sender failed: {e}"),
             }
         }
+        let released = match unsent.is_empty() {
+            true => 0,
+            false => {
+                self.store
+                    .release(&opts.worker_id, &unsent, self.clock.now_ms())
+                    .await?
+            }
+        };
         let mut report = recorder.close().await;
         heartbeat.abort();
         watcher.abort();
@@ -519,6 +520,115 @@ impl Dispatcher {
             }
         })
     }
+}
+
+/// Claimed messages on their way to the senders.
+struct Queue {
+    tx: flume::Sender<Claimed>,
+    /// Kept to take back, at a stop, what no sender took.
+    rx: flume::Receiver<Claimed>,
+    state: Arc<QueueState>,
+    /// The next batch is claimed when the queue is down to this many.
+    low_water: usize,
+}
+
+impl Queue {
+    /// Returns once the queue holds at most `low_water` messages, or at a stop.
+    async fn drained_to_low_water(&self, shutdown: &mut watch::Receiver<bool>) {
+        loop {
+            if self.rx.len() <= self.low_water {
+                return;
+            }
+            let wait = self.state.refill.notified();
+            self.state
+                .refill_wanted
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            // Taken meanwhile: no sender would look at the flag again.
+            if self.rx.len() <= self.low_water {
+                return;
+            }
+            tokio::select! {
+                _ = wait => {}
+                _ = stopped(shutdown) => return,
+            }
+        }
+    }
+}
+
+/// What the worker loop and the senders tell each other.
+#[derive(Default)]
+struct QueueState {
+    /// Messages queued or being sent and not yet recorded.
+    unfinished: std::sync::atomic::AtomicUsize,
+    /// Rung when `unfinished` drops to zero.
+    settled: tokio::sync::Notify,
+    /// The loop waits for the queue to run low.
+    refill_wanted: std::sync::atomic::AtomicBool,
+    refill: tokio::sync::Notify,
+}
+
+impl QueueState {
+    fn added(&self) {
+        self.unfinished
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn finished(&self) {
+        if self
+            .unfinished
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            == 1
+        {
+            self.settled.notify_one();
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.unfinished.load(std::sync::atomic::Ordering::SeqCst) == 0
+    }
+}
+
+/// Sends queued messages one at a time until the queue closes. At a stop it
+/// sends nothing more and returns what it took unsent, to be released.
+async fn sender(
+    queue: flume::Receiver<Claimed>,
+    state: Arc<QueueState>,
+    low_water: usize,
+    context: Arc<SendContext>,
+    recorder: recorder::RecorderHandle,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<i64> {
+    let mut unsent = Vec::new();
+    while let Ok((plan, channel, message)) = queue.recv_async().await {
+        if queue.len() <= low_water
+            && state
+                .refill_wanted
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            state.refill.notify_one();
+        }
+        if *shutdown.borrow() {
+            unsent.push(message.id);
+        } else {
+            // A panic here must not take the sender, nor the count, with it:
+            // the message is left to its lease and sent again later.
+            let send = async {
+                let outcome = send_one(&context, &plan, channel.as_ref(), &message).await;
+                recorder.record(outcome).await;
+            };
+            if futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(send))
+                .await
+                .is_err()
+            {
+                tracing::error!(
+                    "sending message {} failed unexpectedly; it is retried when its lease expires",
+                    message.id
+                );
+            }
+        }
+        state.finished();
+    }
+    unsent
 }
 
 /// Resolves when shutdown is asked for; never, if nobody can ask any more.

@@ -497,6 +497,63 @@ fn kill_9_mid_campaign_loses_nothing_and_duplicates_stay_in_the_window() {
     eprintln!("kill -9 after {before_restart} of {N}: {duplicates} duplicate(s) (window {window})");
 }
 
+#[test]
+fn sigterm_finishes_the_sends_in_flight_and_releases_the_rest() {
+    const N: i64 = 400;
+    let Some(sink) = SmtpSink::start(&[]) else {
+        return;
+    };
+    // Paced, so that claimed messages are still waiting when the stop comes.
+    let ws = workspace_for(&sink, "&rate=40");
+    let id = email_campaign(&ws, N as usize);
+    ws.ok(&["campaign", "start", &id.to_string()]);
+    let mut worker = ws
+        .command(&["worker", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        sink.wait_for_count(20, WAIT) >= 20,
+        "the worker did not get going"
+    );
+    std::process::Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while worker.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the worker ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut worker.stdout.take().unwrap(), &mut out).unwrap();
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        report["released"].as_i64().unwrap() > 0,
+        "claimed messages were handed back: {report}"
+    );
+
+    let s = status(&ws, id);
+    let counts = &s["counts"];
+    assert_eq!(counts["sending"], 0, "no message is left leased: {s}");
+    let sent = counts["sent"].as_i64().unwrap();
+    assert!(sent < N, "the stop came too late to test anything: {s}");
+    assert_eq!(report["sent"].as_i64(), Some(sent), "{report}");
+    assert_eq!(sent + counts["queued"].as_i64().unwrap(), N, "{s}");
+    assert_eq!(
+        sink.message_count() as i64,
+        sent,
+        "what was sent is recorded"
+    );
+    assert_adds_up(&s);
+    // The released messages go with the next worker, once each.
+    let s = drain(&ws, id);
+    assert_eq!(s["counts"]["sent"], N, "{s}");
+    let ids = received_ids(&sink);
+    assert_eq!(ids.len(), N as usize, "every recipient got the message");
+    assert!(ids.values().all(|&n| n == 1), "and none twice");
+}
+
 /// The slowed-down providers `campaign status` reports.
 fn slowed(ws: &Workspace, id: i64) -> Vec<Value> {
     status(ws, id)["slowed_providers"]
