@@ -16,6 +16,10 @@ pub fn client(pool: usize) -> Result<reqwest::Client, String> {
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(30))
         .user_agent(concat!("aviso/", env!("CARGO_PKG_VERSION")))
+        // A gateway that redirects is misconfigured in aviso.toml: say so
+        // (see classify_status) rather than resend voters' data and the
+        // credentials to wherever it points.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
@@ -88,6 +92,12 @@ pub fn classify_status(
             retry_after,
             throttle: false,
         },
+        300..=399 => DeliveryError::Temporary {
+            code,
+            reason: format!("{reason} (the gateway redirects: set the provider URL to the address it points to)"),
+            retry_after: None,
+            throttle: false,
+        },
         401 | 403 => DeliveryError::Temporary {
             code,
             reason: format!("{reason} (check the provider's credentials)"),
@@ -118,6 +128,7 @@ mod tests {
             temporary(429) && temporary(500) && temporary(503) && temporary(408) && temporary(403)
         );
         assert!(!temporary(400) && !temporary(404) && !temporary(422));
+        assert!(temporary(301) && temporary(302) && temporary(307));
         assert!(matches!(
             classify_status(
                 StatusCode::TOO_MANY_REQUESTS,

@@ -12,7 +12,7 @@ use crate::domain::{ChannelKind, SuppressionReason};
 
 pub struct TwilioChannel {
     info: ProviderInfo,
-    endpoint: String,
+    endpoint: reqwest::Url,
     account: String,
     token: String,
     from: String,
@@ -56,7 +56,10 @@ impl TwilioChannel {
                 rate,
                 connections: pool,
             },
-            endpoint: format!("{base}/2010-04-01/Accounts/{account}/Messages.json"),
+            endpoint: reqwest::Url::parse(&format!(
+                "{base}/2010-04-01/Accounts/{account}/Messages.json"
+            ))
+            .map_err(|e| format!("not a URL: {e}"))?,
             account,
             token,
             from,
@@ -85,7 +88,7 @@ impl Channel for TwilioChannel {
         }
         let response = self
             .client
-            .post(&self.endpoint)
+            .post(self.endpoint.clone())
             .basic_auth(&self.account, Some(&self.token))
             .form(&form)
             .send()

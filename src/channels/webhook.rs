@@ -14,7 +14,7 @@ pub const SIGNATURE_HEADER: &str = "X-Aviso-Signature";
 
 pub struct WebhookChannel {
     info: ProviderInfo,
-    endpoint: String,
+    endpoint: reqwest::Url,
     secret: String,
     client: reqwest::Client,
 }
@@ -48,7 +48,7 @@ impl WebhookChannel {
                 rate,
                 connections: pool,
             },
-            endpoint: parsed.to_string(),
+            endpoint: parsed,
             secret,
             client: http::client(pool)?,
         })
@@ -84,7 +84,7 @@ impl Channel for WebhookChannel {
         .to_string();
         let response = self
             .client
-            .post(&self.endpoint)
+            .post(self.endpoint.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(SIGNATURE_HEADER, signature(&self.secret, body.as_bytes()))
             .body(body)
