@@ -479,8 +479,9 @@ pub async fn import_file(
 
     // Into an empty database (the registry's first import, the big one) every
     // row is new: ids repeated in the file are rejected before they get here,
-    // so there is nothing to look up. A concurrent import of the same ids by
-    // another process could only make some "imported" count as "updated".
+    // so there is nothing to look up, and they are inserted, not upserted. A
+    // concurrent import of the same ids by another process makes this one
+    // fail, changing nothing of the batch at hand; run it again.
     let first_import = !store.has_contacts().await?;
     let mut totals = None;
     while let Some(batch) = rx.recv().await {
@@ -503,8 +504,16 @@ pub async fn import_file(
                     }
                     changed.push(contact);
                 }
-                if let Some(list_id) = list_id {
-                    store.save_contacts(list_id, &changed, &ids, now).await?;
+                match (list_id, first_import) {
+                    (Some(list_id), true) => {
+                        store
+                            .insert_new_contacts(list_id, &changed, &ids, now)
+                            .await?
+                    }
+                    (Some(list_id), false) => {
+                        store.save_contacts(list_id, &changed, &ids, now).await?
+                    }
+                    (None, _) => {}
                 }
             }
             Batch::Done(outcome) => totals = Some(outcome?),

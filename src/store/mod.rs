@@ -179,6 +179,16 @@ pub trait Store: Send + Sync {
         members: &[String],
         now: i64,
     ) -> StoreResult<()>;
+    /// Like `save_contacts` for contacts not stored yet (an import into an
+    /// empty database): plain inserts, cheaper than upserts; a contact already
+    /// stored fails the whole call and changes nothing.
+    async fn insert_new_contacts(
+        &self,
+        list_id: i64,
+        new: &[Contact],
+        members: &[String],
+        now: i64,
+    ) -> StoreResult<()>;
     async fn contact(&self, id: &str) -> StoreResult<Option<ContactRecord>>;
     async fn count_contacts(
         &self,

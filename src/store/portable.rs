@@ -249,8 +249,79 @@ pub(super) fn address_column(channel: crate::domain::ChannelKind) -> &'static st
 }
 
 macro_rules! portable_store {
-    ($store:ty, $db:ty, $name:literal, $claim_lock:literal) => {
+    ($store:ty, $db:ty, $name:literal, $claim_lock:literal, $insert_or_fail:literal, $defer_foreign_keys:literal) => {
         impl $store {
+            /// Writes contacts and list memberships in one transaction;
+            /// `upsert`: contacts already stored are updated, else they are an
+            /// error. Rows go in a thousand per statement. On SQLite, statements
+            /// that cannot abort halfway (`OR FAIL`, foreign keys checked at
+            /// commit) run without a statement journal, which copied every page
+            /// they touched (a tenth of a large import's database time).
+            async fn write_contacts(
+                &self,
+                list_id: i64,
+                contacts: &[$crate::contacts::Contact],
+                members: &[String],
+                now: i64,
+                upsert: bool,
+            ) -> StoreResult<()> {
+                let contact_rows = |chunk: &[$crate::contacts::Contact]| {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                        "{} INTO contacts ({}, row_hash, created_at, updated_at) ",
+                        $insert_or_fail,
+                        super::portable::CONTACT_COLUMNS
+                    ));
+                    q.push_values(chunk, |mut row, contact| {
+                        for value in super::portable::contact_values(contact) {
+                            row.push_bind(value);
+                        }
+                        row.push_bind(now).push_bind(now);
+                    });
+                    if upsert {
+                        q.push(
+                            " ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, \
+                             first_name = excluded.first_name, last_name = excluded.last_name, \
+                             entity = excluded.entity, country = excluded.country, \
+                             email = excluded.email, phone = excluded.phone, \
+                             language = excluded.language, credential = excluded.credential, \
+                             population = excluded.population, modality = excluded.modality, \
+                             row_hash = excluded.row_hash, updated_at = excluded.updated_at",
+                        );
+                    }
+                    q
+                };
+                // Inline, so the member ids are bound borrowed from `members`.
+                let mut statements = contacts.chunks(1000).map(contact_rows).chain(
+                    members.chunks(5000).map(|chunk| {
+                        let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                            "{} INTO list_members (list_id, contact_id, added_at) ",
+                            $insert_or_fail
+                        ));
+                        q.push_values(chunk, |mut row, id| {
+                            row.push_bind(list_id).push_bind(id).push_bind(now);
+                        });
+                        q.push(" ON CONFLICT (list_id, contact_id) DO NOTHING");
+                        q
+                    }),
+                );
+                let mut tx = self.pool.begin().await?;
+                sqlx::query($defer_foreign_keys).execute(&mut *tx).await?;
+                let mut next = statements.next();
+                while let Some(mut statement) = next.take() {
+                    // The next statement is built (thousands of values bound)
+                    // while the database runs this one: an import's writing
+                    // side is otherwise one thread waiting on the other.
+                    let (done, following) = tokio::join!(
+                        statement.build().execute(&mut *tx),
+                        async { statements.next() }
+                    );
+                    done?;
+                    next = following;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
             /// Audience members (in the list and segment, with an address for the
             /// channel) with an id after `after`, in `order`.
             async fn audience(
@@ -350,56 +421,17 @@ macro_rules! portable_store {
                 members: &[String],
                 now: i64,
             ) -> StoreResult<()> {
-                let contact_rows = |chunk: &[$crate::contacts::Contact]| {
-                    let mut q = sqlx::QueryBuilder::<$db>::new(format!(
-                        "INSERT INTO contacts ({}, row_hash, created_at, updated_at) ",
-                        super::portable::CONTACT_COLUMNS
-                    ));
-                    q.push_values(chunk, |mut row, contact| {
-                        for value in super::portable::contact_values(contact) {
-                            row.push_bind(value);
-                        }
-                        row.push_bind(now).push_bind(now);
-                    });
-                    q.push(
-                        " ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, \
-                         first_name = excluded.first_name, last_name = excluded.last_name, \
-                         entity = excluded.entity, country = excluded.country, \
-                         email = excluded.email, phone = excluded.phone, \
-                         language = excluded.language, credential = excluded.credential, \
-                         population = excluded.population, modality = excluded.modality, \
-                         row_hash = excluded.row_hash, updated_at = excluded.updated_at",
-                    );
-                    q
-                };
-                // Inline, so the member ids are bound borrowed from `members`.
-                let mut statements = changed.chunks(1000).map(contact_rows).chain(
-                    members.chunks(5000).map(|chunk| {
-                        let mut q = sqlx::QueryBuilder::<$db>::new(
-                            "INSERT INTO list_members (list_id, contact_id, added_at) ",
-                        );
-                        q.push_values(chunk, |mut row, id| {
-                            row.push_bind(list_id).push_bind(id).push_bind(now);
-                        });
-                        q.push(" ON CONFLICT (list_id, contact_id) DO NOTHING");
-                        q
-                    }),
-                );
-                let mut tx = self.pool.begin().await?;
-                let mut next = statements.next();
-                while let Some(mut statement) = next.take() {
-                    // The next statement is built (thousands of values bound)
-                    // while the database runs this one: an import's writing
-                    // side is otherwise one thread waiting on the other.
-                    let (done, following) = tokio::join!(
-                        statement.build().execute(&mut *tx),
-                        async { statements.next() }
-                    );
-                    done?;
-                    next = following;
-                }
-                tx.commit().await?;
-                Ok(())
+                self.write_contacts(list_id, changed, members, now, true).await
+            }
+
+            async fn insert_new_contacts(
+                &self,
+                list_id: i64,
+                new: &[$crate::contacts::Contact],
+                members: &[String],
+                now: i64,
+            ) -> StoreResult<()> {
+                self.write_contacts(list_id, new, members, now, false).await
             }
 
             async fn contact(

@@ -46,5 +46,8 @@ super::portable::portable_store!(
     PostgresStore,
     Postgres,
     "postgres",
-    " FOR UPDATE SKIP LOCKED"
+    " FOR UPDATE SKIP LOCKED",
+    "INSERT",
+    // Deferrable constraints only (none yet): kept for the same sequence as SQLite.
+    "SET CONSTRAINTS ALL DEFERRED"
 );

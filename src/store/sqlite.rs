@@ -94,4 +94,11 @@ fn create_private(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-super::portable::portable_store!(SqliteStore, Sqlite, "sqlite", "");
+super::portable::portable_store!(
+    SqliteStore,
+    Sqlite,
+    "sqlite",
+    "",
+    "INSERT OR FAIL",
+    "PRAGMA defer_foreign_keys = ON"
+);

@@ -117,6 +117,7 @@ conformance!(
     status_counts_add_up_to_the_run_totals_across_runs,
     recent_failures_are_the_campaigns_own_latest_attempts,
     has_contacts_turns_true_with_the_first_contact,
+    new_contacts_are_inserted_and_an_existing_one_changes_nothing,
 );
 
 // ---------------------------------------------------------------------------
@@ -351,6 +352,31 @@ async fn contact_upsert_updates_hashes_and_adds_membership(b: &Backend) {
     assert_eq!(s.contact("P000").await.unwrap().unwrap().lists, ["a", "b"]);
     assert_eq!(s.contact("P001").await.unwrap().unwrap().lists, ["a"]);
     assert!(s.contact("P999").await.unwrap().is_none());
+}
+
+async fn new_contacts_are_inserted_and_an_existing_one_changes_nothing(b: &Backend) {
+    let s = b.s();
+    let contacts = people(3);
+    let list = s.ensure_list("nuevos", T0).await.unwrap();
+    s.insert_new_contacts(list, &contacts[..2], &ids(&contacts[..2]), T0)
+        .await
+        .unwrap();
+    let stored = s.contact("P001").await.unwrap().unwrap();
+    assert_eq!(stored.contact, contacts[1]);
+    assert_eq!(stored.lists, ["nuevos"]);
+
+    // P001 is stored already: the whole batch is refused, P002 included.
+    let mut changed = contacts[1..].to_vec();
+    changed[0].email = Some(email("otra@example.org"));
+    let other = s.ensure_list("otra", T0).await.unwrap();
+    assert!(s
+        .insert_new_contacts(other, &changed, &ids(&changed), T0 + 1)
+        .await
+        .is_err());
+    assert!(s.contact("P002").await.unwrap().is_none());
+    let stored = s.contact("P001").await.unwrap().unwrap();
+    assert_eq!(stored.contact, contacts[1], "unchanged");
+    assert_eq!(stored.lists, ["nuevos"], "no membership added");
 }
 
 async fn contact_round_trips_every_field(b: &Backend) {
