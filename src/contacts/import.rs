@@ -178,8 +178,29 @@ impl Field {
 /// Where each known field sits in the file, and what kind of contacts it holds.
 struct Layout {
     kind: ContactKind,
-    columns: HashMap<Field, usize>,
+    columns: Columns,
     width: usize,
+}
+
+/// Field → column index: read about fifteen times a row, so an array indexed
+/// by the field rather than a hashed map.
+#[derive(Default)]
+struct Columns([Option<usize>; FIELDS]);
+
+const FIELDS: usize = Field::Modality as usize + 1;
+
+impl Columns {
+    fn get(&self, field: Field) -> Option<usize> {
+        self.0[field as usize]
+    }
+
+    fn contains(&self, field: Field) -> bool {
+        self.get(field).is_some()
+    }
+
+    fn insert(&mut self, field: Field, column: usize) {
+        self.0[field as usize] = Some(column);
+    }
 }
 
 impl Layout {
@@ -187,19 +208,18 @@ impl Layout {
         path: &str,
         headers: &csv::StringRecord,
     ) -> Result<(Layout, Vec<String>), ImportError> {
-        let mut columns = HashMap::new();
+        let mut columns = Columns::default();
         let mut ignored = Vec::new();
         for (i, header) in headers.iter().enumerate() {
             match Field::from_header(header) {
-                Some(field) if !columns.contains_key(&field) => {
+                Some(field) if !columns.contains(field) => {
                     columns.insert(field, i);
                 }
                 _ if header.trim().is_empty() => {}
                 _ => ignored.push(header.trim().to_string()),
             }
         }
-        let organizations =
-            columns.contains_key(&Field::Organization) && !columns.contains_key(&Field::Id);
+        let organizations = columns.contains(Field::Organization) && !columns.contains(Field::Id);
         let (kind, required): (_, &[Field]) = if organizations {
             (ContactKind::Organization, &[Field::Organization])
         } else {
@@ -216,7 +236,7 @@ impl Layout {
                 .join(", ")
         };
         for field in required {
-            if !columns.contains_key(field) {
+            if !columns.contains(*field) {
                 return Err(ImportError::MissingColumn {
                     path: path.to_string(),
                     column: field.column().to_string(),
@@ -224,7 +244,7 @@ impl Layout {
                 });
             }
         }
-        if !columns.contains_key(&Field::Email) && !columns.contains_key(&Field::Phone) {
+        if !columns.contains(Field::Email) && !columns.contains(Field::Phone) {
             return Err(ImportError::MissingColumn {
                 path: path.to_string(),
                 column: "email or telefono".to_string(),
@@ -241,8 +261,8 @@ impl Layout {
 
     fn get<'r>(&self, record: &'r csv::StringRecord, field: Field) -> &'r str {
         self.columns
-            .get(&field)
-            .and_then(|&i| record.get(i))
+            .get(field)
+            .and_then(|i| record.get(i))
             .map(str::trim)
             .unwrap_or("")
     }
@@ -404,6 +424,17 @@ fn max_len(value: &str, max: usize, what: &str) -> Result<(), Invalid> {
 /// Names as people typed them, with runs of spaces, tabs and line breaks made
 /// one space: a line break in a name must never reach an e-mail header.
 fn clean_text(s: &str) -> String {
+    // Most names need nothing: one pass to see that, and one copy.
+    let mut after_space = true;
+    let clean = s.chars().all(|c| {
+        let space = c == ' ';
+        let ok = (space && !after_space) || !(c.is_whitespace() || c.is_control());
+        after_space = space;
+        ok
+    });
+    if clean && !after_space {
+        return s.to_string();
+    }
     s.split(|c: char| c.is_whitespace() || c.is_control())
         .filter(|w| !w.is_empty())
         .collect::<Vec<_>>()
@@ -1046,6 +1077,20 @@ mod tests {
     #[test]
     fn names_lose_line_breaks_and_runs_of_spaces() {
         assert_eq!(clean_text("  Rosa \r\n María\t"), "Rosa María");
+        assert_eq!(clean_text("Rosa María"), "Rosa María");
+        assert_eq!(clean_text("Rosa\u{a0}María "), "Rosa María");
+        assert_eq!(clean_text(""), "");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn clean_text_is_the_words_joined_by_one_space(s in "[a é\t\r\n\u{a0}\u{2003}\u{7}]{0,12}") {
+            let words: Vec<&str> = s
+                .split(|c: char| c.is_whitespace() || c.is_control())
+                .filter(|w| !w.is_empty())
+                .collect();
+            proptest::prop_assert_eq!(clean_text(&s), words.join(" "));
+        }
     }
 
     #[test]
