@@ -23,6 +23,10 @@ impl PostgresStore {
             .log_slow_statements(log::LevelFilter::Debug, super::SLOW_STATEMENT);
         let pool = PgPoolOptions::new()
             .max_connections(8)
+            // No idle reaper (see the SQLite store: sqlx#3645). Connections the
+            // server closed are found and replaced when next acquired.
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(options)
             .await
             .map_err(open_error)?;

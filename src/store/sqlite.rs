@@ -59,6 +59,12 @@ impl SqliteStore {
         // still covers other processes, such as a second worker).
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
+            // No idle reaper: it has nothing to do for one local connection,
+            // and sqlx 0.8's can spin forever and wedge the process when its
+            // idle count underflows (launchbadge/sqlx#3645; seen here once in
+            // CI, `campaign create` hung at 100% CPU).
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(options)
             .await
             .map_err(|source| StoreError::Open {
