@@ -226,6 +226,10 @@ impl Skeletons {
             .and_then(|classes| classes.get(&class).cloned());
         let entry = match cached {
             Some(entry) => entry,
+            // Full: a probe would only be thrown away; render this one directly.
+            None if self.cached_bytes.load(std::sync::atomic::Ordering::Relaxed) >= CACHE_BYTES => {
+                return render(recipient, unsubscribe);
+            }
             None => {
                 let entry = Arc::new(self.probe(recipient, unsubscribe, &render));
                 let bytes = match entry.as_ref() {

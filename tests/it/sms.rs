@@ -506,6 +506,23 @@ fn json_webhook_is_signed_and_classified() {
     assert_eq!(json["segments"], 1);
     assert!(json["reference"].as_str().unwrap().starts_with('m'));
 
+    // A redirect is not followed: the gateway's URL is wrong, the message waits.
+    let provider = FakeProvider::start(vec![
+        (302, vec![("Location", "/elsewhere")], ""),
+        (202, vec![], r#"{"id":"abc"}"#),
+    ]);
+    let (ws, id) =
+        http_provider_workspace(&format!("webhook+http://127.0.0.1:{}/send", provider.port));
+    let report = ws.json(&["worker", "--once", "--json"]);
+    assert_eq!(
+        (report["sent"].as_i64(), report["retrying"].as_i64()),
+        (Some(0), Some(1)),
+        "302 is retried, not followed: {report}"
+    );
+    drain(&ws, id);
+    assert_eq!(counts(&ws, id)["sent"], 1);
+    assert_eq!(provider.requests().len(), 2);
+
     let provider = FakeProvider::start(vec![(400, vec![], "bad request")]);
     let (ws, id) =
         http_provider_workspace(&format!("webhook+http://127.0.0.1:{}/send", provider.port));
