@@ -1385,15 +1385,18 @@ macro_rules! portable_store {
                 sqlx::query(
                     "UPDATE messages SET status = 'expired', last_reason = 'the campaign expired before it could be sent', \
                      finished_at = $1, updated_at = $1 WHERE status IN ('queued', 'retrying') \
+                     AND campaign_id IN (SELECT campaign_id FROM runs WHERE state = 'running' AND expires_at <= $1) \
                      AND run_id IN (SELECT id FROM runs WHERE state = 'running' AND expires_at <= $1)",
                 )
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query(
+                    // By campaign and status, so messages_campaign serves it:
+                    // by run alone it would walk past every message already sent.
                     "UPDATE runs SET state = 'completed', finished_at = $1 WHERE state = 'running' \
-                     AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.run_id = runs.id \
-                                     AND m.status IN ('queued', 'sending', 'retrying'))",
+                     AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.campaign_id = runs.campaign_id \
+                                     AND m.status IN ('queued', 'sending', 'retrying') AND m.run_id = runs.id)",
                 )
                 .bind(now)
                 .execute(&mut *tx)
