@@ -220,4 +220,93 @@ mod tests {
             }
         ));
     }
+
+    /// How a fake gateway ends each answer.
+    #[derive(Clone, Copy)]
+    enum Ending {
+        KeepAlive,
+        /// Says `Connection: close` and closes.
+        Close,
+        /// Closes without saying so, as a gateway dropping idle connections does.
+        Drop,
+    }
+
+    /// A gateway on loopback that answers every request like Kannel and
+    /// counts the connections it accepted.
+    async fn fake_gateway(
+        ending: Ending,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = socket.read(&mut buf).await {
+                        if n == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            seen.drain(..end + 4);
+                            let close = match ending {
+                                Ending::Close => "Connection: close\r\n",
+                                _ => "",
+                            };
+                            let answer = format!(
+                                "HTTP/1.1 202 Accepted\r\n{close}Content-Length: 25\r\n\r\n0: Accepted for delivery\n"
+                            );
+                            if socket.write_all(answer.as_bytes()).await.is_err() {
+                                return;
+                            }
+                            if !matches!(ending, Ending::KeepAlive) {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (base, accepted)
+    }
+
+    async fn send_ten(ending: Ending, pause: Duration) -> usize {
+        let (base, accepted) = fake_gateway(ending).await;
+        let gateway = Gateway::new(2);
+        for _ in 0..10 {
+            let reply = tokio::time::timeout(
+                Duration::from_secs(5),
+                gateway.get(format!("{base}/cgi-bin/sendsms?to=%2B1").parse().unwrap()),
+            )
+            .await
+            .expect("no answer in 5 s")
+            .unwrap_or_else(|e| panic!("a gateway that answers must be reached: {e:?}"));
+            assert_eq!(reply.status, StatusCode::ACCEPTED);
+            assert_eq!(reply.body, "0: Accepted for delivery\n");
+            tokio::time::sleep(pause).await;
+        }
+        accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn connections_are_kept_and_closed_ones_replaced() {
+        assert_eq!(
+            send_ten(Ending::KeepAlive, Duration::ZERO).await,
+            1,
+            "one connection, reused"
+        );
+        assert_eq!(
+            send_ten(Ending::Close, Duration::ZERO).await,
+            10,
+            "never reused after Connection: close"
+        );
+        // Closed while idle (the pause lets the close arrive): noticed before
+        // use, so no request is lost on it.
+        assert_eq!(send_ten(Ending::Drop, Duration::from_millis(20)).await, 10);
+    }
 }
