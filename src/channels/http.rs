@@ -65,11 +65,7 @@ impl Gateway {
                 true => "cannot connect",
                 false => "request failed",
             };
-            // The error's own text may name the URL, which carries credentials.
-            let detail = std::error::Error::source(&e)
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| what.to_string());
-            DeliveryError::temporary(format!("{what}: {detail}"))
+            unanswered(what, &e)
         })?;
         let status = response.status();
         let retry_after = retry_after(response.headers());
@@ -111,8 +107,15 @@ pub fn transport_error(e: &reqwest::Error) -> DeliveryError {
     } else {
         "request failed"
     };
-    // reqwest's message names the URL, which may carry credentials: leave it out.
-    let detail = std::error::Error::source(e)
+    unanswered(what, e)
+}
+
+/// A temporary failure saying `what` went wrong and why. Only the error's
+/// cause is told: the error's own message names the URL, which may carry
+/// credentials.
+fn unanswered(what: &str, e: &dyn std::error::Error) -> DeliveryError {
+    let detail = e
+        .source()
         .map(|s| s.to_string())
         .unwrap_or_else(|| what.to_string());
     DeliveryError::temporary(format!("{what}: {detail}"))
@@ -235,6 +238,7 @@ mod tests {
     /// counts the connections it accepted.
     async fn fake_gateway(
         ending: Ending,
+        body: String,
     ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -244,6 +248,7 @@ mod tests {
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
                 counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let body = body.clone();
                 tokio::spawn(async move {
                     let mut seen = Vec::new();
                     let mut buf = [0u8; 4096];
@@ -259,7 +264,8 @@ mod tests {
                                 _ => "",
                             };
                             let answer = format!(
-                                "HTTP/1.1 202 Accepted\r\n{close}Content-Length: 25\r\n\r\n0: Accepted for delivery\n"
+                                "HTTP/1.1 202 Accepted\r\n{close}Content-Length: {}\r\n\r\n{body}",
+                                body.len()
                             );
                             if socket.write_all(answer.as_bytes()).await.is_err() {
                                 return;
@@ -276,7 +282,7 @@ mod tests {
     }
 
     async fn send_ten(ending: Ending, pause: Duration) -> usize {
-        let (base, accepted) = fake_gateway(ending).await;
+        let (base, accepted) = fake_gateway(ending, "0: Accepted for delivery\n".into()).await;
         let gateway = Gateway::new(2);
         for _ in 0..10 {
             let reply = tokio::time::timeout(
@@ -308,5 +314,16 @@ mod tests {
         // Closed while idle (the pause lets the close arrive): noticed before
         // use, so no request is lost on it.
         assert_eq!(send_ten(Ending::Drop, Duration::from_millis(20)).await, 10);
+    }
+
+    #[tokio::test]
+    async fn an_answer_too_long_to_read_is_not_taken_for_one() {
+        let (base, _) = fake_gateway(Ending::KeepAlive, "0".repeat(MAX_ANSWER + 1)).await;
+        let reply = Gateway::new(1)
+            .get(format!("{base}/cgi-bin/sendsms").parse().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(reply.status, StatusCode::ACCEPTED);
+        assert_eq!(reply.body, "", "the answer is cut off, not read whole");
     }
 }
