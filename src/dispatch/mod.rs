@@ -5,7 +5,9 @@
 //! batches of at most [`RECORD_BATCH`]. A worker killed at any moment therefore
 //! loses nothing: messages it had claimed come back when their lease expires,
 //! and only those handed to a provider whose outcome was not yet committed
-//! (at most `concurrency + RECORD_BATCH`) can be sent twice.
+//! can be sent twice: at most `concurrency + RECORD_BATCH` while the database
+//! keeps up, and never more than `concurrency` plus five batches (senders wait
+//! when four are queued for it).
 
 mod compose;
 pub mod rate;

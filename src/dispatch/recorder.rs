@@ -1,11 +1,15 @@
 //! Outcomes are committed in batches: one transaction per [`RECORD_BATCH`]
 //! outcomes or per 50 ms, whichever comes first. The batch bounds how many
 //! sent-but-unrecorded messages a crash can leave (and so re-send).
+//!
+//! Senders leave outcomes in a shared buffer and wake the committer only when
+//! a batch is full (or the first outcome of one starts its 50 ms): waking it
+//! for every message cost a task switch per SMS, often on the other thread.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{oneshot, Notify};
 
 use super::WorkerReport;
 use crate::campaigns::{Outcome, OutcomeKind};
@@ -14,64 +18,102 @@ use crate::store::Store;
 
 /// Outcomes committed per transaction, at most.
 pub const RECORD_BATCH: usize = 256;
+/// Outcomes waiting for the committer, at most: senders wait beyond this, so a
+/// slow database slows sending instead of piling up unrecorded sends.
+const MAX_WAITING: usize = RECORD_BATCH * 4;
 const LINGER: Duration = Duration::from_millis(50);
 /// How long to keep trying when the database is unreachable before giving up
 /// on a batch (its messages are then re-sent when their leases expire).
 const GIVE_UP_AFTER: Duration = Duration::from_secs(120);
 
-enum Command {
-    Record(Box<Outcome>),
-    Flush(oneshot::Sender<()>),
+#[derive(Default)]
+struct Waiting {
+    outcomes: Vec<Outcome>,
+    flushes: Vec<oneshot::Sender<()>>,
+    closed: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    waiting: Mutex<Waiting>,
+    /// Rung for the committer: a batch to write, a flush, or the close.
+    work: Notify,
+    /// Rung for senders: the committer took the waiting outcomes.
+    room: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Waiting> {
+        // Nothing panics while holding the lock; a poisoned one is still whole.
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 pub struct Recorder {
-    tx: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
     task: tokio::task::JoinHandle<WorkerReport>,
 }
 
 /// A cheap handle for send tasks.
 #[derive(Clone)]
 pub struct RecorderHandle {
-    tx: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
 }
 
 impl RecorderHandle {
     pub async fn record(&self, outcome: Outcome) {
-        if self
-            .tx
-            .send(Command::Record(Box::new(outcome)))
-            .await
-            .is_err()
-        {
-            tracing::error!("outcome of a message could not be recorded: the recorder stopped");
+        loop {
+            let room = self.shared.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let mut waiting = self.shared.lock();
+                if waiting.closed {
+                    tracing::error!(
+                        "outcome of a message could not be recorded: the recorder stopped"
+                    );
+                    return;
+                }
+                if waiting.outcomes.len() < MAX_WAITING {
+                    waiting.outcomes.push(outcome);
+                    let n = waiting.outcomes.len();
+                    drop(waiting);
+                    if n == 1 || n == RECORD_BATCH {
+                        self.shared.work.notify_one();
+                    }
+                    return;
+                }
+            }
+            room.await;
         }
     }
 }
 
 impl Recorder {
     pub fn spawn(store: Arc<dyn Store>, worker: String, clock: Arc<dyn Clock>) -> Recorder {
-        let (tx, rx) = mpsc::channel(RECORD_BATCH * 4);
-        let task = tokio::spawn(run(store, worker, clock, rx));
-        Recorder { tx, task }
+        let shared = Arc::new(Shared::default());
+        let task = tokio::spawn(run(store, worker, clock, shared.clone()));
+        Recorder { shared, task }
     }
 
     pub fn sender(&self) -> RecorderHandle {
         RecorderHandle {
-            tx: self.tx.clone(),
+            shared: self.shared.clone(),
         }
     }
 
     /// Returns once everything recorded so far is committed.
     pub async fn flush(&self) {
         let (ack, done) = oneshot::channel();
-        if self.tx.send(Command::Flush(ack)).await.is_ok() {
-            let _ = done.await;
-        }
+        self.shared.lock().flushes.push(ack);
+        self.shared.work.notify_one();
+        let _ = done.await;
     }
 
     /// Commits what is left and returns the totals.
     pub async fn close(self) -> WorkerReport {
-        drop(self.tx);
+        self.shared.lock().closed = true;
+        self.shared.work.notify_one();
         self.task.await.unwrap_or_default()
     }
 }
@@ -80,7 +122,7 @@ async fn run(
     store: Arc<dyn Store>,
     worker: String,
     clock: Arc<dyn Clock>,
-    mut rx: mpsc::Receiver<Command>,
+    shared: Arc<Shared>,
 ) -> WorkerReport {
     let mut committer = Committer {
         store,
@@ -89,38 +131,50 @@ async fn run(
         report: WorkerReport::default(),
         progress: Progress::new(),
     };
-    let mut batch: Vec<Outcome> = Vec::with_capacity(RECORD_BATCH);
-    // The oldest outcome waits at most LINGER, however steadily others arrive.
-    let mut deadline = tokio::time::Instant::now();
+    // The oldest waiting outcome waits at most LINGER, however steadily others arrive.
+    let mut deadline: Option<tokio::time::Instant> = None;
+    // More than a batch was waiting: the rest goes without waiting again.
+    let mut behind = false;
     loop {
-        let command = if batch.is_empty() {
-            let command = rx.recv().await;
-            deadline = tokio::time::Instant::now() + LINGER;
-            command
-        } else {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(command) => command,
-                Err(_) => {
-                    committer.commit(&mut batch).await;
-                    continue;
+        match deadline {
+            _ if behind => {}
+            Some(at) => {
+                let _ = tokio::time::timeout_at(at, shared.work.notified()).await;
+            }
+            None => shared.work.notified().await,
+        }
+        let (batch, flushes, closed) = {
+            let mut waiting = shared.lock();
+            let lingered = deadline.is_some_and(|at| tokio::time::Instant::now() >= at);
+            let due = behind
+                || lingered
+                || waiting.outcomes.len() >= RECORD_BATCH
+                || !waiting.flushes.is_empty()
+                || waiting.closed;
+            if !due {
+                if deadline.is_none() && !waiting.outcomes.is_empty() {
+                    deadline = Some(tokio::time::Instant::now() + LINGER);
                 }
+                continue;
+            }
+            // One batch at a time, so no more than one is ever between the
+            // senders and the database besides those waiting.
+            let n = waiting.outcomes.len().min(RECORD_BATCH);
+            let batch: Vec<Outcome> = waiting.outcomes.drain(..n).collect();
+            behind = !waiting.outcomes.is_empty();
+            match behind {
+                true => (batch, Vec::new(), false),
+                false => (batch, std::mem::take(&mut waiting.flushes), waiting.closed),
             }
         };
-        match command {
-            Some(Command::Record(outcome)) => {
-                batch.push(*outcome);
-                if batch.len() >= RECORD_BATCH {
-                    committer.commit(&mut batch).await;
-                }
-            }
-            Some(Command::Flush(ack)) => {
-                committer.commit(&mut batch).await;
-                let _ = ack.send(());
-            }
-            None => {
-                committer.commit(&mut batch).await;
-                return committer.report;
-            }
+        deadline = None;
+        shared.room.notify_waiters();
+        committer.commit(&batch).await;
+        for ack in flushes {
+            let _ = ack.send(());
+        }
+        if closed {
+            return committer.report;
         }
     }
 }
@@ -168,7 +222,7 @@ struct Committer {
 }
 
 impl Committer {
-    async fn commit(&mut self, batch: &mut Vec<Outcome>) {
+    async fn commit(&mut self, batch: &[Outcome]) {
         let report = &mut self.report;
         if batch.is_empty() {
             return;
@@ -198,7 +252,6 @@ impl Committer {
                             OutcomeKind::Expired => report.expired += 1,
                         }
                     }
-                    batch.clear();
                     self.progress.log(report);
                     return;
                 }
@@ -212,10 +265,65 @@ impl Committer {
                     "gave up recording {} outcome(s): {e}; those messages will be sent again when their leases expire",
                     batch.len()
                 );
-                    batch.clear();
                     return;
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+
+    fn outcome(message_id: i64) -> Outcome {
+        Outcome {
+            message_id,
+            lease_epoch: 1,
+            provider: "test".into(),
+            code: None,
+            reason: None,
+            latency_ms: None,
+            kind: OutcomeKind::Sent { provider_ref: None },
+        }
+    }
+
+    /// Many senders at once, more outcomes than the buffer holds, flushes in
+    /// between: each outcome is committed exactly once (here none has a
+    /// message, so each comes back as a lost lease).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_outcome_is_committed_once_and_a_flush_waits_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("aviso.db").display());
+        let store = crate::store::open(&url).await.unwrap();
+        let recorder = Recorder::spawn(store, "w".into(), Arc::new(SystemClock));
+        let mut senders = tokio::task::JoinSet::new();
+        for task in 0..8 {
+            let handle = recorder.sender();
+            senders.spawn(async move {
+                for i in 0..(MAX_WAITING as i64) {
+                    handle.record(outcome(task * 10_000 + i)).await;
+                }
+            });
+        }
+        recorder.flush().await;
+        while let Some(done) = senders.join_next().await {
+            done.unwrap();
+        }
+        let lone = recorder.sender();
+        lone.record(outcome(-1)).await;
+        // Well under LINGER would not do: the flush itself must commit it.
+        tokio::time::timeout(Duration::from_secs(5), recorder.flush())
+            .await
+            .expect("a flush returns once what was recorded is committed");
+        let report = recorder.close().await;
+        let total = 8 * MAX_WAITING as u64 + 1;
+        assert_eq!(report.sent, total);
+        assert_eq!(report.lost_lease, total);
+        // After the close, an outcome is refused rather than waited on forever.
+        tokio::time::timeout(Duration::from_secs(5), lone.record(outcome(-2)))
+            .await
+            .expect("recording after the close returns");
     }
 }
