@@ -6,8 +6,8 @@
 //! loses nothing: messages it had claimed come back when their lease expires,
 //! and only those handed to a provider whose outcome was not yet committed
 //! can be sent twice: at most `concurrency + RECORD_BATCH` while the database
-//! keeps up, and never more than `concurrency` plus five batches (senders wait
-//! when four are queued for it).
+//! keeps up, and never more than `concurrency + 2 × RECORD_BATCH` (senders wait
+//! while a full batch waits behind the one being committed).
 
 mod compose;
 pub mod rate;
