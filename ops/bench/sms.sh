@@ -151,8 +151,10 @@ for ((i = 1; i <= RUNS; i++)); do
     aviso_rate=$(python3 -c "print(round($N / $aviso_secs))")
     kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$run/time.txt")
     cpu=$(awk -F': ' '/User time/ {u=$2} /System time/ {s=$2} END {printf "%.2f s user + %.2f s system", u, s}' "$run/time.txt")
-    # Connections aviso closed (wrk's closing ones linger 60 s in TIME_WAIT).
+    # Connections aviso closed, roughly: the previous wrk's closing ones linger
+    # in TIME_WAIT for 60 s and may expire meanwhile.
     tw=$(($(ss -tan state time-wait "( dport = :$SENDSMS or sport = :$SENDSMS )" | tail -n +2 | wc -l) - tw0))
+    tw=$((tw < 0 ? 0 : tw))
     sent=$("$BIN" campaign status "$id" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["counts"]["sent"])')
     sleep 1
     got=$(($(grep -c "Got message" "$WORK/fakesmsc.log" || true) - before))
