@@ -126,6 +126,7 @@ async fn run(
     clock: Arc<dyn Clock>,
     shared: Arc<Shared>,
 ) -> WorkerReport {
+    let _stopped = StopOnDrop(shared.clone());
     let mut committer = Committer {
         store,
         worker,
@@ -171,6 +172,17 @@ async fn run(
         if closed {
             return committer.report;
         }
+    }
+}
+
+/// Should the committer ever stop unexpectedly, senders waiting for room are
+/// let go (and log the outcomes lost) instead of waiting forever.
+struct StopOnDrop(Arc<Shared>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.lock().closed = true;
+        self.0.room.notify_waiters();
     }
 }
 
@@ -320,5 +332,31 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), lone.record(outcome(-2)))
             .await
             .expect("recording after the close returns");
+    }
+
+    /// A sender waiting for room is let go when the committer stops, even
+    /// by a panic, instead of hanging the worker.
+    #[tokio::test]
+    async fn a_sender_waiting_for_room_is_let_go_when_the_committer_stops() {
+        let shared = Arc::new(Shared::default());
+        shared
+            .lock()
+            .outcomes
+            .extend((0..MAX_WAITING as i64).map(outcome));
+        let handle = RecorderHandle {
+            shared: shared.clone(),
+        };
+        let waiting = tokio::spawn(async move { handle.record(outcome(-1)).await });
+        tokio::task::yield_now().await;
+        assert!(
+            !waiting.is_finished(),
+            "the buffer is full: the sender waits"
+        );
+        drop(StopOnDrop(shared.clone()));
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the sender is let go")
+            .unwrap();
+        assert_eq!(shared.lock().outcomes.len(), MAX_WAITING);
     }
 }
