@@ -107,7 +107,13 @@ impl Recorder {
     /// Returns once everything recorded so far is committed.
     pub async fn flush(&self) {
         let (ack, done) = oneshot::channel();
-        self.shared.lock().flushes.push(ack);
+        {
+            let mut waiting = self.shared.lock();
+            if waiting.closed {
+                return;
+            }
+            waiting.flushes.push(ack);
+        }
         self.shared.work.notify_one();
         let _ = done.await;
     }
@@ -176,12 +182,16 @@ async fn run(
 }
 
 /// Should the committer ever stop unexpectedly, senders waiting for room are
-/// let go (and log the outcomes lost) instead of waiting forever.
+/// let go (and log the outcomes lost), and flushes return, instead of waiting
+/// forever.
 struct StopOnDrop(Arc<Shared>);
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
-        self.0.lock().closed = true;
+        let mut waiting = self.0.lock();
+        waiting.closed = true;
+        waiting.flushes.clear();
+        drop(waiting);
         self.0.room.notify_waiters();
     }
 }
@@ -334,8 +344,9 @@ mod tests {
             .expect("recording after the close returns");
     }
 
-    /// A sender waiting for room is let go when the committer stops, even
-    /// by a panic, instead of hanging the worker.
+    /// A sender waiting for room, and a flush waiting for its commit, are
+    /// let go when the committer stops, even by a panic, instead of hanging
+    /// the worker.
     #[tokio::test]
     async fn a_sender_waiting_for_room_is_let_go_when_the_committer_stops() {
         let shared = Arc::new(Shared::default());
@@ -343,6 +354,8 @@ mod tests {
             .lock()
             .outcomes
             .extend((0..MAX_WAITING as i64).map(outcome));
+        let (ack, flushed) = oneshot::channel();
+        shared.lock().flushes.push(ack);
         let handle = RecorderHandle {
             shared: shared.clone(),
         };
@@ -358,5 +371,9 @@ mod tests {
             .expect("the sender is let go")
             .unwrap();
         assert_eq!(shared.lock().outcomes.len(), MAX_WAITING);
+        tokio::time::timeout(Duration::from_secs(5), flushed)
+            .await
+            .expect("the flush is let go")
+            .expect_err("nothing was committed for it");
     }
 }

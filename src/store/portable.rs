@@ -1383,6 +1383,8 @@ macro_rules! portable_store {
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query(
+                    // The campaign condition follows from the run's; it lets
+                    // messages_campaign find the waiting messages directly.
                     "UPDATE messages SET status = 'expired', last_reason = 'the campaign expired before it could be sent', \
                      finished_at = $1, updated_at = $1 WHERE status IN ('queued', 'retrying') \
                      AND campaign_id IN (SELECT campaign_id FROM runs WHERE state = 'running' AND expires_at <= $1) \

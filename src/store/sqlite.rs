@@ -49,11 +49,11 @@ impl SqliteStore {
             // per checkpoint instead of once per commit (1M rows: 14 s → 10 s).
             .pragma("cache_size", "-16384")
             .pragma("wal_autocheckpoint", "10000")
-            .log_slow_statements(log::LevelFilter::Debug, SLOW_STATEMENT)
-            // sqlx's thread hands rows over through a channel of 50 by
-            // default: a claim of 256 rows stalled it five times, each a
-            // thread switch. A whole batch fits in 1,024.
-            .row_buffer_size(1024);
+            // A claim returns up to a batch of rows: buffered whole, SQLite's
+            // thread hands them over at once instead of waking the caller (and
+            // waiting for it) every 50 rows.
+            .row_buffer_size(crate::dispatch::RECORD_BATCH * 2)
+            .log_slow_statements(log::LevelFilter::Debug, SLOW_STATEMENT);
         // SQLite has one writer; one connection serialises our own statements
         // instead of letting them wait on each other's locks (busy_timeout
         // still covers other processes, such as a second worker).
