@@ -141,6 +141,9 @@ pub(super) const CAMPAIGN_SELECT: &str = "SELECT c.id, c.activity_id, a.code AS 
 pub(super) const OUTCOME_COLUMNS: &str =
     "mid, epoch, new_status, inc, next_at, perm, prov, pref, pcode, preason, sent, fin";
 
+/// Outcomes recorded per statement: a whole batch of the recorder.
+pub(super) const OUTCOME_CHUNK: usize = crate::dispatch::RECORD_BATCH;
+
 /// Applies a batch of outcomes (`v`, with OUTCOME_COLUMNS) to the messages whose
 /// lease still holds; followed by the bind of `now` and the join condition.
 pub(super) const RECORD_OUTCOMES: &str = "UPDATE messages SET \
@@ -1135,66 +1138,92 @@ macro_rules! portable_store {
             ) -> StoreResult<$crate::campaigns::RecordReport> {
                 let mut report = $crate::campaigns::RecordReport::default();
                 let mut tx = self.pool.begin().await?;
-                // A few statements per batch, not several per message: each
-                // statement is a round trip to the database.
-                for chunk in outcomes.chunks(200) {
+                // Two statements per chunk, not several per message: each
+                // statement is a round trip to the database. A chunk's rows are
+                // padded with empty ones up to a power of two, so the statements
+                // come in a few shapes that stay prepared: a batch's size varies,
+                // and preparing a statement of hundreds of rows anew for every
+                // batch cost more than executing it (see docs/BENCHMARKS.md).
+                for chunk in outcomes.chunks(super::portable::OUTCOME_CHUNK) {
                     let binds: Vec<super::portable::OutcomeBinds> =
                         chunk.iter().map(|o| super::portable::outcome_binds(o, now)).collect();
+                    let rows = chunk.len().next_power_of_two();
                     let mut q = sqlx::QueryBuilder::<$db>::new(format!(
                         "WITH v({}) AS (VALUES ",
                         super::portable::OUTCOME_COLUMNS
                     ));
-                    for (i, (o, b)) in chunk.iter().zip(&binds).enumerate() {
+                    for i in 0..rows {
+                        let row = chunk.get(i).zip(binds.get(i));
                         if i > 0 {
                             q.push(", ");
                         }
-                        q.push("(CAST(").push_bind(o.message_id)
-                            .push(" AS BIGINT), CAST(").push_bind(o.lease_epoch)
-                            .push(" AS BIGINT), CAST(").push_bind(b.status)
-                            .push(" AS TEXT), CAST(").push_bind(b.increment)
-                            .push(" AS BIGINT), CAST(").push_bind(b.next_attempt_at)
-                            .push(" AS BIGINT), CAST(").push_bind(b.permanent)
-                            .push(" AS BIGINT), CAST(").push_bind(o.provider.as_str())
-                            .push(" AS TEXT), CAST(").push_bind(b.provider_ref.clone())
-                            .push(" AS TEXT), CAST(").push_bind(o.code.clone())
-                            .push(" AS TEXT), CAST(").push_bind(o.reason.clone())
-                            .push(" AS TEXT), CAST(").push_bind(b.sent_at)
-                            .push(" AS BIGINT), CAST(").push_bind(b.finished_at)
+                        q.push("(CAST(").push_bind(row.map(|(o, _)| o.message_id))
+                            .push(" AS BIGINT), CAST(").push_bind(row.map(|(o, _)| o.lease_epoch))
+                            .push(" AS BIGINT), CAST(").push_bind(row.map(|(_, b)| b.status))
+                            .push(" AS TEXT), CAST(").push_bind(row.map(|(_, b)| b.increment))
+                            .push(" AS BIGINT), CAST(").push_bind(row.and_then(|(_, b)| b.next_attempt_at))
+                            .push(" AS BIGINT), CAST(").push_bind(row.map(|(_, b)| b.permanent))
+                            .push(" AS BIGINT), CAST(").push_bind(row.map(|(o, _)| o.provider.as_str()))
+                            .push(" AS TEXT), CAST(").push_bind(row.and_then(|(_, b)| b.provider_ref.clone()))
+                            .push(" AS TEXT), CAST(").push_bind(row.and_then(|(o, _)| o.code.clone()))
+                            .push(" AS TEXT), CAST(").push_bind(row.and_then(|(o, _)| o.reason.clone()))
+                            .push(" AS TEXT), CAST(").push_bind(row.and_then(|(_, b)| b.sent_at))
+                            .push(" AS BIGINT), CAST(").push_bind(row.and_then(|(_, b)| b.finished_at))
                             .push(" AS BIGINT))");
                     }
                     q.push(") ").push(super::portable::RECORD_OUTCOMES).push_bind(now);
+                    // Padding rows have no message id and match nothing.
                     q.push(
                         " FROM v WHERE messages.id = v.mid AND messages.lease_epoch = v.epoch \
-                         AND messages.status = 'sending' RETURNING id, attempts",
+                         AND messages.status = 'sending' RETURNING id, lease_epoch, attempts",
                     );
-                    let updated: Vec<(i64, i64)> = q.build_query_as().fetch_all(&mut *tx).await?;
+                    let updated: Vec<(i64, i64, i64)> = q.build_query_as().fetch_all(&mut *tx).await?;
                     report.recorded += updated.len() as u64;
                     report.lost_lease += (chunk.len() - updated.len()) as u64;
-                    let attempt_of: std::collections::HashMap<i64, i64> = updated.into_iter().collect();
+                    // By message and claim: a stale outcome of the same message
+                    // in the same batch gets no attempt of its own.
+                    let attempt_of: std::collections::HashMap<(i64, i64), i64> = updated
+                        .into_iter()
+                        .map(|(id, epoch, attempts)| ((id, epoch), attempts))
+                        .collect();
 
                     let attempts: Vec<(&$crate::campaigns::Outcome, &'static str, i64)> = chunk
                         .iter()
                         .zip(&binds)
-                        .filter_map(|(o, b)| Some((o, b.attempt_outcome?, *attempt_of.get(&o.message_id)?)))
+                        .filter_map(|(o, b)| {
+                            let attempt = attempt_of.get(&(o.message_id, o.lease_epoch))?;
+                            Some((o, b.attempt_outcome?, *attempt))
+                        })
                         .collect();
                     if !attempts.is_empty() {
                         let mut q = sqlx::QueryBuilder::<$db>::new(
-                            "INSERT INTO attempts (message_id, attempt, at, provider, outcome, code, reason, worker, latency_ms) ",
+                            "WITH a(mid, attempt, provider, outcome, code, reason, latency) AS (VALUES ",
                         );
-                        q.push_values(&attempts, |mut row, (o, outcome, attempt)| {
-                            row.push_bind(o.message_id)
-                                .push_bind(*attempt)
-                                .push_bind(now)
-                                .push_bind(o.provider.as_str())
-                                .push_bind(*outcome)
-                                .push_bind(o.code.as_deref())
-                                .push_bind(o.reason.as_deref())
-                                .push_bind(worker)
-                                .push_bind(o.latency_ms);
-                        });
+                        for i in 0..attempts.len().next_power_of_two() {
+                            let row = attempts.get(i);
+                            if i > 0 {
+                                q.push(", ");
+                            }
+                            q.push("(CAST(").push_bind(row.map(|(o, _, _)| o.message_id))
+                                .push(" AS BIGINT), CAST(").push_bind(row.map(|(_, _, attempt)| *attempt))
+                                .push(" AS BIGINT), CAST(").push_bind(row.map(|(o, _, _)| o.provider.as_str()))
+                                .push(" AS TEXT), CAST(").push_bind(row.map(|(_, outcome, _)| *outcome))
+                                .push(" AS TEXT), CAST(").push_bind(row.and_then(|(o, _, _)| o.code.as_deref()))
+                                .push(" AS TEXT), CAST(").push_bind(row.and_then(|(o, _, _)| o.reason.as_deref()))
+                                .push(" AS TEXT), CAST(").push_bind(row.and_then(|(o, _, _)| o.latency_ms))
+                                .push(" AS BIGINT))");
+                        }
+                        q.push(
+                            ") INSERT INTO attempts (message_id, attempt, at, provider, outcome, code, reason, worker, latency_ms) \
+                             SELECT mid, attempt, ",
+                        )
+                        .push_bind(now)
+                        .push(", provider, outcome, code, reason, ")
+                        .push_bind(worker)
+                        .push(", latency FROM a WHERE mid IS NOT NULL");
                         q.build().execute(&mut *tx).await?;
                     }
-                    for o in chunk.iter().filter(|o| attempt_of.contains_key(&o.message_id)) {
+                    for o in chunk.iter().filter(|o| attempt_of.contains_key(&(o.message_id, o.lease_epoch))) {
                         if let $crate::campaigns::OutcomeKind::Failed { suppress: Some((address, scope, reason)), .. } = &o.kind {
                             sqlx::query(
                                 "INSERT INTO suppressions (address, channel, reason, source, created_at) \

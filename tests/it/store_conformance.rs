@@ -111,6 +111,7 @@ conformance!(
     extended_lease_survives_housekeeping,
     paused_campaign_messages_are_not_claimed,
     record_outcomes_of_every_kind,
+    batches_of_any_size_record_each_outcome_and_attempt_once,
     release_returns_only_the_workers_own_claims,
     housekeeping_completes_runs_and_one_off_campaigns,
     cancelled_campaign_leftovers_are_cancelled,
@@ -1118,6 +1119,39 @@ async fn record_outcomes_of_every_kind(b: &Backend) {
     assert!(claim(s, &c, "w", retry_at + LEASE * 100, 5)
         .await
         .is_empty());
+}
+
+/// Batches are recorded a chunk at a time, each padded to a power of two: the
+/// padding must record nothing, at every size and across chunks.
+async fn batches_of_any_size_record_each_outcome_and_attempt_once(b: &Backend) {
+    let s = b.s();
+    let c = started(s, "batch sizes", &people(300)).await;
+    let mut claimed = claim(s, &c, "w", T0, 300).await;
+    assert_eq!(claimed.len(), 300);
+    let mut at = T0;
+    let mut attempts = 0;
+    // 1 and 2 are powers of two already; 3, 100 and 194 are padded (194 spans
+    // a whole chunk and part of the next).
+    for size in [1, 2, 3, 100, 194] {
+        let batch: Vec<ClaimedMessage> = claimed.drain(..size).collect();
+        let mut outcomes: Vec<Outcome> = batch.iter().map(sent).collect();
+        // One outcome of an old claim: its lease no longer holds.
+        let mut stale = sent(&batch[0]);
+        stale.lease_epoch -= 1;
+        outcomes.insert(0, stale);
+        at += 1;
+        let report = record(s, "w", &outcomes, at).await;
+        assert_eq!(
+            (report.recorded, report.lost_lease),
+            (size as u64, 1),
+            "{size}"
+        );
+        attempts += size as i64;
+        let (recent, failed, _) = s.recent_failures(c.id, 1_000).await.unwrap();
+        assert_eq!((recent, failed), (attempts, 0), "attempts after {size}");
+    }
+    let n = counts(s, c.id).await;
+    assert_eq!((n.sent, n.sending), (300, 0), "{n:?}");
 }
 
 async fn release_returns_only_the_workers_own_claims(b: &Backend) {
