@@ -97,6 +97,17 @@ pub enum Command {
     SmsInfo(templates::SmsInfoArgs),
 }
 
+impl Cli {
+    /// The async runtime's threads: `aviso worker --threads`; one per core for
+    /// the other commands.
+    pub fn runtime_threads(&self) -> Option<usize> {
+        match &self.command {
+            Command::Worker(args) => Some(usize::from(args.threads)),
+            _ => None,
+        }
+    }
+}
+
 /// What every command needs: the settings and a way to reach the database.
 pub struct Context {
     pub config: Config,

@@ -15,6 +15,13 @@ pub struct WorkerArgs {
     /// Messages prepared or sent at once [default: 32, or [worker] concurrency]
     #[arg(long)]
     pub concurrency: Option<usize>,
+    /// Threads that render and send. One sends thousands of messages a second
+    /// and spares the CPU that a gateway on the same host needs (threads
+    /// waking each other cost more than they add); raise it only if the worker
+    /// keeps a core at 100%
+    #[arg(long, env = "AVISO_WORKER_THREADS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
     /// How long a claim holds before another worker may take over, e.g. 60s, 2m
     #[arg(long, value_parser = parse_duration)]
     pub lease: Option<Duration>,

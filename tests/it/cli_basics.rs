@@ -7,6 +7,8 @@ fn usage_errors_exit_2_and_other_errors_exit_1() {
     let ws = Workspace::new();
     ws.fails(&["contacts", "import"], 2);
     ws.fails(&["no-such-command"], 2);
+    let threads = ws.fails(&["worker", "--threads", "0"], 2);
+    assert!(threads.contains("0 is not in 1..=256"), "{threads}");
     let err = ws.fails(&["contacts", "show", "NOPE"], 1);
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(

@@ -463,12 +463,16 @@ fn kill_9_mid_campaign_loses_nothing_and_duplicates_stay_in_the_window() {
     let ws = workspace_for(&sink, "");
     let id = email_campaign(&ws, N);
     ws.ok(&["campaign", "start", &id.to_string()]);
+    // Two runtime threads here (the default is one), so the kill lands on
+    // sends spread across threads too.
     let worker = Background::spawn(ws.command(&[
         "worker",
         "--lease",
         "2s",
         "--concurrency",
         &CONCURRENCY.to_string(),
+        "--threads",
+        "2",
     ]));
     assert!(
         sink.wait_for_count(N / 4, WAIT) >= N / 4,
