@@ -65,9 +65,9 @@ pub struct RecorderHandle {
 impl RecorderHandle {
     pub async fn record(&self, outcome: Outcome) {
         loop {
+            // Made before looking, so the committer's next `notify_waiters`
+            // reaches it; registering it costs nothing while there is room.
             let room = self.shared.room.notified();
-            tokio::pin!(room);
-            room.as_mut().enable();
             {
                 let mut waiting = self.shared.lock();
                 if waiting.closed {
@@ -330,10 +330,15 @@ mod tests {
         }
         let lone = recorder.sender();
         lone.record(outcome(-1)).await;
-        // Well under LINGER would not do: the flush itself must commit it.
         tokio::time::timeout(Duration::from_secs(5), recorder.flush())
             .await
             .expect("a flush returns once what was recorded is committed");
+        // A lone outcome would otherwise wait its 50 ms: the flush made the
+        // committer take it (it acknowledges only after the commit).
+        assert!(
+            recorder.shared.lock().outcomes.is_empty(),
+            "the flush returned before its outcome was taken"
+        );
         let report = recorder.close().await;
         let total = 8 * MAX_WAITING as u64 + 1;
         assert_eq!(report.sent, total);
