@@ -84,6 +84,10 @@ impl Channel for KannelChannel {
         &self.info
     }
 
+    fn reports_delivery(&self) -> bool {
+        self.reports
+    }
+
     async fn send(&self, message: &Outgoing) -> Result<Accepted, DeliveryError> {
         let Outgoing::Sms(sms) = message else {
             return Err(super::wrong_kind("Kannel", "e-mail"));
@@ -116,7 +120,7 @@ impl Channel for KannelChannel {
                 ("charset", "UTF-8"),
                 ("coding", coding),
             ]);
-            if let Some(status_url) = sms.status_url.as_ref().filter(|_| self.reports) {
+            if let Some(status_url) = &sms.status_url {
                 // Kannel expands %d (report type) and %A (the SMSC's answer).
                 query.append_pair("dlr-mask", DLR_MASK);
                 query.append_pair("dlr-url", &format!("{status_url}?type=%d&reply=%A"));

@@ -129,6 +129,13 @@ pub trait Channel: Send + Sync {
     fn takes_8bit(&self) -> bool {
         false
     }
+
+    /// The provider reports delivery to the URL it is given with each SMS, so
+    /// the message carries one (signed). A provider that reports nothing gets
+    /// none: signing a URL nobody calls is work for every message.
+    fn reports_delivery(&self) -> bool {
+        false
+    }
 }
 
 /// A provider's description, from its URL.

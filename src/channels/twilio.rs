@@ -74,6 +74,10 @@ impl Channel for TwilioChannel {
         &self.info
     }
 
+    fn reports_delivery(&self) -> bool {
+        true
+    }
+
     async fn send(&self, message: &Outgoing) -> Result<Accepted, DeliveryError> {
         let Outgoing::Sms(sms) = message else {
             return Err(super::wrong_kind("Twilio", "e-mail"));

@@ -69,6 +69,10 @@ impl Channel for WebhookChannel {
         &self.info
     }
 
+    fn reports_delivery(&self) -> bool {
+        true
+    }
+
     async fn send(&self, message: &Outgoing) -> Result<Accepted, DeliveryError> {
         let Outgoing::Sms(sms) = message else {
             return Err(super::wrong_kind("the SMS webhook", "e-mail"));

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::tokens::{Purpose, Tokens};
 use crate::campaigns::{Campaign, ClaimedMessage};
-use crate::channels::{EmailOut, Outgoing, SmsOut};
+use crate::channels::{Channel, EmailOut, Outgoing, SmsOut};
 use crate::domain::{ChannelKind, EmailAddress, Invalid};
 use crate::schedule::Window;
 use crate::templates::{
@@ -105,12 +105,13 @@ impl Composer {
 }
 
 impl Composer {
-    /// `eight_bit`: the provider takes 8-bit bodies (see [`EmailHeaders::eight_bit`]).
+    /// `channel` says what the message may carry: 8-bit bodies (see
+    /// [`EmailHeaders::eight_bit`]) and a delivery-report URL.
     pub fn compose(
         &self,
         plan: &CampaignPlan,
         m: &ClaimedMessage,
-        eight_bit: bool,
+        channel: &dyn Channel,
     ) -> Result<Outgoing, String> {
         let recipient = recipient_of(m);
         let reference = reference(m.id);
@@ -121,14 +122,17 @@ impl Composer {
                     .render_sms(&plan.template, plan.lang_mode, &recipient, &plan.vars)
                     .map_err(|e| e.to_string())?;
                 self.count_fallback(sms.fell_back, m, &plan.template);
-                let token = self.tokens.token(Purpose::Receipt, m.id);
+                let status_url = channel.reports_delivery().then(|| {
+                    let token = self.tokens.token(Purpose::Receipt, m.id);
+                    format!("{}/receipts/sms/{token}", self.public_url)
+                });
                 Ok(Outgoing::Sms(SmsOut {
                     reference,
                     to: m.address.clone(),
                     text: sms.text,
                     encoding: sms.info.encoding,
                     segments: sms.info.segments,
-                    status_url: Some(format!("{}/receipts/sms/{token}", self.public_url)),
+                    status_url,
                 }))
             }
             ChannelKind::Email => {
@@ -153,7 +157,7 @@ impl Composer {
                     to_name: Some(recipient.full_name.as_str()).filter(|n| !n.is_empty()),
                     message_id: &message_id,
                     unsubscribe_url: Some(&unsubscribe),
-                    eight_bit,
+                    eight_bit: channel.takes_8bit(),
                 };
                 let message = build_email(&rendered, &headers, &plan.attachments)
                     .map_err(|e| e.to_string())?;

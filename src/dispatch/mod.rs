@@ -692,7 +692,7 @@ async fn send_one(
             );
         }
     }
-    let message = match ctx.composer.compose(plan, m, channel.takes_8bit()) {
+    let message = match ctx.composer.compose(plan, m, channel) {
         Ok(message) => message,
         Err(reason) => {
             tracing::error!("message {} of campaign {}: {reason}", m.id, plan.id);

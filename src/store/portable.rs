@@ -4,6 +4,7 @@
 //! compiled for each backend's concrete types by [`portable_store!`].
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use crate::contacts::Contact;
 use crate::domain::{
@@ -138,15 +139,107 @@ pub(super) const CAMPAIGN_SELECT: &str = "SELECT c.id, c.activity_id, a.code AS 
 /// lease epoch, new status (or `requeue`: back to queued/retrying), attempt
 /// increment, next attempt, permanent, provider, provider reference, code,
 /// reason, sent at, finished at.
-pub(super) const OUTCOME_COLUMNS: &str =
+const OUTCOME_COLUMNS: &str =
     "mid, epoch, new_status, inc, next_at, perm, prov, pref, pcode, preason, sent, fin";
+/// Their types, in the same order.
+const OUTCOME_TYPES: [&str; 12] = [
+    "BIGINT", "BIGINT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT",
+    "BIGINT", "BIGINT",
+];
 
 /// Outcomes recorded per statement: a whole batch of the recorder.
 pub(super) const OUTCOME_CHUNK: usize = crate::dispatch::RECORD_BATCH;
 
-/// Applies a batch of outcomes (`v`, with OUTCOME_COLUMNS) to the messages whose
-/// lease still holds; followed by the bind of `now` and the join condition.
-pub(super) const RECORD_OUTCOMES: &str = "UPDATE messages SET \
+/// The statement that applies `rows` outcomes (a power of two, at most
+/// [`OUTCOME_CHUNK`]) to the messages whose lease still holds; binds: the
+/// rows' OUTCOME_COLUMNS, then `now`. Padding rows have no message id and
+/// match nothing. Built once per shape: the database caches statements by
+/// their text, and formatting thousands of placeholders for every batch cost
+/// more than binding the values (see docs/BENCHMARKS.md).
+pub(super) fn record_outcomes_sql(rows: usize, style: Placeholders) -> &'static str {
+    static SHAPES: [[OnceLock<String>; OUTCOME_SHAPES]; 2] =
+        [const { [const { OnceLock::new() }; OUTCOME_SHAPES] }; 2];
+    SHAPES[style as usize][shape(rows)].get_or_init(|| {
+        format!(
+            "WITH v({OUTCOME_COLUMNS}) AS (VALUES {}) {RECORD_OUTCOMES}{} \
+             FROM v WHERE messages.id = v.mid AND messages.lease_epoch = v.epoch \
+             AND messages.status = 'sending' RETURNING id, lease_epoch, attempts",
+            typed_rows(rows, &OUTCOME_TYPES, style),
+            style.nth(rows * OUTCOME_TYPES.len() + 1)
+        )
+    })
+}
+
+/// The statement that adds `rows` attempts (a power of two); binds: each
+/// row's message, attempt, provider, outcome, code, reason and latency, then
+/// `now` and the worker. Padding rows have no message id and are skipped.
+pub(super) fn record_attempts_sql(rows: usize, style: Placeholders) -> &'static str {
+    static SHAPES: [[OnceLock<String>; OUTCOME_SHAPES]; 2] =
+        [const { [const { OnceLock::new() }; OUTCOME_SHAPES] }; 2];
+    SHAPES[style as usize][shape(rows)].get_or_init(|| {
+        let types = ["BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT"];
+        let now = rows * types.len() + 1;
+        format!(
+            "WITH a(mid, attempt, provider, outcome, code, reason, latency) AS (VALUES {}) \
+             INSERT INTO attempts (message_id, attempt, at, provider, outcome, code, reason, worker, latency_ms) \
+             SELECT mid, attempt, {}, provider, outcome, code, reason, {}, latency FROM a WHERE mid IS NOT NULL",
+            typed_rows(rows, &types, style),
+            style.nth(now),
+            style.nth(now + 1)
+        )
+    })
+}
+
+/// How a backend's statements write their bind parameters.
+#[derive(Clone, Copy)]
+pub(super) enum Placeholders {
+    /// `?`, bound in order of appearance: SQLite finds a numbered (`$1`)
+    /// parameter's position by scanning the names of all of them, which in a
+    /// statement of thousands took longer than everything else the worker does.
+    Positional = 0,
+    /// `$1`, `$2`… (PostgreSQL).
+    Numbered = 1,
+}
+
+impl Placeholders {
+    /// The `n`-th parameter (from 1), which must be written in order.
+    fn nth(self, n: usize) -> String {
+        match self {
+            Placeholders::Positional => "?".to_string(),
+            Placeholders::Numbered => format!("${n}"),
+        }
+    }
+}
+
+/// Statement shapes: one per power of two up to [`OUTCOME_CHUNK`]'s.
+const OUTCOME_SHAPES: usize = OUTCOME_CHUNK.next_power_of_two().trailing_zeros() as usize + 1;
+
+/// The shape of a chunk padded to `rows`, a power of two.
+fn shape(rows: usize) -> usize {
+    rows.trailing_zeros() as usize
+}
+
+/// `rows` rows of numbered placeholders, each cast to its column's type so
+/// that both databases know the types of a VALUES list of parameters.
+fn typed_rows(rows: usize, types: &[&str], style: Placeholders) -> String {
+    let mut sql = String::with_capacity(rows * types.len() * 24);
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for (column, ty) in types.iter().enumerate() {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            let n = row * types.len() + column + 1;
+            sql.push_str(&format!("CAST({} AS {ty})", style.nth(n)));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Applies the outcomes in `v` (OUTCOME_COLUMNS); followed by the placeholder
+/// of `now` and the join condition.
+const RECORD_OUTCOMES: &str = "UPDATE messages SET \
      status = CASE WHEN v.new_status = 'requeue' THEN (CASE WHEN attempts > 0 THEN 'retrying' ELSE 'queued' END) \
      ELSE v.new_status END, \
      attempts = attempts + v.inc, next_attempt_at = COALESCE(v.next_at, next_attempt_at), \
@@ -252,7 +345,7 @@ pub(super) fn address_column(channel: crate::domain::ChannelKind) -> &'static st
 }
 
 macro_rules! portable_store {
-    ($store:ty, $db:ty, $name:literal, $claim_lock:literal, $insert_or_fail:literal, $defer_foreign_keys:literal) => {
+    ($store:ty, $db:ty, $name:literal, $claim_lock:literal, $insert_or_fail:literal, $defer_foreign_keys:literal, $placeholders:expr) => {
         impl $store {
             /// Writes contacts and list memberships in one transaction;
             /// `upsert`: contacts already stored are updated, else they are an
@@ -1148,36 +1241,26 @@ macro_rules! portable_store {
                     let binds: Vec<super::portable::OutcomeBinds> =
                         chunk.iter().map(|o| super::portable::outcome_binds(o, now)).collect();
                     let rows = chunk.len().next_power_of_two();
-                    let mut q = sqlx::QueryBuilder::<$db>::new(format!(
-                        "WITH v({}) AS (VALUES ",
-                        super::portable::OUTCOME_COLUMNS
-                    ));
+                    let mut q = sqlx::query_as::<_, (i64, i64, i64)>(
+                        super::portable::record_outcomes_sql(rows, $placeholders),
+                    );
                     for i in 0..rows {
                         let row = chunk.get(i).zip(binds.get(i));
-                        if i > 0 {
-                            q.push(", ");
-                        }
-                        q.push("(CAST(").push_bind(row.map(|(o, _)| o.message_id))
-                            .push(" AS BIGINT), CAST(").push_bind(row.map(|(o, _)| o.lease_epoch))
-                            .push(" AS BIGINT), CAST(").push_bind(row.map(|(_, b)| b.status))
-                            .push(" AS TEXT), CAST(").push_bind(row.map(|(_, b)| b.increment))
-                            .push(" AS BIGINT), CAST(").push_bind(row.and_then(|(_, b)| b.next_attempt_at))
-                            .push(" AS BIGINT), CAST(").push_bind(row.map(|(_, b)| b.permanent))
-                            .push(" AS BIGINT), CAST(").push_bind(row.map(|(o, _)| o.provider.as_str()))
-                            .push(" AS TEXT), CAST(").push_bind(row.and_then(|(_, b)| b.provider_ref.clone()))
-                            .push(" AS TEXT), CAST(").push_bind(row.and_then(|(o, _)| o.code.clone()))
-                            .push(" AS TEXT), CAST(").push_bind(row.and_then(|(o, _)| o.reason.clone()))
-                            .push(" AS TEXT), CAST(").push_bind(row.and_then(|(_, b)| b.sent_at))
-                            .push(" AS BIGINT), CAST(").push_bind(row.and_then(|(_, b)| b.finished_at))
-                            .push(" AS BIGINT))");
+                        q = q
+                            .bind(row.map(|(o, _)| o.message_id))
+                            .bind(row.map(|(o, _)| o.lease_epoch))
+                            .bind(row.map(|(_, b)| b.status))
+                            .bind(row.map(|(_, b)| b.increment))
+                            .bind(row.and_then(|(_, b)| b.next_attempt_at))
+                            .bind(row.map(|(_, b)| b.permanent))
+                            .bind(row.map(|(o, _)| o.provider.as_str()))
+                            .bind(row.and_then(|(_, b)| b.provider_ref.as_deref()))
+                            .bind(row.and_then(|(o, _)| o.code.as_deref()))
+                            .bind(row.and_then(|(o, _)| o.reason.as_deref()))
+                            .bind(row.and_then(|(_, b)| b.sent_at))
+                            .bind(row.and_then(|(_, b)| b.finished_at));
                     }
-                    q.push(") ").push(super::portable::RECORD_OUTCOMES).push_bind(now);
-                    // Padding rows have no message id and match nothing.
-                    q.push(
-                        " FROM v WHERE messages.id = v.mid AND messages.lease_epoch = v.epoch \
-                         AND messages.status = 'sending' RETURNING id, lease_epoch, attempts",
-                    );
-                    let updated: Vec<(i64, i64, i64)> = q.build_query_as().fetch_all(&mut *tx).await?;
+                    let updated = q.bind(now).fetch_all(&mut *tx).await?;
                     report.recorded += updated.len() as u64;
                     report.lost_lease += (chunk.len() - updated.len()) as u64;
                     // By message and claim: a stale outcome of the same message
@@ -1196,32 +1279,20 @@ macro_rules! portable_store {
                         })
                         .collect();
                     if !attempts.is_empty() {
-                        let mut q = sqlx::QueryBuilder::<$db>::new(
-                            "WITH a(mid, attempt, provider, outcome, code, reason, latency) AS (VALUES ",
-                        );
-                        for i in 0..attempts.len().next_power_of_two() {
+                        let rows = attempts.len().next_power_of_two();
+                        let mut q = sqlx::query(super::portable::record_attempts_sql(rows, $placeholders));
+                        for i in 0..rows {
                             let row = attempts.get(i);
-                            if i > 0 {
-                                q.push(", ");
-                            }
-                            q.push("(CAST(").push_bind(row.map(|(o, _, _)| o.message_id))
-                                .push(" AS BIGINT), CAST(").push_bind(row.map(|(_, _, attempt)| *attempt))
-                                .push(" AS BIGINT), CAST(").push_bind(row.map(|(o, _, _)| o.provider.as_str()))
-                                .push(" AS TEXT), CAST(").push_bind(row.map(|(_, outcome, _)| *outcome))
-                                .push(" AS TEXT), CAST(").push_bind(row.and_then(|(o, _, _)| o.code.as_deref()))
-                                .push(" AS TEXT), CAST(").push_bind(row.and_then(|(o, _, _)| o.reason.as_deref()))
-                                .push(" AS TEXT), CAST(").push_bind(row.and_then(|(o, _, _)| o.latency_ms))
-                                .push(" AS BIGINT))");
+                            q = q
+                                .bind(row.map(|(o, _, _)| o.message_id))
+                                .bind(row.map(|(_, _, attempt)| *attempt))
+                                .bind(row.map(|(o, _, _)| o.provider.as_str()))
+                                .bind(row.map(|(_, outcome, _)| *outcome))
+                                .bind(row.and_then(|(o, _, _)| o.code.as_deref()))
+                                .bind(row.and_then(|(o, _, _)| o.reason.as_deref()))
+                                .bind(row.and_then(|(o, _, _)| o.latency_ms));
                         }
-                        q.push(
-                            ") INSERT INTO attempts (message_id, attempt, at, provider, outcome, code, reason, worker, latency_ms) \
-                             SELECT mid, attempt, ",
-                        )
-                        .push_bind(now)
-                        .push(", provider, outcome, code, reason, ")
-                        .push_bind(worker)
-                        .push(", latency FROM a WHERE mid IS NOT NULL");
-                        q.build().execute(&mut *tx).await?;
+                        q.bind(now).bind(worker).execute(&mut *tx).await?;
                     }
                     for o in chunk.iter().filter(|o| attempt_of.contains_key(&(o.message_id, o.lease_epoch))) {
                         if let $crate::campaigns::OutcomeKind::Failed { suppress: Some((address, scope, reason)), .. } = &o.kind {

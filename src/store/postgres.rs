@@ -53,5 +53,6 @@ super::portable::portable_store!(
     " FOR UPDATE SKIP LOCKED",
     "INSERT",
     // Deferrable constraints only (none yet): kept for the same sequence as SQLite.
-    "SET CONSTRAINTS ALL DEFERRED"
+    "SET CONSTRAINTS ALL DEFERRED",
+    super::portable::Placeholders::Numbered
 );

@@ -106,5 +106,6 @@ super::portable::portable_store!(
     "sqlite",
     "",
     "INSERT OR FAIL",
-    "PRAGMA defer_foreign_keys = ON"
+    "PRAGMA defer_foreign_keys = ON",
+    super::portable::Placeholders::Positional
 );

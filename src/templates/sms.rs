@@ -131,18 +131,33 @@ pub fn is_gsm7(c: char) -> bool {
 
 /// Measures `text` without allocating, since it runs for every message sent.
 pub fn measure(text: &str) -> SmsInfo {
-    let mut characters = 0;
-    let mut septets = 0;
-    let mut utf16_units = 0;
-    let mut all_gsm7 = true;
-    for c in text.chars() {
-        characters += 1;
-        utf16_units += c.len_utf16();
-        match gsm7_septets(c) {
-            0 => all_gsm7 = false,
-            n => septets += usize::from(n),
+    let (characters, septets, utf16_units, all_gsm7) = if text.is_ascii() {
+        // Nearly every message: a byte is a character and a UTF-16 unit, and
+        // its septets are a table lookup without decoding.
+        let mut septets = 0;
+        let mut all_gsm7 = true;
+        for b in text.bytes() {
+            match ASCII_SEPTETS[usize::from(b)] {
+                0 => all_gsm7 = false,
+                n => septets += usize::from(n),
+            }
         }
-    }
+        (text.len(), septets, text.len(), all_gsm7)
+    } else {
+        let mut characters = 0;
+        let mut septets = 0;
+        let mut utf16_units = 0;
+        let mut all_gsm7 = true;
+        for c in text.chars() {
+            characters += 1;
+            utf16_units += c.len_utf16();
+            match gsm7_septets(c) {
+                0 => all_gsm7 = false,
+                n => septets += usize::from(n),
+            }
+        }
+        (characters, septets, utf16_units, all_gsm7)
+    };
     let (encoding, units) = if all_gsm7 {
         (SmsEncoding::Gsm7, septets)
     } else {
@@ -222,24 +237,54 @@ impl<'a> Iterator for Parts<'a> {
 /// with no faithful equivalent (emoji, CJK, Arabic...) are kept: the message
 /// then stays UCS-2 rather than losing content. Borrows when nothing changes.
 pub fn transliterate(text: &str) -> Cow<'_, str> {
-    let Some(first) = text.find(|c| gsm7_equivalent(c).is_some()) else {
+    let ascii_kept = ascii_kept_len(text);
+    let Some(first) = text[ascii_kept..]
+        .find(|c| gsm7_equivalent(c).is_some())
+        .map(|i| ascii_kept + i)
+    else {
         return Cow::Borrowed(text);
     };
     let mut out = String::with_capacity(text.len());
     out.push_str(&text[..first]);
-    for c in text[first..].chars() {
+    let mut rest = &text[first..];
+    while let Some(c) = rest.chars().next() {
         match gsm7_equivalent(c) {
             Some(replacement) => out.push_str(replacement),
             None => out.push(c),
         }
+        rest = &rest[c.len_utf8()..];
+        let kept = ascii_kept_len(rest);
+        out.push_str(&rest[..kept]);
+        rest = &rest[kept..];
     }
     Cow::Owned(out)
 }
 
+/// Length of the run of ASCII characters at the start of `text` that
+/// transliteration keeps: nearly all of a message, skipped by table lookup
+/// instead of decoding and matching each character. The run ends on a
+/// character boundary, since every byte in it is a whole character.
+fn ascii_kept_len(text: &str) -> usize {
+    text.bytes()
+        .position(|b| !b.is_ascii() || ASCII_REPLACED[usize::from(b)])
+        .unwrap_or(text.len())
+}
+
+/// The ASCII characters [`gsm7_equivalent`] replaces (the backtick, the tab).
+const ASCII_REPLACED: [bool; 128] = {
+    let mut table = [false; 128];
+    let mut i = 0;
+    while i < 128 {
+        table[i] = gsm7_equivalent(i as u8 as char).is_some();
+        i += 1;
+    }
+    table
+};
+
 /// GSM-7 text for a character outside GSM-7 that reads the same to a Spanish,
 /// Portuguese, French or English reader. Only characters outside the alphabet
 /// are listed, so transliteration never alters a character a handset can show.
-fn gsm7_equivalent(c: char) -> Option<&'static str> {
+const fn gsm7_equivalent(c: char) -> Option<&'static str> {
     Some(match c {
         'á' | 'â' | 'ã' => "a",
         'Á' | 'À' | 'Â' | 'Ã' => "A",

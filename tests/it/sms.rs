@@ -339,8 +339,15 @@ struct FakeProvider {
 /// (status, extra headers, body) of one scripted answer.
 type Answer = (u16, Vec<(&'static str, &'static str)>, &'static str);
 type Script = Vec<Answer>;
-/// Each request's headers and body.
-type Received = Arc<Mutex<Vec<(HashMap<String, String>, String)>>>;
+/// Each request's headers, body and query string.
+type Received = Arc<Mutex<Vec<Request>>>;
+
+#[derive(Clone)]
+struct Request {
+    headers: HashMap<String, String>,
+    body: String,
+    query: HashMap<String, String>,
+}
 
 impl FakeProvider {
     fn start(script: Script) -> FakeProvider {
@@ -355,6 +362,7 @@ impl FakeProvider {
         }
         async fn handle(
             State(app): State<App>,
+            uri: axum::http::Uri,
             headers: HeaderMap,
             body: String,
         ) -> axum::response::Response {
@@ -362,7 +370,14 @@ impl FakeProvider {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
                 .collect();
-            app.received.lock().unwrap().push((headers, body));
+            let query = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
+            app.received.lock().unwrap().push(Request {
+                headers,
+                body,
+                query,
+            });
             let (status, extra, reply) = app.script.lock().unwrap().pop_front().unwrap_or((
                 200,
                 vec![],
@@ -397,7 +412,7 @@ impl FakeProvider {
         }
     }
 
-    fn requests(&self) -> Vec<(HashMap<String, String>, String)> {
+    fn requests(&self) -> Vec<Request> {
         self.received.lock().unwrap().clone()
     }
 }
@@ -453,7 +468,7 @@ fn twilio_style_success_permanent_throttle_and_server_error() {
     assert_eq!(c["sent"], 1, "{c}");
     let requests = provider.requests();
     assert_eq!(requests.len(), 3);
-    let (headers, body) = &requests[0];
+    let Request { headers, body, .. } = &requests[0];
     assert!(headers["authorization"].starts_with("Basic "), "basic auth");
     let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
         .into_owned()
@@ -482,6 +497,32 @@ fn twilio_style_success_permanent_throttle_and_server_error() {
 }
 
 #[test]
+fn kannel_is_given_a_signed_report_url_only_when_it_reports() {
+    let accepted: Answer = (202, vec![], "0: Accepted for delivery");
+    let provider = FakeProvider::start(vec![accepted.clone(), accepted]);
+    for (settings, reports) in [("", true), ("&dlr=false", false)] {
+        let url = format!("kannel://127.0.0.1:{}?from=INE{settings}", provider.port);
+        let (ws, id) = http_provider_workspace(&url);
+        let report = ws.json(&["worker", "--once", "--json"]);
+        assert_eq!(report["sent"], 1, "{url}: {report}");
+        assert_eq!(counts(&ws, id)["sent"], 1);
+    }
+    let requests = provider.requests();
+    let with_reports = &requests[0].query;
+    assert_eq!(with_reports["dlr-mask"], "31");
+    assert!(
+        with_reports["dlr-url"].contains("/receipts/sms/"),
+        "{with_reports:?}"
+    );
+    let without = &requests[1].query;
+    assert_eq!(without["to"], "+12135550100");
+    assert!(
+        !without.contains_key("dlr-url") && !without.contains_key("dlr-mask"),
+        "dlr=false asks for no reports: {without:?}"
+    );
+}
+
+#[test]
 fn json_webhook_is_signed_and_classified() {
     let provider = FakeProvider::start(vec![
         (503, vec![], "maintenance"),
@@ -494,7 +535,7 @@ fn json_webhook_is_signed_and_classified() {
     assert_eq!(counts(&ws, id)["sent"], 1);
     let requests = provider.requests();
     assert_eq!(requests.len(), 3, "503 and 429 were retried");
-    let (headers, body) = &requests[2];
+    let Request { headers, body, .. } = &requests[2];
     let expected = aviso::channels::webhook_signature("token-secret", body.as_bytes());
     assert_eq!(
         headers["x-aviso-signature"], expected,
