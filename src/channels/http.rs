@@ -2,17 +2,20 @@
 //! timeouts, and the classification of HTTP answers.
 //!
 //! Twilio and webhooks go through reqwest. Kannel, the bulk path (thousands of
-//! messages a second on the local network), goes through [`Gateway`], hyper's
-//! own pooled client that reqwest wraps: reqwest's layers on top of it cost
-//! about 10 µs of CPU per request, a sixth of what aviso spends on an SMS (see
+//! messages a second on the local network), goes through [`Gateway`]: hyper's
+//! connections with a pool of our own. reqwest's layers cost about 10 µs of
+//! CPU per request, and hyper-util's pooled client under it, which spawns a
+//! task per request to hand the connection back, about 4 µs more than this;
+//! on a gateway's own machine that CPU comes out of the gateway's (see
 //! docs/BENCHMARKS.md, "SMS dispatch").
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 
@@ -24,11 +27,15 @@ const MAX_ANSWER: usize = 64 * 1024;
 
 type HttpsConnector = hyper_rustls::HttpsConnector<HttpConnector>;
 
-/// A keep-alive HTTP/1.1 client for one gateway: up to `pool` idle connections,
-/// TLS for `https` URLs, no redirects followed (see [`classify_status`]). No
-/// overall time limit of its own: the worker bounds every send.
+/// Keep-alive HTTP/1.1 connections to one gateway: up to `pool` kept idle
+/// between requests, TLS for `https` URLs, no redirects followed (see
+/// [`classify_status`]). How many are open at once is bounded by the caller
+/// (the provider's connection limit); no overall time limit of its own
+/// either: the worker bounds every send.
 pub struct Gateway {
-    client: hyper_util::client::legacy::Client<HttpsConnector, Empty<Bytes>>,
+    connector: HttpsConnector,
+    idle: Mutex<Vec<SendRequest<Empty<Bytes>>>>,
+    pool: usize,
     user_agent: hyper::header::HeaderValue,
 }
 
@@ -38,15 +45,14 @@ impl Gateway {
         http.set_connect_timeout(Some(Duration::from_secs(5)));
         http.set_nodelay(true);
         http.enforce_http(false);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
         Gateway {
-            client: hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-                .pool_max_idle_per_host(pool.max(1))
-                .build(connector),
+            connector: hyper_rustls::HttpsConnectorBuilder::new()
+                .with_webpki_roots()
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(http),
+            idle: Mutex::new(Vec::with_capacity(pool)),
+            pool: pool.max(1),
             user_agent: hyper::header::HeaderValue::from_static(concat!(
                 "aviso/",
                 env!("CARGO_PKG_VERSION")
@@ -54,31 +60,85 @@ impl Gateway {
         }
     }
 
-    /// GETs `uri` and reads the answer.
+    /// GETs `uri` (absolute) and reads the answer.
     pub async fn get(&self, uri: hyper::Uri) -> Result<Reply, DeliveryError> {
-        let request = hyper::Request::get(uri)
+        let host = uri
+            .authority()
+            .and_then(|a| hyper::header::HeaderValue::from_str(a.as_str()).ok())
+            .ok_or_else(|| DeliveryError::temporary("the gateway's URL has no host"))?;
+        let target = uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut request = hyper::Request::get(target)
+            .header(hyper::header::HOST, host)
             .header(hyper::header::USER_AGENT, self.user_agent.clone())
             .body(Empty::new())
             .map_err(|e| DeliveryError::temporary(format!("cannot build the request: {e}")))?;
-        let response = self.client.request(request).await.map_err(|e| {
-            let what = match e.is_connect() {
-                true => "cannot connect",
-                false => "request failed",
+        loop {
+            let kept = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+            let fresh = kept.is_none();
+            let mut sender = match kept {
+                Some(sender) => sender,
+                None => self.connect(&uri).await?,
             };
-            unanswered(what, &e)
-        })?;
-        let status = response.status();
-        let retry_after = retry_after(response.headers());
-        let body = Limited::new(response.into_body(), MAX_ANSWER)
-            .collect()
+            // A kept connection may have been closed by the gateway since.
+            if let Err(e) = sender.ready().await {
+                match fresh {
+                    true => return Err(unanswered("request failed", &e)),
+                    false => continue,
+                }
+            }
+            let response = match sender.try_send_request(request).await {
+                Ok(response) => response,
+                Err(mut e) => match e.take_message() {
+                    // Never written: safe to send on another connection. A
+                    // fresh one failing this way would fail again.
+                    Some(unsent) if !fresh => {
+                        request = unsent;
+                        continue;
+                    }
+                    _ => return Err(unanswered("request failed", e.error())),
+                },
+            };
+            let status = response.status();
+            let retry_after = retry_after(response.headers());
+            let body = Limited::new(response.into_body(), MAX_ANSWER)
+                .collect()
+                .await
+                .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned());
+            // Only a connection whose answer was read whole can carry another.
+            if body.is_ok() {
+                if let Ok(mut idle) = self.idle.lock() {
+                    if idle.len() < self.pool {
+                        idle.push(sender);
+                    }
+                }
+            }
+            return Ok(Reply {
+                status,
+                retry_after,
+                body: body.unwrap_or_default(),
+            });
+        }
+    }
+
+    /// A new connection, driven by a task of its own until either side closes it.
+    async fn connect(&self, uri: &hyper::Uri) -> Result<SendRequest<Empty<Bytes>>, DeliveryError> {
+        use tower_service::Service as _;
+        let mut connector = self.connector.clone();
+        std::future::poll_fn(|cx| connector.poll_ready(cx))
             .await
-            .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
-            .unwrap_or_default();
-        Ok(Reply {
-            status,
-            retry_after,
-            body,
-        })
+            .map_err(|e| unanswered("cannot connect", &*e))?;
+        let io = connector
+            .call(uri.clone())
+            .await
+            .map_err(|e| unanswered("cannot connect", &*e))?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| unanswered("cannot connect", &e))?;
+        // Its errors reach the request that was using it.
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(sender)
     }
 }
 
