@@ -4,7 +4,7 @@ use crate::domain::{SuppressionReason, SuppressionScope};
 
 /// A message claimed by a worker: everything needed to render and send it,
 /// frozen when the run started.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedMessage {
     pub id: i64,
     pub run_id: i64,
@@ -25,6 +25,38 @@ pub struct ClaimedMessage {
     pub attempts: i64,
     /// The claim's token: an outcome is recorded only if it still matches.
     pub lease_epoch: i64,
+}
+
+/// Read by position, in the order of the store's claim (`CLAIMED_COLUMNS`):
+/// a claim returns thousands of rows a second, and looking each of the 17
+/// columns up by name was a third of the time spent reading them.
+impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for ClaimedMessage
+where
+    usize: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<ClaimedMessage, sqlx::Error> {
+        Ok(ClaimedMessage {
+            id: row.try_get(0)?,
+            run_id: row.try_get(1)?,
+            campaign_id: row.try_get(2)?,
+            contact_id: row.try_get(3)?,
+            channel: row.try_get(4)?,
+            address: row.try_get(5)?,
+            kind: row.try_get(6)?,
+            first_name: row.try_get(7)?,
+            last_name: row.try_get(8)?,
+            entity: row.try_get(9)?,
+            country: row.try_get(10)?,
+            language: row.try_get(11)?,
+            credential: row.try_get(12)?,
+            population: row.try_get(13)?,
+            modality: row.try_get(14)?,
+            attempts: row.try_get(15)?,
+            lease_epoch: row.try_get(16)?,
+        })
+    }
 }
 
 /// What happened to one claimed message.
