@@ -9,6 +9,8 @@ fn usage_errors_exit_2_and_other_errors_exit_1() {
     ws.fails(&["no-such-command"], 2);
     let threads = ws.fails(&["worker", "--threads", "0"], 2);
     assert!(threads.contains("0 is not in 1..=256"), "{threads}");
+    let nice = ws.fails(&["worker", "--db-nice", "20"], 2);
+    assert!(nice.contains("20 is not in 0..=19"), "{nice}");
     let err = ws.fails(&["contacts", "show", "NOPE"], 1);
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(
@@ -115,4 +117,57 @@ fn a_campaign_can_name_a_provider_from_the_configuration() {
                 .next()
                 .is_none()
     );
+}
+
+/// Each thread's name and nice value, from /proc.
+#[cfg(target_os = "linux")]
+fn thread_nice_values(pid: u32) -> Vec<(String, i32)> {
+    let nice = |stat: &str| -> Option<i32> {
+        // Fields after the name, which is in parentheses: state is the
+        // first, nice the seventeenth.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        rest.split_whitespace().nth(16)?.parse().ok()
+    };
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| {
+            let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            Some((name.trim().to_string(), nice(&stat)?))
+        })
+        .collect()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_worker_niced_its_database_work_and_not_its_sends() {
+    use crate::support::{eventually, Background};
+    let own = thread_nice_values(std::process::id())[0].1;
+    for (args, database) in [
+        (&[][..], (own + 10).min(19)),
+        (&["--db-nice", "0"][..], own),
+    ] {
+        let ws = Workspace::new();
+        let worker = Background::spawn(ws.command(&[&["worker"], args].concat()));
+        let mut threads = Vec::new();
+        let started = eventually(std::time::Duration::from_secs(20), || {
+            threads = thread_nice_values(worker.0.id());
+            threads
+                .iter()
+                .any(|(name, _)| name.starts_with("sqlx-sqlite"))
+        });
+        assert!(started, "no database thread: {threads:?}");
+        for (name, nice) in &threads {
+            let expected = match name.as_str() {
+                n if n.starts_with("tokio-rt-worker") => own,
+                n if n.starts_with("sqlx-sqlite") || n == "aviso" => database,
+                _ => continue,
+            };
+            assert_eq!(*nice, expected, "{name} in {args:?}: {threads:?}");
+        }
+        worker.stop();
+    }
 }
