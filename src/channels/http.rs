@@ -33,6 +33,9 @@ type HttpsConnector = hyper_rustls::HttpsConnector<HttpConnector>;
 /// (the provider's connection limit); no overall time limit of its own
 /// either: the worker bounds every send.
 pub struct Gateway {
+    /// `scheme://host:port`, where connections go.
+    base: hyper::Uri,
+    host: hyper::header::HeaderValue,
     connector: HttpsConnector,
     idle: Mutex<Vec<SendRequest<Empty<Bytes>>>>,
     pool: usize,
@@ -40,12 +43,22 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(pool: usize) -> Gateway {
+    /// A gateway at `base` (`http://host:port` or `https://…`).
+    pub fn new(base: &str, pool: usize) -> Result<Gateway, String> {
+        let base: hyper::Uri = base
+            .parse()
+            .map_err(|e| format!("not a gateway address: {e}"))?;
+        let host = base
+            .authority()
+            .and_then(|a| hyper::header::HeaderValue::from_str(a.as_str()).ok())
+            .ok_or("the gateway's address has no host")?;
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(Duration::from_secs(5)));
         http.set_nodelay(true);
         http.enforce_http(false);
-        Gateway {
+        Ok(Gateway {
+            base,
+            host,
             connector: hyper_rustls::HttpsConnectorBuilder::new()
                 .with_webpki_roots()
                 .https_or_http()
@@ -57,18 +70,13 @@ impl Gateway {
                 "aviso/",
                 env!("CARGO_PKG_VERSION")
             )),
-        }
+        })
     }
 
-    /// GETs `uri` (absolute) and reads the answer.
-    pub async fn get(&self, uri: hyper::Uri) -> Result<Reply, DeliveryError> {
-        let host = uri
-            .authority()
-            .and_then(|a| hyper::header::HeaderValue::from_str(a.as_str()).ok())
-            .ok_or_else(|| DeliveryError::temporary("the gateway's URL has no host"))?;
-        let target = uri.path_and_query().map_or("/", |p| p.as_str());
+    /// GETs `target` (a path and query) and reads the answer.
+    pub async fn get(&self, target: hyper::Uri) -> Result<Reply, DeliveryError> {
         let mut request = hyper::Request::get(target)
-            .header(hyper::header::HOST, host)
+            .header(hyper::header::HOST, self.host.clone())
             .header(hyper::header::USER_AGENT, self.user_agent.clone())
             .body(Empty::new())
             .map_err(|e| DeliveryError::temporary(format!("cannot build the request: {e}")))?;
@@ -77,7 +85,7 @@ impl Gateway {
             let fresh = kept.is_none();
             let mut sender = match kept {
                 Some(sender) => sender,
-                None => self.connect(&uri).await?,
+                None => self.connect().await?,
             };
             // A kept connection may have been closed by the gateway since.
             if let Err(e) = sender.ready().await {
@@ -121,14 +129,14 @@ impl Gateway {
     }
 
     /// A new connection, driven by a task of its own until either side closes it.
-    async fn connect(&self, uri: &hyper::Uri) -> Result<SendRequest<Empty<Bytes>>, DeliveryError> {
+    async fn connect(&self) -> Result<SendRequest<Empty<Bytes>>, DeliveryError> {
         use tower_service::Service as _;
         let mut connector = self.connector.clone();
         std::future::poll_fn(|cx| connector.poll_ready(cx))
             .await
             .map_err(|e| unanswered("cannot connect", &*e))?;
         let io = connector
-            .call(uri.clone())
+            .call(self.base.clone())
             .await
             .map_err(|e| unanswered("cannot connect", &*e))?;
         let (sender, connection) = hyper::client::conn::http1::handshake(io)
@@ -343,11 +351,11 @@ mod tests {
 
     async fn send_ten(ending: Ending, pause: Duration) -> usize {
         let (base, accepted) = fake_gateway(ending, "0: Accepted for delivery\n".into()).await;
-        let gateway = Gateway::new(2);
+        let gateway = Gateway::new(&base, 2).unwrap();
         for _ in 0..10 {
             let reply = tokio::time::timeout(
                 Duration::from_secs(5),
-                gateway.get(format!("{base}/cgi-bin/sendsms?to=%2B1").parse().unwrap()),
+                gateway.get("/cgi-bin/sendsms?to=%2B1".parse().unwrap()),
             )
             .await
             .expect("no answer in 5 s")
@@ -379,8 +387,9 @@ mod tests {
     #[tokio::test]
     async fn an_answer_too_long_to_read_is_not_taken_for_one() {
         let (base, _) = fake_gateway(Ending::KeepAlive, "0".repeat(MAX_ANSWER + 1)).await;
-        let reply = Gateway::new(1)
-            .get(format!("{base}/cgi-bin/sendsms").parse().unwrap())
+        let reply = Gateway::new(&base, 1)
+            .unwrap()
+            .get("/cgi-bin/sendsms".parse().unwrap())
             .await
             .unwrap();
         assert_eq!(reply.status, StatusCode::ACCEPTED);

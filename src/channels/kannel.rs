@@ -15,11 +15,11 @@ use crate::templates::sms::SmsEncoding;
 const KANNEL_MAX_PARTS: usize = 10;
 /// Delivered, failed, buffered, SMSC accepted, SMSC rejected.
 const DLR_MASK: &str = "31";
+/// Kannel's sending interface, to which each message's query is added.
+const SENDSMS: &str = "/cgi-bin/sendsms?";
 
 pub struct KannelChannel {
     info: ProviderInfo,
-    /// `scheme://host:port/cgi-bin/sendsms?`, to which each message's query is added.
-    endpoint: String,
     username: String,
     password: String,
     from: String,
@@ -68,11 +68,10 @@ impl KannelChannel {
                 rate,
                 connections: pool,
             },
-            endpoint: format!("{scheme}://{host_port}/cgi-bin/sendsms?"),
             username,
             password,
             from,
-            gateway: http::Gateway::new(pool),
+            gateway: http::Gateway::new(&format!("{scheme}://{host_port}"), pool)?,
             reports,
         })
     }
@@ -107,10 +106,10 @@ impl Channel for KannelChannel {
             SmsEncoding::Ucs2 => "2",
         };
         let uri = {
-            let mut query = url::form_urlencoded::Serializer::for_suffix(
-                self.endpoint.clone(),
-                self.endpoint.len(),
-            );
+            // Room for the text encoded (a byte becomes at most three) and the rest.
+            let mut target = String::with_capacity(SENDSMS.len() + 3 * sms.text.len() + 256);
+            target.push_str(SENDSMS);
+            let mut query = url::form_urlencoded::Serializer::for_suffix(target, SENDSMS.len());
             query.extend_pairs([
                 ("username", self.username.as_str()),
                 ("password", self.password.as_str()),
