@@ -39,9 +39,10 @@ pub struct WorkerArgs {
 
 /// Adds `nice` to the niceness of the calling thread and of the threads it
 /// starts from now on. On a gateway's own host, the worker's database work
-/// competing at equal priority delayed the gateway's answers: 100,000 SMS
-/// through Kannel on two cores went about 8 % faster with it niced (see
-/// docs/BENCHMARKS.md). It gets its share all the same when the CPU is free.
+/// competing at equal priority delayed the gateway's answers: SMS through
+/// Kannel on two cores went about 7 % faster with it niced, e-mail through
+/// smtp-sink 9 % (see docs/BENCHMARKS.md). When a core is free it runs at
+/// once all the same.
 #[cfg(target_os = "linux")]
 fn lower_this_threads_priority(nice: u8) {
     use rustix::process::{getpriority_process, setpriority_process};
