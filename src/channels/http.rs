@@ -10,7 +10,7 @@
 //! docs/BENCHMARKS.md, "SMS dispatch").
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
@@ -27,6 +27,11 @@ const MAX_ANSWER: usize = 64 * 1024;
 
 type HttpsConnector = hyper_rustls::HttpsConnector<HttpConnector>;
 
+/// A connection idle longer than this is closed rather than used: a firewall
+/// or the gateway may have dropped it without a word, and a request on it
+/// would wait for the send timeout (hyper-util's pool uses the same 90 s).
+const IDLE_LIMIT: Duration = Duration::from_secs(90);
+
 /// Keep-alive HTTP/1.1 connections to one gateway: up to `pool` kept idle
 /// between requests, TLS for `https` URLs, no redirects followed (see
 /// [`classify_status`]). How many are open at once is bounded by the caller
@@ -37,7 +42,8 @@ pub struct Gateway {
     base: hyper::Uri,
     host: hyper::header::HeaderValue,
     connector: HttpsConnector,
-    idle: Mutex<Vec<SendRequest<Empty<Bytes>>>>,
+    /// Connections between requests, each with when it became idle.
+    idle: Mutex<Vec<(SendRequest<Empty<Bytes>>, Instant)>>,
     pool: usize,
     user_agent: hyper::header::HeaderValue,
 }
@@ -81,7 +87,15 @@ impl Gateway {
             .body(Empty::new())
             .map_err(|e| DeliveryError::temporary(format!("cannot build the request: {e}")))?;
         loop {
-            let kept = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+            let kept = self.idle.lock().ok().and_then(|mut idle| {
+                // The most recently used first; if even it idled too long, all did.
+                let (sender, since) = idle.pop()?;
+                if since.elapsed() < IDLE_LIMIT {
+                    return Some(sender);
+                }
+                idle.clear();
+                None
+            });
             let fresh = kept.is_none();
             let mut sender = match kept {
                 Some(sender) => sender,
@@ -116,7 +130,7 @@ impl Gateway {
             if body.is_ok() {
                 if let Ok(mut idle) = self.idle.lock() {
                     if idle.len() < self.pool {
-                        idle.push(sender);
+                        idle.push((sender, Instant::now()));
                     }
                 }
             }

@@ -57,10 +57,8 @@ impl KannelChannel {
             query_param(&parsed, "dlr").as_deref(),
             Some("false" | "0" | "no")
         );
-        let host_port = match host.contains(':') {
-            true => format!("[{host}]:{port}"),
-            false => format!("{host}:{port}"),
-        };
+        // IPv6 addresses come in brackets already, as a URL writes them.
+        let host_port = format!("{host}:{port}");
         Ok(KannelChannel {
             info: ProviderInfo {
                 name: format!("kannel://{host_port}"),
@@ -192,6 +190,8 @@ mod tests {
             sms_password: Some("secret".into()),
         };
         assert!(KannelChannel::open("kannel://127.0.0.1:1?from=INE&tls=true", &ctx).is_ok());
+        let ipv6 = KannelChannel::open("kannel://[::1]:13013?from=INE", &ctx).unwrap();
+        assert_eq!(ipv6.name(), "kannel://[::1]:13013");
         let channel = KannelChannel::open("kannel://127.0.0.1:1?from=INE", &ctx).unwrap();
         let sms = Outgoing::Sms(super::super::SmsOut {
             reference: "m1".into(),

@@ -22,10 +22,11 @@ pub struct WorkerArgs {
     #[arg(long, env = "AVISO_WORKER_THREADS", default_value_t = 1,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: u16,
-    /// Niceness added to the worker's database work (claiming messages and
-    /// recording what happened to them), 0-19. The threads that talk to
-    /// gateways keep the process's priority, so a gateway on the same host
-    /// gets the CPU before the bookkeeping does; 0 leaves it all alike (Linux)
+    /// Niceness added to the worker's bookkeeping, 0-19: claiming messages,
+    /// and with SQLite its database thread. The threads that talk to gateways
+    /// keep the process's priority, so a gateway on the same host gets the CPU
+    /// first. On a host busy with other work, SQLite's transactions then take
+    /// longer, and `aviso serve` may wait on them; 0 runs all alike (Linux)
     #[arg(long, env = "AVISO_WORKER_DB_NICE", default_value_t = 10, value_name = "N",
           value_parser = clap::value_parser!(u8).range(0..=19))]
     pub db_nice: u8,
@@ -67,7 +68,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 pub async fn run(ctx: &Context, args: WorkerArgs) -> anyhow::Result<ExitCode> {
     // Before the store starts its thread, which inherits this one's priority;
-    // the runtime's threads, which send, were started before.
+    // the runtime's threads, which send, were started before. (Threads this
+    // one starts later inherit it too; a connection sqlx reopened from a
+    // runtime thread would not, which costs speed, nothing else.)
     lower_this_threads_priority(args.db_nice);
     let store = ctx.store().await?;
     let mut options = DispatchOptions::new(crate::dispatch::worker_id());

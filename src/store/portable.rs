@@ -1,7 +1,9 @@
 //! The part of the [`Store`](super::Store) implementation that both backends
 //! share: SQL that SQLite and PostgreSQL read the same way (numbered `$n`
 //! placeholders, `ON CONFLICT`, `RETURNING`, `COUNT(column)`), written once and
-//! compiled for each backend's concrete types by [`portable_store!`].
+//! compiled for each backend's concrete types by [`portable_store!`]. The
+//! statements of thousands of parameters that record outcomes are the
+//! exception: SQLite gets positional `?` there (see [`Placeholders`]).
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -216,10 +218,11 @@ const OUTCOME_SHAPES: usize = OUTCOME_CHUNK.next_power_of_two().trailing_zeros()
 
 /// The shape of a chunk padded to `rows`, a power of two.
 fn shape(rows: usize) -> usize {
+    debug_assert!(rows.is_power_of_two() && (rows.trailing_zeros() as usize) < OUTCOME_SHAPES);
     rows.trailing_zeros() as usize
 }
 
-/// `rows` rows of numbered placeholders, each cast to its column's type so
+/// `rows` rows of placeholders in `style`, each cast to its column's type so
 /// that both databases know the types of a VALUES list of parameters.
 fn typed_rows(rows: usize, types: &[&str], style: Placeholders) -> String {
     let mut sql = String::with_capacity(rows * types.len() * 24);

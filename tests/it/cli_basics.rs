@@ -151,7 +151,9 @@ fn the_worker_niced_its_database_work_and_not_its_sends() {
         (&["--db-nice", "0"][..], own),
     ] {
         let ws = Workspace::new();
-        let worker = Background::spawn(ws.command(&[&["worker"], args].concat()));
+        let mut command = ws.command(&[&["worker"], args].concat());
+        command.env_remove("AVISO_WORKER_DB_NICE");
+        let worker = Background::spawn(command);
         let mut threads = Vec::new();
         let started = eventually(std::time::Duration::from_secs(20), || {
             threads = thread_nice_values(worker.0.id());
@@ -160,14 +162,25 @@ fn the_worker_niced_its_database_work_and_not_its_sends() {
                 .any(|(name, _)| name.starts_with("sqlx-sqlite"))
         });
         assert!(started, "no database thread: {threads:?}");
+        let mut checked = (0, 0);
         for (name, nice) in &threads {
             let expected = match name.as_str() {
-                n if n.starts_with("tokio-rt-worker") => own,
-                n if n.starts_with("sqlx-sqlite") || n == "aviso" => database,
+                n if n.starts_with("tokio-rt-worker") => {
+                    checked.0 += 1;
+                    own
+                }
+                n if n.starts_with("sqlx-sqlite") || n == "aviso" => {
+                    checked.1 += 1;
+                    database
+                }
                 _ => continue,
             };
             assert_eq!(*nice, expected, "{name} in {args:?}: {threads:?}");
         }
+        assert!(
+            checked.0 >= 1 && checked.1 >= 2,
+            "a sending thread, the main thread and SQLite's: {threads:?}"
+        );
         worker.stop();
     }
 }

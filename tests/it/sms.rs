@@ -508,6 +508,7 @@ fn kannel_is_given_a_signed_report_url_only_when_it_reports() {
         assert_eq!(counts(&ws, id)["sent"], 1);
     }
     let requests = provider.requests();
+    assert_eq!(requests.len(), 2, "one request per worker run");
     let with_reports = &requests[0].query;
     assert_eq!(with_reports["dlr-mask"], "31");
     assert!(

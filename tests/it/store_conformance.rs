@@ -822,9 +822,27 @@ async fn start_run_freezes_the_audience_with_suppressions_and_missing_addresses(
         (a.channel.as_str(), a.kind.as_str(), a.language.as_str()),
         ("sms", "citizen", "es")
     );
+    // Every frozen field, each in its place (claims are read by position).
+    let strings = |v: [&Option<String>; 7]| v.map(|f| f.clone());
     assert_eq!(
-        (a.first_name.as_deref(), a.entity.as_deref()),
-        (Some("Nombre A"), Some("OAX"))
+        strings([
+            &a.first_name,
+            &a.last_name,
+            &a.entity,
+            &a.country,
+            &a.credential,
+            &a.population,
+            &a.modality
+        ]),
+        [
+            Some("Nombre A".to_string()),
+            Some("Apellido".to_string()),
+            Some("OAX".to_string()),
+            Some("US".to_string()),
+            Some(Credential::Cpve.to_string()),
+            Some(Population::Primaria.to_string()),
+            Some(Modality::Postal.to_string()),
+        ]
     );
     assert_eq!(
         (a.run_id, a.campaign_id, a.attempts),
