@@ -159,9 +159,8 @@ pub(super) const OUTCOME_CHUNK: usize = crate::dispatch::RECORD_BATCH;
 /// their text, and formatting thousands of placeholders for every batch cost
 /// more than binding the values (see docs/BENCHMARKS.md).
 pub(super) fn record_outcomes_sql(rows: usize, style: Placeholders) -> &'static str {
-    static SHAPES: [[OnceLock<String>; OUTCOME_SHAPES]; 2] =
-        [const { [const { OnceLock::new() }; OUTCOME_SHAPES] }; 2];
-    SHAPES[style as usize][shape(rows)].get_or_init(|| {
+    static SHAPES: Shapes = Shapes::new();
+    SHAPES.get(rows, style, || {
         format!(
             "WITH v({OUTCOME_COLUMNS}) AS (VALUES {}) {RECORD_OUTCOMES}{} \
              FROM v WHERE messages.id = v.mid AND messages.lease_epoch = v.epoch \
@@ -176,9 +175,8 @@ pub(super) fn record_outcomes_sql(rows: usize, style: Placeholders) -> &'static 
 /// row's message, attempt, provider, outcome, code, reason and latency, then
 /// `now` and the worker. Padding rows have no message id and are skipped.
 pub(super) fn record_attempts_sql(rows: usize, style: Placeholders) -> &'static str {
-    static SHAPES: [[OnceLock<String>; OUTCOME_SHAPES]; 2] =
-        [const { [const { OnceLock::new() }; OUTCOME_SHAPES] }; 2];
-    SHAPES[style as usize][shape(rows)].get_or_init(|| {
+    static SHAPES: Shapes = Shapes::new();
+    SHAPES.get(rows, style, || {
         let types = ["BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT"];
         let now = rows * types.len() + 1;
         format!(
@@ -190,6 +188,26 @@ pub(super) fn record_attempts_sql(rows: usize, style: Placeholders) -> &'static 
             style.nth(now + 1)
         )
     })
+}
+
+/// One statement's text per placeholder style and padded size (a power of
+/// two up to [`OUTCOME_CHUNK`]'s), each built the first time it is needed.
+struct Shapes([[OnceLock<String>; OUTCOME_SHAPES]; 2]);
+
+impl Shapes {
+    const fn new() -> Shapes {
+        Shapes([const { [const { OnceLock::new() }; OUTCOME_SHAPES] }; 2])
+    }
+
+    fn get(
+        &'static self,
+        rows: usize,
+        style: Placeholders,
+        build: impl FnOnce() -> String,
+    ) -> &'static str {
+        debug_assert!(rows.is_power_of_two() && (rows.trailing_zeros() as usize) < OUTCOME_SHAPES);
+        self.0[style as usize][rows.trailing_zeros() as usize].get_or_init(build)
+    }
 }
 
 /// How a backend's statements write their bind parameters.
@@ -213,18 +231,13 @@ impl Placeholders {
     }
 }
 
-/// Statement shapes: one per power of two up to [`OUTCOME_CHUNK`]'s.
+/// Statement sizes: one per power of two up to [`OUTCOME_CHUNK`]'s.
 const OUTCOME_SHAPES: usize = OUTCOME_CHUNK.next_power_of_two().trailing_zeros() as usize + 1;
-
-/// The shape of a chunk padded to `rows`, a power of two.
-fn shape(rows: usize) -> usize {
-    debug_assert!(rows.is_power_of_two() && (rows.trailing_zeros() as usize) < OUTCOME_SHAPES);
-    rows.trailing_zeros() as usize
-}
 
 /// `rows` rows of placeholders in `style`, each cast to its column's type so
 /// that both databases know the types of a VALUES list of parameters.
 fn typed_rows(rows: usize, types: &[&str], style: Placeholders) -> String {
+    use std::fmt::Write as _;
     let mut sql = String::with_capacity(rows * types.len() * 24);
     for row in 0..rows {
         sql.push_str(if row == 0 { "(" } else { ", (" });
@@ -233,7 +246,7 @@ fn typed_rows(rows: usize, types: &[&str], style: Placeholders) -> String {
                 sql.push_str(", ");
             }
             let n = row * types.len() + column + 1;
-            sql.push_str(&format!("CAST({} AS {ty})", style.nth(n)));
+            let _ = write!(sql, "CAST({} AS {ty})", style.nth(n));
         }
         sql.push(')');
     }
