@@ -1,13 +1,12 @@
 //! The worker: claim due messages with a lease, commit, render and send outside
 //! any transaction, and record each outcome only while the lease still holds.
 //!
-//! At most `concurrency` sends are in flight, and outcomes are committed in
-//! batches of at most [`RECORD_BATCH`]. A worker killed at any moment therefore
-//! loses nothing: messages it had claimed come back when their lease expires,
-//! and only those handed to a provider whose outcome was not yet committed
-//! can be sent twice: at most `concurrency + RECORD_BATCH` while the database
-//! keeps up, and never more than `concurrency + 2 × RECORD_BATCH` (senders wait
-//! while a full batch waits behind the one being committed).
+//! At most `concurrency` sends are in flight, and at most [`RECORD_BATCH`]
+//! outcomes wait for their commit (senders wait beyond that). A worker killed
+//! at any moment therefore loses nothing: messages it had claimed come back
+//! when their lease expires, and only those handed to a provider whose outcome
+//! was not yet committed can be sent twice: never more than
+//! `concurrency + RECORD_BATCH`, however slow the database.
 
 mod compose;
 pub mod rate;

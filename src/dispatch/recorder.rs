@@ -1,9 +1,11 @@
-//! Outcomes are committed in batches: one transaction per [`RECORD_BATCH`]
-//! outcomes or per 50 ms, whichever comes first. The batch bounds how many
-//! sent-but-unrecorded messages a crash can leave (and so re-send).
+//! Outcomes are committed in batches: a transaction once [`DUE`] outcomes
+//! wait or the oldest has waited 50 ms. Those waiting and those being
+//! committed together never exceed [`RECORD_BATCH`]: that bounds how many
+//! sent-but-unrecorded messages a crash can leave (and so re-send), however
+//! slowly the database commits.
 //!
 //! Senders leave outcomes in a shared buffer and wake the committer only when
-//! a batch is full (or the first outcome of one starts its 50 ms): waking it
+//! a batch is due (or the first outcome of one starts its 50 ms): waking it
 //! for every message cost a task switch per SMS, often on the other thread.
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,13 +18,15 @@ use crate::campaigns::{Outcome, OutcomeKind};
 use crate::clock::Clock;
 use crate::store::Store;
 
-/// Outcomes committed per transaction, at most.
+/// Outcomes not yet committed, at most: waiting, plus those in the
+/// transaction under way. Senders wait beyond this, so a slow database slows
+/// sending instead of widening the window of re-sends after a crash.
 pub const RECORD_BATCH: usize = 256;
-/// Outcomes waiting for the committer, at most: senders wait beyond this, so a
-/// slow database slows sending instead of piling up unrecorded sends. (Four
-/// batches here cost 8 MB more at 100,000 e-mails, and widened the re-send
-/// window after a crash, for no measured gain in speed.)
-const MAX_WAITING: usize = RECORD_BATCH;
+/// The committer takes a batch once this many wait, so that the next half can
+/// gather while one commits. (When each commit waited for a full 256 and
+/// another 256 could wait behind it, a database slowed by a busy host let a
+/// crash re-send more than `concurrency + 256`.)
+const DUE: usize = RECORD_BATCH / 2;
 const LINGER: Duration = Duration::from_millis(50);
 /// How long to keep trying when the database is unreachable before giving up
 /// on a batch (its messages are then re-sent when their leases expire).
@@ -31,6 +35,8 @@ const GIVE_UP_AFTER: Duration = Duration::from_secs(120);
 #[derive(Default)]
 struct Waiting {
     outcomes: Vec<Outcome>,
+    /// Outcomes taken by the committer and not yet committed.
+    committing: usize,
     flushes: Vec<oneshot::Sender<()>>,
     closed: bool,
 }
@@ -40,7 +46,7 @@ struct Shared {
     waiting: Mutex<Waiting>,
     /// Rung for the committer: a batch to write, a flush, or the close.
     work: Notify,
-    /// Rung for senders: the committer took the waiting outcomes.
+    /// Rung for senders: a commit finished, so there is room again.
     room: Notify,
 }
 
@@ -76,11 +82,11 @@ impl RecorderHandle {
                     );
                     return;
                 }
-                if waiting.outcomes.len() < MAX_WAITING {
+                if waiting.outcomes.len() + waiting.committing < RECORD_BATCH {
                     waiting.outcomes.push(outcome);
                     let n = waiting.outcomes.len();
                     drop(waiting);
-                    if n == 1 || n == RECORD_BATCH {
+                    if n == 1 || n == DUE {
                         self.shared.work.notify_one();
                     }
                     return;
@@ -153,7 +159,7 @@ async fn run(
             let mut waiting = shared.lock();
             let lingered = deadline.is_some_and(|at| tokio::time::Instant::now() >= at);
             let due = lingered
-                || waiting.outcomes.len() >= RECORD_BATCH
+                || waiting.outcomes.len() >= DUE
                 || !waiting.flushes.is_empty()
                 || waiting.closed;
             if !due {
@@ -162,16 +168,16 @@ async fn run(
                 }
                 continue;
             }
-            // At most MAX_WAITING = RECORD_BATCH: one transaction.
-            (
-                std::mem::take(&mut waiting.outcomes),
-                std::mem::take(&mut waiting.flushes),
-                waiting.closed,
-            )
+            // Nothing is being committed now, so this is at most RECORD_BATCH:
+            // one transaction.
+            let batch = std::mem::take(&mut waiting.outcomes);
+            waiting.committing = batch.len();
+            (batch, std::mem::take(&mut waiting.flushes), waiting.closed)
         };
         deadline = None;
-        shared.room.notify_waiters();
         committer.commit(&batch).await;
+        shared.lock().committing = 0;
+        shared.room.notify_waiters();
         for ack in flushes {
             let _ = ack.send(());
         }
@@ -319,7 +325,7 @@ mod tests {
         for task in 0..8 {
             let handle = recorder.sender();
             senders.spawn(async move {
-                for i in 0..(MAX_WAITING as i64) {
+                for i in 0..(RECORD_BATCH as i64) {
                     handle.record(outcome(task * 10_000 + i)).await;
                 }
             });
@@ -340,13 +346,45 @@ mod tests {
             "the flush returned before its outcome was taken"
         );
         let report = recorder.close().await;
-        let total = 8 * MAX_WAITING as u64 + 1;
+        let total = 8 * RECORD_BATCH as u64 + 1;
         assert_eq!(report.sent, total);
         assert_eq!(report.lost_lease, total);
         // After the close, an outcome is refused rather than waited on forever.
         tokio::time::timeout(Duration::from_secs(5), lone.record(outcome(-2)))
             .await
             .expect("recording after the close returns");
+    }
+
+    /// Outcomes in the transaction under way count against the limit: a
+    /// sender waits while they and those waiting fill it, even though fewer
+    /// than a batch wait, and goes on when the commit finishes.
+    #[tokio::test]
+    async fn outcomes_being_committed_count_against_the_crash_window() {
+        let shared = Arc::new(Shared::default());
+        {
+            let mut waiting = shared.lock();
+            waiting.committing = DUE;
+            waiting
+                .outcomes
+                .extend((0..(RECORD_BATCH - DUE) as i64).map(outcome));
+        }
+        let handle = RecorderHandle {
+            shared: shared.clone(),
+        };
+        let sender = tokio::spawn(async move { handle.record(outcome(-1)).await });
+        tokio::task::yield_now().await;
+        assert!(
+            !sender.is_finished(),
+            "{} unrecorded already: the sender waits",
+            RECORD_BATCH
+        );
+        shared.lock().committing = 0;
+        shared.room.notify_waiters();
+        tokio::time::timeout(Duration::from_secs(5), sender)
+            .await
+            .expect("the sender goes on once the commit is done")
+            .unwrap();
+        assert_eq!(shared.lock().outcomes.len(), RECORD_BATCH - DUE + 1);
     }
 
     /// A sender waiting for room, and a flush waiting for its commit, are
@@ -358,7 +396,7 @@ mod tests {
         shared
             .lock()
             .outcomes
-            .extend((0..MAX_WAITING as i64).map(outcome));
+            .extend((0..RECORD_BATCH as i64).map(outcome));
         let (ack, flushed) = oneshot::channel();
         shared.lock().flushes.push(ack);
         let handle = RecorderHandle {
@@ -375,7 +413,7 @@ mod tests {
             .await
             .expect("the sender is let go")
             .unwrap();
-        assert_eq!(shared.lock().outcomes.len(), MAX_WAITING);
+        assert_eq!(shared.lock().outcomes.len(), RECORD_BATCH);
         tokio::time::timeout(Duration::from_secs(5), flushed)
             .await
             .expect("the flush is let go")
