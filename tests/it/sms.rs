@@ -195,9 +195,15 @@ fn kannel_down_for_a_while_loses_nothing_and_duplicates_nothing() {
     s.ws.ok(&["campaign", "start", &id.to_string()]);
     kannel.stop_sms_path();
     let down = s.ws.json(&["worker", "--once", "--json"]);
-    assert_eq!(
-        down["retrying"], 60,
+    // Retries come due after 0.2 s here, so a slow run may try some twice.
+    assert!(
+        down["retrying"].as_i64() >= Some(60),
         "connection refused is temporary: {down}"
+    );
+    assert_eq!(
+        (&down["sent"], &down["failed"]),
+        (&0.into(), &0.into()),
+        "{down}"
     );
     kannel.start_sms_path();
     drain(&s.ws, id);
@@ -342,7 +348,7 @@ type Script = Vec<Answer>;
 /// Each request's headers, body and query string.
 type Received = Arc<Mutex<Vec<Request>>>;
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 struct Request {
     headers: HashMap<String, String>,
     body: String,
@@ -462,7 +468,11 @@ fn twilio_style_success_permanent_throttle_and_server_error() {
         provider.port
     ));
     let first = ws.json(&["worker", "--once", "--json"]);
-    assert_eq!(first["retrying"], 1, "429 is temporary: {first}");
+    // A slow run may already have retried it (and met the 500).
+    assert!(
+        first["retrying"].as_i64() >= Some(1) && first["failed"] == 0,
+        "429 is temporary: {first}"
+    );
     drain(&ws, id);
     let c = counts(&ws, id);
     assert_eq!(c["sent"], 1, "{c}");
@@ -556,14 +566,20 @@ fn json_webhook_is_signed_and_classified() {
     let (ws, id) =
         http_provider_workspace(&format!("webhook+http://127.0.0.1:{}/send", provider.port));
     let report = ws.json(&["worker", "--once", "--json"]);
-    assert_eq!(
-        (report["sent"].as_i64(), report["retrying"].as_i64()),
-        (Some(0), Some(1)),
-        "302 is retried, not followed: {report}"
+    // Retries come due after 0.1 s here, so a slow run may already have sent it.
+    assert!(
+        report["retrying"].as_i64() >= Some(1) && report["failed"] == 0,
+        "302 is retried: {report}"
     );
     drain(&ws, id);
     assert_eq!(counts(&ws, id)["sent"], 1);
-    assert_eq!(provider.requests().len(), 2);
+    let requests = provider.requests();
+    assert_eq!(requests.len(), 2);
+    // Following the redirect would have sent a GET, without the message.
+    assert!(
+        requests.iter().all(|r| r.body.contains("+12135550100")),
+        "302 is not followed: {requests:?}"
+    );
 
     let provider = FakeProvider::start(vec![(400, vec![], "bad request")]);
     let (ws, id) =
