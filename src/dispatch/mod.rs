@@ -355,11 +355,8 @@ impl Dispatcher {
     ) -> Result<Vec<Claimed>, DispatchError> {
         let opts = &self.options;
         let mut claimed = Vec::new();
-        let running = self.store.campaigns().await?;
-        for campaign in running
-            .iter()
-            .filter(|c| c.state == CampaignState::Running.code())
-        {
+        let running = self.store.campaigns_in(&[CampaignState::Running]).await?;
+        for campaign in &running {
             if claimed.len() >= opts.batch {
                 break;
             }
@@ -445,10 +442,9 @@ impl Dispatcher {
     async fn running_campaigns(&self) -> Result<HashSet<i64>, DispatchError> {
         Ok(self
             .store
-            .campaigns()
+            .campaigns_in(&[CampaignState::Running])
             .await?
             .into_iter()
-            .filter(|c| c.state == CampaignState::Running.code())
             .map(|c| c.id)
             .collect())
     }
@@ -462,13 +458,9 @@ impl Dispatcher {
             let mut published: HashMap<String, (Option<f64>, i64)> = HashMap::new();
             loop {
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                match store.campaigns().await {
-                    Ok(all) => {
-                        let running = all
-                            .into_iter()
-                            .filter(|c| c.state == CampaignState::Running.code())
-                            .map(|c| c.id)
-                            .collect();
+                match store.campaigns_in(&[CampaignState::Running]).await {
+                    Ok(running) => {
+                        let running = running.into_iter().map(|c| c.id).collect();
                         if let Ok(mut set) = context.running.write() {
                             *set = running;
                         }

@@ -144,7 +144,10 @@ pub async fn tick(
     now: i64,
 ) -> StoreResult<Vec<Scheduled>> {
     let mut done = Vec::new();
-    for campaign in store.campaigns().await? {
+    let candidates = store
+        .campaigns_in(&[CampaignState::Scheduled, CampaignState::Running])
+        .await?;
+    for campaign in candidates {
         let state = CampaignState::parse(&campaign.state).ok();
         let recurring = campaign.recurrence.is_some();
         let eligible = match state {

@@ -272,6 +272,9 @@ pub trait Store: Send + Sync {
     async fn create_campaign(&self, campaign: &NewCampaign, now: i64) -> StoreResult<i64>;
     async fn campaign(&self, id: i64) -> StoreResult<Option<Campaign>>;
     async fn campaigns(&self) -> StoreResult<Vec<Campaign>>;
+    /// The campaigns in any of `states`, by id. Workers look at these several
+    /// times a second, and must not read years of finished campaigns each time.
+    async fn campaigns_in(&self, states: &[CampaignState]) -> StoreResult<Vec<Campaign>>;
     /// Moves a campaign to `to` if it is in one of `from`; false if it was not.
     async fn set_campaign_state(
         &self,

@@ -866,6 +866,23 @@ macro_rules! portable_store {
                 Ok(sqlx::query_as(&sql).fetch_all(&self.pool).await?)
             }
 
+            async fn campaigns_in(
+                &self,
+                states: &[$crate::campaigns::CampaignState],
+            ) -> StoreResult<Vec<$crate::campaigns::Campaign>> {
+                if states.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut q = sqlx::QueryBuilder::<$db>::new(super::portable::CAMPAIGN_SELECT);
+                q.push(" WHERE c.state IN (");
+                let mut sep = q.separated(", ");
+                for state in states {
+                    sep.push_bind(state.code());
+                }
+                q.push(") ORDER BY c.id");
+                Ok(q.build_query_as().fetch_all(&self.pool).await?)
+            }
+
             async fn set_campaign_state(
                 &self,
                 id: i64,

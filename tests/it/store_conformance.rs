@@ -101,6 +101,7 @@ conformance!(
     activities_are_unique_by_code,
     campaigns_round_trip_every_field,
     campaign_state_changes_only_from_allowed_states,
+    campaigns_in_lists_only_the_states_asked_for,
     start_run_freezes_the_audience_with_suppressions_and_missing_addresses,
     start_run_applies_the_segment,
     starting_the_same_period_twice_queues_nothing,
@@ -733,6 +734,41 @@ async fn campaign_state_changes_only_from_allowed_states(b: &Backend) {
         .set_campaign_state(c.id + 1000, &[Running], Cancelled, None, T0)
         .await
         .unwrap());
+}
+
+async fn campaigns_in_lists_only_the_states_asked_for(b: &Backend) {
+    let s = b.s();
+    use CampaignState::*;
+    let draft = campaign_over(s, "borrador", &people(1), None).await;
+    let scheduled = campaign_over(s, "programada", &people(1), None).await;
+    let running = campaign_over(s, "en-curso", &people(1), None).await;
+    let paused = campaign_over(s, "pausada", &people(1), None).await;
+    for (c, to) in [
+        (&scheduled, Scheduled),
+        (&running, Running),
+        (&paused, Paused),
+    ] {
+        assert!(s
+            .set_campaign_state(c.id, &[Draft], to, None, T0)
+            .await
+            .unwrap());
+    }
+    let ids = |cs: Vec<Campaign>| cs.iter().map(|c| c.id).collect::<Vec<_>>();
+    assert_eq!(ids(s.campaigns_in(&[Running]).await.unwrap()), [running.id]);
+    assert_eq!(
+        ids(s.campaigns_in(&[Running, Scheduled]).await.unwrap()),
+        [scheduled.id, running.id],
+        "by id, whatever the order of the states"
+    );
+    assert_eq!(ids(s.campaigns_in(&[Draft]).await.unwrap()), [draft.id]);
+    assert!(s.campaigns_in(&[Cancelled]).await.unwrap().is_empty());
+    assert!(s.campaigns_in(&[]).await.unwrap().is_empty());
+    let full = s.campaigns_in(&[Paused]).await.unwrap();
+    assert_eq!(
+        full,
+        [s.campaign(paused.id).await.unwrap().unwrap()],
+        "every field"
+    );
 }
 
 // ---------------------------------------------------------------------------
