@@ -112,6 +112,7 @@ conformance!(
     extended_lease_survives_housekeeping,
     paused_campaign_messages_are_not_claimed,
     record_outcomes_of_every_kind,
+    metrics_count_messages_by_channel_and_status_across_campaigns,
     batches_of_any_size_record_each_outcome_and_attempt_once,
     release_returns_only_the_workers_own_claims,
     housekeeping_completes_runs_and_one_off_campaigns,
@@ -1085,6 +1086,32 @@ async fn paused_campaign_messages_are_not_claimed(b: &Backend) {
 
 // ---------------------------------------------------------------------------
 // The outbox: outcomes
+
+async fn metrics_count_messages_by_channel_and_status_across_campaigns(b: &Backend) {
+    let s = b.s();
+    let first = started(s, "metrics-a", &people(3)).await;
+    started(s, "metrics-b", &people(2)).await;
+    let m = claim(s, &first, "w", T0, 2).await;
+    record(s, "w", &[sent(&m[0])], T0 + 1).await;
+    let snapshot = s.metrics().await.unwrap();
+    let count = |status: &str| {
+        snapshot
+            .messages
+            .iter()
+            .find(|(channel, st, _)| channel == "sms" && st == status)
+            .map(|(_, _, n)| *n)
+    };
+    assert_eq!(
+        (count("queued"), count("sending"), count("sent")),
+        (Some(3), Some(1), Some(1)),
+        "{:?}",
+        snapshot.messages
+    );
+    assert!(snapshot
+        .messages
+        .iter()
+        .all(|(channel, _, _)| channel == "sms"));
+}
 
 async fn record_outcomes_of_every_kind(b: &Backend) {
     let s = b.s();
