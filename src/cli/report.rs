@@ -116,7 +116,7 @@ pub async fn run(ctx: &Context, cmd: ReportCommand) -> anyhow::Result<ExitCode> 
                 Format::Html => report::to_html(&main, lang)?.into_bytes(),
             };
             let binary = matches!(args.format, Format::Xlsx);
-            write_out(args.out.as_ref(), &bytes, binary, false)?;
+            write_out(args.out.as_ref(), &bytes, binary)?;
         }
         ReportCommand::Messages(args) => {
             let Some(_) = store.campaign(args.campaign).await? else {
@@ -125,34 +125,81 @@ pub async fn run(ctx: &Context, cmd: ReportCommand) -> anyhow::Result<ExitCode> 
             for status in &args.status {
                 crate::campaigns::MessageStatus::parse(status)?;
             }
-            let rows = store.message_ledger(args.campaign, &args.status).await?;
-            let bytes = match args.format {
-                LedgerFormat::Csv => report::ledger_csv(&rows),
-                LedgerFormat::Json => format!("{}\n", report::ledger_json(&rows)).into_bytes(),
-            };
-            write_out(args.out.as_ref(), &bytes, false, true)?;
+            export_ledger(store.as_ref(), &args).await?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// To a file (owner-only when it lists recipients), or to the terminal.
-fn write_out(
-    out: Option<&PathBuf>,
-    bytes: &[u8],
-    binary: bool,
-    private: bool,
-) -> anyhow::Result<()> {
+/// The ledger, a page at a time: to a file (owner-only, written under a
+/// temporary name and renamed when complete, so that a failed export never
+/// looks like a whole one), or to the terminal.
+async fn export_ledger(store: &dyn crate::store::Store, args: &MessagesArgs) -> anyhow::Result<()> {
+    use std::io::BufWriter;
+    let start = |out: Box<dyn Write>| match args.format {
+        LedgerFormat::Csv => report::LedgerWriter::csv(out),
+        LedgerFormat::Json => report::LedgerWriter::json(out),
+    };
+    let export = |writer| {
+        report::export_ledger(
+            store,
+            args.campaign,
+            &args.status,
+            writer,
+            report::LEDGER_PAGE,
+        )
+    };
+    let Some(path) = &args.out else {
+        let stdout: Box<dyn Write> = Box::new(BufWriter::new(std::io::stdout().lock()));
+        let result = match start(stdout) {
+            Ok(writer) => export(writer).await.map(|_| ()),
+            Err(e) => Err(e.into()),
+        };
+        return match result {
+            // The reader stopped early (`| head`): not an error.
+            Err(report::LedgerError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                Ok(())
+            }
+            other => other.context("cannot export the ledger"),
+        };
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let partial = path.with_file_name(format!(".{name}.partial"));
+    let file =
+        open_private(&partial).with_context(|| format!("{}: cannot write", path.display()))?;
+    let written = match start(Box::new(BufWriter::new(file))) {
+        Ok(writer) => export(writer).await,
+        Err(e) => Err(e.into()),
+    };
+    let rows = match written {
+        Ok((rows, _)) => rows,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e).with_context(|| format!("{}: the export stopped", path.display()));
+        }
+    };
+    std::fs::rename(&partial, path).with_context(|| format!("{}: cannot write", path.display()))?;
+    print(&format!("{rows} message(s) written to {}", path.display()));
+    Ok(())
+}
+
+/// A new file only its owner can read (exports list recipients).
+fn open_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+/// A report (counts, no recipients) to a file, or to the terminal.
+fn write_out(out: Option<&PathBuf>, bytes: &[u8], binary: bool) -> anyhow::Result<()> {
     match out {
         Some(path) => {
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            if private {
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            }
-            let mut file = options
-                .open(path)
+            let mut file = std::fs::File::create(path)
                 .with_context(|| format!("{}: cannot write", path.display()))?;
             file.write_all(bytes)
                 .with_context(|| format!("{}: cannot write", path.display()))?;

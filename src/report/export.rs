@@ -2,12 +2,14 @@
 //! JSON keeps counts exact; percentages are rounded to one decimal only where
 //! they are printed.
 
+use std::io::{self, Write};
+
 use serde_json::{Map, Value};
 
 use super::indicators::{GroupKey, Measures, Report};
 use super::{inert_cell, thousands};
 use crate::domain::{mask_address, Language};
-use crate::store::LedgerRow;
+use crate::store::{LedgerRow, Store, StoreError};
 
 /// `12.345` → `12.3`; nothing → empty.
 pub fn format_pct(p: Option<f64>) -> String {
@@ -221,81 +223,176 @@ fn time(ms: Option<i64>) -> String {
         .unwrap_or_default()
 }
 
-/// The ledger as CSV: one row per message, addresses masked.
-pub fn ledger_csv(rows: &[LedgerRow]) -> Vec<u8> {
-    let mut out = b"\xEF\xBB\xBF".to_vec();
-    {
-        let mut w = csv::Writer::from_writer(&mut out);
-        let _ = w.write_record([
-            "message_id",
-            "run_id",
-            "campaign",
-            "contact_id",
-            "channel",
-            "address",
-            "entity",
-            "country",
-            "language",
-            "status",
-            "attempts",
-            "last_code",
-            "last_reason",
-            "created_at",
-            "sent_at",
-            "delivered_at",
-            "finished_at",
-        ]);
-        for r in rows {
-            let _ = w.write_record([
-                r.message_id.to_string(),
-                r.run_id.to_string(),
-                inert_cell(&r.campaign),
-                inert_cell(&r.contact_id),
-                r.channel.clone(),
-                inert_cell(&mask_address(&r.address)),
-                r.entity.clone().unwrap_or_default(),
-                r.country.clone().unwrap_or_default(),
-                r.language.clone(),
-                r.status.clone(),
-                r.attempts.to_string(),
-                inert_cell(r.last_code.as_deref().unwrap_or("")),
-                inert_cell(r.last_reason.as_deref().unwrap_or("")),
-                time(Some(r.created_at)),
-                time(r.sent_at),
-                time(r.delivered_at),
-                time(r.finished_at),
-            ]);
-        }
-        let _ = w.flush();
-    }
-    out
+/// The ledger's columns, in the order CSV writes them.
+const LEDGER_COLUMNS: [&str; 17] = [
+    "message_id",
+    "run_id",
+    "campaign",
+    "contact_id",
+    "channel",
+    "address",
+    "entity",
+    "country",
+    "language",
+    "status",
+    "attempts",
+    "last_code",
+    "last_reason",
+    "created_at",
+    "sent_at",
+    "delivered_at",
+    "finished_at",
+];
+
+/// Writes the ledger (one row per message, addresses masked) as its pages
+/// arrive, as CSV or as one JSON array, so that exporting a campaign of any
+/// size takes the memory of a page.
+pub struct LedgerWriter<W: Write> {
+    format: LedgerFormat<W>,
 }
 
-/// The ledger as a JSON array, addresses masked.
-pub fn ledger_json(rows: &[LedgerRow]) -> Value {
-    Value::Array(
-        rows.iter()
-            .map(|r| {
-                serde_json::json!({
-                    "message_id": r.message_id,
-                    "run_id": r.run_id,
-                    "campaign": r.campaign,
-                    "contact_id": r.contact_id,
-                    "channel": r.channel,
-                    "address": mask_address(&r.address),
-                    "entity": r.entity,
-                    "country": r.country,
-                    "language": r.language,
-                    "status": r.status,
-                    "attempts": r.attempts,
-                    "last_code": r.last_code,
-                    "last_reason": r.last_reason,
-                    "created_at": time(Some(r.created_at)),
-                    "sent_at": r.sent_at.map(|t| time(Some(t))),
-                    "delivered_at": r.delivered_at.map(|t| time(Some(t))),
-                    "finished_at": r.finished_at.map(|t| time(Some(t))),
-                })
-            })
-            .collect(),
-    )
+enum LedgerFormat<W: Write> {
+    Csv(Box<csv::Writer<W>>),
+    Json { out: W, first: bool },
+}
+
+impl<W: Write> LedgerWriter<W> {
+    /// CSV with a byte-order mark, so that spreadsheets read it as UTF-8.
+    pub fn csv(mut out: W) -> io::Result<LedgerWriter<W>> {
+        out.write_all(b"\xEF\xBB\xBF")?;
+        let mut w = csv::Writer::from_writer(out);
+        w.write_record(LEDGER_COLUMNS).map_err(io_error)?;
+        Ok(LedgerWriter {
+            format: LedgerFormat::Csv(Box::new(w)),
+        })
+    }
+
+    pub fn json(mut out: W) -> io::Result<LedgerWriter<W>> {
+        out.write_all(b"[")?;
+        Ok(LedgerWriter {
+            format: LedgerFormat::Json { out, first: true },
+        })
+    }
+
+    pub fn write(&mut self, rows: &[LedgerRow]) -> io::Result<()> {
+        match &mut self.format {
+            LedgerFormat::Csv(w) => {
+                for r in rows {
+                    w.write_record([
+                        r.message_id.to_string(),
+                        r.run_id.to_string(),
+                        inert_cell(&r.campaign),
+                        inert_cell(&r.contact_id),
+                        r.channel.clone(),
+                        inert_cell(&mask_address(&r.address)),
+                        r.entity.clone().unwrap_or_default(),
+                        r.country.clone().unwrap_or_default(),
+                        r.language.clone(),
+                        r.status.clone(),
+                        r.attempts.to_string(),
+                        inert_cell(r.last_code.as_deref().unwrap_or("")),
+                        inert_cell(r.last_reason.as_deref().unwrap_or("")),
+                        time(Some(r.created_at)),
+                        time(r.sent_at),
+                        time(r.delivered_at),
+                        time(r.finished_at),
+                    ])
+                    .map_err(io_error)?;
+                }
+            }
+            LedgerFormat::Json { out, first } => {
+                for r in rows {
+                    if !std::mem::take(first) {
+                        out.write_all(b",")?;
+                    }
+                    serde_json::to_writer(&mut *out, &ledger_json_row(r))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the export and hands back the output, flushed.
+    pub fn finish(self) -> io::Result<W> {
+        match self.format {
+            LedgerFormat::Csv(w) => {
+                let mut out = w.into_inner().map_err(|e| e.into_error())?;
+                out.flush()?;
+                Ok(out)
+            }
+            LedgerFormat::Json { mut out, .. } => {
+                out.write_all(b"]\n")?;
+                out.flush()?;
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// The output's own error, so that a closed pipe is still seen as one.
+fn io_error(e: csv::Error) -> io::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => io::Error::other(format!("{other:?}")),
+    }
+}
+
+/// Messages read from the database per page of a ledger export.
+pub const LEDGER_PAGE: i64 = 5_000;
+
+/// A ledger export stopped: the database could not be read, or the output
+/// not written.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Write(#[from] io::Error),
+}
+
+/// Writes a campaign's ledger (only `statuses`, if any) `page` messages at a
+/// time, and finishes it; returns the number of rows and the output.
+pub async fn export_ledger<W: Write>(
+    store: &dyn Store,
+    campaign_id: i64,
+    statuses: &[String],
+    mut writer: LedgerWriter<W>,
+    page: i64,
+) -> Result<(u64, W), LedgerError> {
+    let mut after = 0;
+    let mut rows = 0;
+    loop {
+        let batch = store
+            .message_ledger(campaign_id, statuses, after, page)
+            .await?;
+        writer.write(&batch)?;
+        rows += batch.len() as u64;
+        match batch.last() {
+            Some(last) if batch.len() as i64 == page => after = last.message_id,
+            _ => break,
+        }
+    }
+    Ok((rows, writer.finish()?))
+}
+
+fn ledger_json_row(r: &LedgerRow) -> Value {
+    serde_json::json!({
+        "message_id": r.message_id,
+        "run_id": r.run_id,
+        "campaign": r.campaign,
+        "contact_id": r.contact_id,
+        "channel": r.channel,
+        "address": mask_address(&r.address),
+        "entity": r.entity,
+        "country": r.country,
+        "language": r.language,
+        "status": r.status,
+        "attempts": r.attempts,
+        "last_code": r.last_code,
+        "last_reason": r.last_reason,
+        "created_at": time(Some(r.created_at)),
+        "sent_at": r.sent_at.map(|t| time(Some(t))),
+        "delivered_at": r.delivered_at.map(|t| time(Some(t))),
+        "finished_at": r.finished_at.map(|t| time(Some(t))),
+    })
 }

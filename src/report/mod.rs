@@ -10,7 +10,10 @@ mod indicators;
 mod xlsx;
 
 pub use chart::to_svg;
-pub use export::{format_pct, ledger_csv, ledger_json, title, to_csv, to_json, to_table};
+pub use export::{
+    export_ledger, format_pct, title, to_csv, to_json, to_table, LedgerError, LedgerWriter,
+    LEDGER_PAGE,
+};
 pub use html::to_html;
 pub use indicators::{indicators, GroupKey, IndicatorRow, Measures, Report};
 pub use xlsx::to_xlsx;

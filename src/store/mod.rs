@@ -261,11 +261,16 @@ pub trait Store: Send + Sync {
         from: Option<i64>,
         to: Option<i64>,
     ) -> StoreResult<Vec<MessageFact>>;
-    /// One row per message of a campaign, for the ledger export.
+    /// Up to `limit` messages of a campaign with ids above `after_message_id`,
+    /// by id, for the ledger export: read a page at a time, an export takes the
+    /// same memory for any campaign, and lists each message once even while
+    /// the campaign is sending.
     async fn message_ledger(
         &self,
         campaign_id: i64,
         statuses: &[String],
+        after_message_id: i64,
+        limit: i64,
     ) -> StoreResult<Vec<LedgerRow>>;
 
     // Campaigns and runs.

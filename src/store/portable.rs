@@ -799,14 +799,24 @@ macro_rules! portable_store {
                 &self,
                 campaign_id: i64,
                 statuses: &[String],
+                after_message_id: i64,
+                limit: i64,
             ) -> StoreResult<Vec<$crate::store::LedgerRow>> {
+                // `+m.campaign_id` keeps SQLite from finding the campaign's
+                // messages through messages_campaign, which would sort all of
+                // them for every page; walking the outbox by id from the last
+                // page needs no sort and stops at the page's end.
                 let mut q = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT m.id AS message_id, m.run_id, c.name AS campaign, m.contact_id, m.channel, m.address, \
+                    "SELECT m.id AS message_id, m.run_id, \
+                     (SELECT name FROM campaigns WHERE id = m.campaign_id) AS campaign, \
+                     m.contact_id, m.channel, m.address, \
                      m.entity, m.country, m.language, m.status, m.attempts, m.last_code, m.last_reason, \
                      m.created_at, m.sent_at, m.delivered_at, m.finished_at \
-                     FROM messages m JOIN campaigns c ON c.id = m.campaign_id WHERE m.campaign_id = ",
+                     FROM messages m WHERE +m.campaign_id = ",
                 );
                 q.push_bind(campaign_id);
+                q.push(" AND m.id > ");
+                q.push_bind(after_message_id);
                 if !statuses.is_empty() {
                     q.push(" AND m.status IN (");
                     let mut sep = q.separated(", ");
@@ -815,7 +825,8 @@ macro_rules! portable_store {
                     }
                     q.push(")");
                 }
-                q.push(" ORDER BY m.id");
+                q.push(" ORDER BY m.id LIMIT ");
+                q.push_bind(limit);
                 Ok(q.build_query_as().fetch_all(&self.pool).await?)
             }
 
