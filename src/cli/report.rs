@@ -136,31 +136,22 @@ pub async fn run(ctx: &Context, cmd: ReportCommand) -> anyhow::Result<ExitCode> 
 /// looks like a whole one), or to the terminal.
 async fn export_ledger(store: &dyn crate::store::Store, args: &MessagesArgs) -> anyhow::Result<()> {
     use std::io::BufWriter;
-    let start = |out: Box<dyn Write>| match args.format {
-        LedgerFormat::Csv => report::LedgerWriter::csv(out),
-        LedgerFormat::Json => report::LedgerWriter::json(out),
+    let format = match args.format {
+        LedgerFormat::Csv => report::LedgerFormat::Csv,
+        LedgerFormat::Json => report::LedgerFormat::Json,
     };
-    let export = |writer| {
-        report::export_ledger(
-            store,
-            args.campaign,
-            &args.status,
-            writer,
-            report::LEDGER_PAGE,
-        )
+    let export = |out: Box<dyn Write>| {
+        let page = report::LEDGER_PAGE;
+        report::export_ledger(store, args.campaign, &args.status, format, out, page)
     };
     let Some(path) = &args.out else {
-        let stdout: Box<dyn Write> = Box::new(BufWriter::new(std::io::stdout().lock()));
-        let result = match start(stdout) {
-            Ok(writer) => export(writer).await.map(|_| ()),
-            Err(e) => Err(e.into()),
-        };
-        return match result {
+        return match export(Box::new(BufWriter::new(std::io::stdout().lock()))).await {
+            Ok(_) => Ok(()),
             // The reader stopped early (`| head`): not an error.
             Err(report::LedgerError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
                 Ok(())
             }
-            other => other.context("cannot export the ledger"),
+            Err(e) => Err(e).context("cannot export the ledger"),
         };
     };
     let name = path
@@ -170,11 +161,7 @@ async fn export_ledger(store: &dyn crate::store::Store, args: &MessagesArgs) -> 
     let partial = path.with_file_name(format!(".{name}.partial"));
     let file =
         open_private(&partial).with_context(|| format!("{}: cannot write", path.display()))?;
-    let written = match start(Box::new(BufWriter::new(file))) {
-        Ok(writer) => export(writer).await,
-        Err(e) => Err(e.into()),
-    };
-    let rows = match written {
+    let rows = match export(Box::new(BufWriter::new(file))).await {
         Ok((rows, _)) => rows,
         Err(e) => {
             let _ = std::fs::remove_file(&partial);

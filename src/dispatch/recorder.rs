@@ -355,6 +355,20 @@ mod tests {
             .expect("recording after the close returns");
     }
 
+    /// A sender recording one more outcome, checked to be waiting for room.
+    async fn waiting_sender(shared: &Arc<Shared>) -> tokio::task::JoinHandle<()> {
+        let handle = RecorderHandle {
+            shared: shared.clone(),
+        };
+        let sender = tokio::spawn(async move { handle.record(outcome(-1)).await });
+        tokio::task::yield_now().await;
+        assert!(
+            !sender.is_finished(),
+            "{RECORD_BATCH} unrecorded already: the sender waits"
+        );
+        sender
+    }
+
     /// Outcomes in the transaction under way count against the limit: a
     /// sender waits while they and those waiting fill it, even though fewer
     /// than a batch wait, and goes on when the commit finishes.
@@ -368,16 +382,7 @@ mod tests {
                 .outcomes
                 .extend((0..(RECORD_BATCH - DUE) as i64).map(outcome));
         }
-        let handle = RecorderHandle {
-            shared: shared.clone(),
-        };
-        let sender = tokio::spawn(async move { handle.record(outcome(-1)).await });
-        tokio::task::yield_now().await;
-        assert!(
-            !sender.is_finished(),
-            "{} unrecorded already: the sender waits",
-            RECORD_BATCH
-        );
+        let sender = waiting_sender(&shared).await;
         shared.lock().committing = 0;
         shared.room.notify_waiters();
         tokio::time::timeout(Duration::from_secs(5), sender)
@@ -399,15 +404,7 @@ mod tests {
             .extend((0..RECORD_BATCH as i64).map(outcome));
         let (ack, flushed) = oneshot::channel();
         shared.lock().flushes.push(ack);
-        let handle = RecorderHandle {
-            shared: shared.clone(),
-        };
-        let waiting = tokio::spawn(async move { handle.record(outcome(-1)).await });
-        tokio::task::yield_now().await;
-        assert!(
-            !waiting.is_finished(),
-            "the buffer is full: the sender waits"
-        );
+        let waiting = waiting_sender(&shared).await;
         drop(StopOnDrop(shared.clone()));
         tokio::time::timeout(Duration::from_secs(5), waiting)
             .await

@@ -244,39 +244,41 @@ const LEDGER_COLUMNS: [&str; 17] = [
     "finished_at",
 ];
 
-/// Writes the ledger (one row per message, addresses masked) as its pages
-/// arrive, as CSV or as one JSON array, so that exporting a campaign of any
-/// size takes the memory of a page.
-pub struct LedgerWriter<W: Write> {
-    format: LedgerFormat<W>,
+/// How the ledger is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerFormat {
+    /// With a byte-order mark, so that spreadsheets read it as UTF-8.
+    Csv,
+    /// One array.
+    Json,
 }
 
-enum LedgerFormat<W: Write> {
+/// Writes the ledger (one row per message, addresses masked) as its pages
+/// arrive, so that exporting a campaign of any size takes the memory of a page.
+enum LedgerWriter<W: Write> {
     Csv(Box<csv::Writer<W>>),
     Json { out: W, first: bool },
 }
 
 impl<W: Write> LedgerWriter<W> {
-    /// CSV with a byte-order mark, so that spreadsheets read it as UTF-8.
-    pub fn csv(mut out: W) -> io::Result<LedgerWriter<W>> {
-        out.write_all(b"\xEF\xBB\xBF")?;
-        let mut w = csv::Writer::from_writer(out);
-        w.write_record(LEDGER_COLUMNS).map_err(io_error)?;
-        Ok(LedgerWriter {
-            format: LedgerFormat::Csv(Box::new(w)),
+    fn start(format: LedgerFormat, mut out: W) -> io::Result<LedgerWriter<W>> {
+        Ok(match format {
+            LedgerFormat::Csv => {
+                out.write_all(b"\xEF\xBB\xBF")?;
+                let mut w = csv::Writer::from_writer(out);
+                w.write_record(LEDGER_COLUMNS).map_err(io_error)?;
+                LedgerWriter::Csv(Box::new(w))
+            }
+            LedgerFormat::Json => {
+                out.write_all(b"[")?;
+                LedgerWriter::Json { out, first: true }
+            }
         })
     }
 
-    pub fn json(mut out: W) -> io::Result<LedgerWriter<W>> {
-        out.write_all(b"[")?;
-        Ok(LedgerWriter {
-            format: LedgerFormat::Json { out, first: true },
-        })
-    }
-
-    pub fn write(&mut self, rows: &[LedgerRow]) -> io::Result<()> {
-        match &mut self.format {
-            LedgerFormat::Csv(w) => {
+    fn write(&mut self, rows: &[LedgerRow]) -> io::Result<()> {
+        match self {
+            LedgerWriter::Csv(w) => {
                 for r in rows {
                     w.write_record([
                         r.message_id.to_string(),
@@ -300,7 +302,7 @@ impl<W: Write> LedgerWriter<W> {
                     .map_err(io_error)?;
                 }
             }
-            LedgerFormat::Json { out, first } => {
+            LedgerWriter::Json { out, first } => {
                 for r in rows {
                     if !std::mem::take(first) {
                         out.write_all(b",")?;
@@ -313,14 +315,14 @@ impl<W: Write> LedgerWriter<W> {
     }
 
     /// Ends the export and hands back the output, flushed.
-    pub fn finish(self) -> io::Result<W> {
-        match self.format {
-            LedgerFormat::Csv(w) => {
+    fn finish(self) -> io::Result<W> {
+        match self {
+            LedgerWriter::Csv(w) => {
                 let mut out = w.into_inner().map_err(|e| e.into_error())?;
                 out.flush()?;
                 Ok(out)
             }
-            LedgerFormat::Json { mut out, .. } => {
+            LedgerWriter::Json { mut out, .. } => {
                 out.write_all(b"]\n")?;
                 out.flush()?;
                 Ok(out)
@@ -350,15 +352,17 @@ pub enum LedgerError {
     Write(#[from] io::Error),
 }
 
-/// Writes a campaign's ledger (only `statuses`, if any) `page` messages at a
-/// time, and finishes it; returns the number of rows and the output.
+/// Writes a campaign's ledger (only `statuses`, if any) to `out`, reading
+/// `page` messages at a time; returns the number of rows and the output.
 pub async fn export_ledger<W: Write>(
     store: &dyn Store,
     campaign_id: i64,
     statuses: &[String],
-    mut writer: LedgerWriter<W>,
+    format: LedgerFormat,
+    out: W,
     page: i64,
 ) -> Result<(u64, W), LedgerError> {
+    let mut writer = LedgerWriter::start(format, out)?;
     let mut after = 0;
     let mut rows = 0;
     loop {

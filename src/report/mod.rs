@@ -11,7 +11,7 @@ mod xlsx;
 
 pub use chart::to_svg;
 pub use export::{
-    export_ledger, format_pct, title, to_csv, to_json, to_table, LedgerError, LedgerWriter,
+    export_ledger, format_pct, title, to_csv, to_json, to_table, LedgerError, LedgerFormat,
     LEDGER_PAGE,
 };
 pub use html::to_html;

@@ -1950,6 +1950,43 @@ fn the_message_ledger_lists_each_message_masked_and_filters_by_status() {
         "--out",
         csv_path.to_str().unwrap(),
     ]);
+    // Owner-only, and nothing left under its temporary name.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&csv_path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(!ws.path().join(".fallidos.csv.partial").exists());
+    // Into a folder that does not exist: the error names the file.
+    let missing = ws.path().join("no-such-folder").join("fallidos.csv");
+    let err = ws.fails(
+        &[
+            "report",
+            "messages",
+            "--campaign",
+            &sms.to_string(),
+            "--out",
+            missing.to_str().unwrap(),
+        ],
+        1,
+    );
+    assert!(err.contains("no-such-folder/fallidos.csv"), "{err}");
+    // A reader that stops early (`| head`) is not an error.
+    let mut reader_gone = ws
+        .command(&["report", "messages", "--campaign", &sms.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(reader_gone.stdout.take());
+    let gone = reader_gone.wait_with_output().unwrap();
+    assert!(
+        gone.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gone.stderr)
+    );
+
     let csv_bytes = std::fs::read(&csv_path).unwrap();
     let mut reader =
         csv::Reader::from_reader(csv_bytes.strip_prefix(b"\xEF\xBB\xBF").expect("BOM"));

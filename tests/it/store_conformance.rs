@@ -1150,8 +1150,8 @@ async fn the_ledger_is_read_in_pages_each_message_once_in_order(b: &Backend) {
         .is_empty());
 
     // The export's loop, with pages of two: the same rows, as one JSON array.
-    let writer = aviso::report::LedgerWriter::json(Vec::new()).unwrap();
-    let (rows, out) = aviso::report::export_ledger(s, c.id, &[], writer, 2)
+    use aviso::report::{export_ledger, LedgerFormat};
+    let (rows, out) = export_ledger(s, c.id, &[], LedgerFormat::Json, Vec::new(), 2)
         .await
         .unwrap();
     assert_eq!(rows, 5);
@@ -1163,8 +1163,7 @@ async fn the_ledger_is_read_in_pages_each_message_once_in_order(b: &Backend) {
         .map(|r| r["message_id"].as_i64().unwrap())
         .collect();
     assert_eq!(exported, ids);
-    let writer = aviso::report::LedgerWriter::csv(Vec::new()).unwrap();
-    let (rows, out) = aviso::report::export_ledger(s, c.id, &sent, writer, 2)
+    let (rows, out) = export_ledger(s, c.id, &sent, LedgerFormat::Csv, Vec::new(), 2)
         .await
         .unwrap();
     assert_eq!(rows, 1);

@@ -263,3 +263,15 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A `worker --once --json` report in which every one of `n` messages was
+/// deferred and none sent or failed. Tests retry after 0.1-0.2 s, so a slow
+/// run may have tried some twice: at least `n` retries, not exactly.
+pub fn assert_all_deferred(report: &Value, n: i64, why: &str) {
+    assert!(report["retrying"].as_i64() >= Some(n), "{why}: {report}");
+    assert_eq!(
+        (&report["sent"], &report["failed"]),
+        (&0.into(), &0.into()),
+        "{why}: {report}"
+    );
+}
