@@ -12,6 +12,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = aviso::cli::Cli::parse();
     aviso::cli::init_logging(&cli);
+    if cli.is_batch_job() {
+        aviso::cli::schedule_as_batch_job();
+    }
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = cli.runtime_threads() {
         runtime.worker_threads(threads);

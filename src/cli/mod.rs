@@ -22,12 +22,14 @@ use clap::{Parser, Subcommand};
 
 use crate::channels::{open_provider, ProviderContext};
 use crate::clock::{Clock, SystemClock};
+
 use crate::config::{Config, DEFAULT_FROM};
 use crate::dispatch::{ChannelSet, Composer, DispatchOptions, Dispatcher, RetryPolicy, Tokens};
 use crate::domain::ChannelKind;
 pub use crate::report::thousands;
 use crate::store::Store;
 use crate::templates::{EmailSettings, Renderer, TemplateSet, DEFAULT_ATTACHMENT_LIMIT};
+pub use worker::schedule_as_batch_job;
 
 const ABOUT: &str = "Bulk e-mail and SMS for the promotion of the vote from abroad.";
 
@@ -105,6 +107,12 @@ impl Cli {
             Command::Worker(args) => Some(usize::from(args.threads)),
             _ => None,
         }
+    }
+
+    /// Whether the process is a throughput job for the kernel's scheduler
+    /// (`aviso worker`), to be declared before the runtime starts its threads.
+    pub fn is_batch_job(&self) -> bool {
+        matches!(&self.command, Command::Worker(args) if args.scheduling == worker::Scheduling::Batch)
     }
 }
 

@@ -119,14 +119,14 @@ fn a_campaign_can_name_a_provider_from_the_configuration() {
     );
 }
 
-/// Each thread's name and nice value, from /proc.
+/// Each thread's name, nice value and scheduling policy, from /proc.
 #[cfg(target_os = "linux")]
-fn thread_nice_values(pid: u32) -> Vec<(String, i32)> {
-    let nice = |stat: &str| -> Option<i32> {
+fn thread_scheduling(pid: u32) -> Vec<(String, i32, u32)> {
+    let fields = |stat: &str| -> Option<(i32, u32)> {
         // Fields after the name, which is in parentheses: state is the
-        // first, nice the seventeenth.
-        let rest = &stat[stat.rfind(')')? + 1..];
-        rest.split_whitespace().nth(16)?.parse().ok()
+        // first, nice the seventeenth, policy the thirty-ninth.
+        let rest: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+        Some((rest.get(16)?.parse().ok()?, rest.get(38)?.parse().ok()?))
     };
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
@@ -136,34 +136,48 @@ fn thread_nice_values(pid: u32) -> Vec<(String, i32)> {
         .filter_map(|task| {
             let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
             let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
-            Some((name.trim().to_string(), nice(&stat)?))
+            let (nice, policy) = fields(&stat)?;
+            Some((name.trim().to_string(), nice, policy))
         })
         .collect()
 }
 
 #[cfg(target_os = "linux")]
 #[test]
-fn the_worker_niced_its_database_work_and_not_its_sends() {
+fn the_worker_niced_its_database_work_and_not_its_sends_and_runs_as_a_batch_job() {
     use crate::support::{eventually, Background};
-    let own = thread_nice_values(std::process::id())[0].1;
-    for (args, database) in [
-        (&[][..], (own + 10).min(19)),
-        (&["--db-nice", "0"][..], own),
+    const SCHED_OTHER: u32 = 0;
+    const SCHED_BATCH: u32 = 3;
+    let (_, own, own_policy) = thread_scheduling(std::process::id())[0].clone();
+    assert_eq!(
+        own_policy, SCHED_OTHER,
+        "the tests themselves run under the normal policy"
+    );
+    for (args, database, policy) in [
+        (&[][..], (own + 10).min(19), SCHED_BATCH),
+        (
+            &["--db-nice", "0", "--scheduling", "normal"][..],
+            own,
+            SCHED_OTHER,
+        ),
     ] {
         let ws = Workspace::new();
         let mut command = ws.command(&[&["worker"], args].concat());
-        command.env_remove("AVISO_WORKER_DB_NICE");
+        command
+            .env_remove("AVISO_WORKER_DB_NICE")
+            .env_remove("AVISO_WORKER_SCHEDULING");
         let worker = Background::spawn(command);
         let mut threads = Vec::new();
         let started = eventually(std::time::Duration::from_secs(20), || {
-            threads = thread_nice_values(worker.0.id());
+            threads = thread_scheduling(worker.0.id());
             threads
                 .iter()
-                .any(|(name, _)| name.starts_with("sqlx-sqlite"))
+                .any(|(name, _, _)| name.starts_with("sqlx-sqlite"))
         });
         assert!(started, "no database thread: {threads:?}");
         let mut checked = (0, 0);
-        for (name, nice) in &threads {
+        for (name, nice, thread_policy) in &threads {
+            assert_eq!(*thread_policy, policy, "{name} in {args:?}: {threads:?}");
             let expected = match name.as_str() {
                 n if n.starts_with("tokio-rt-worker") => {
                     checked.0 += 1;
