@@ -128,7 +128,9 @@ pub struct ProviderState {
     pub updated_at: i64,
 }
 
-/// The upper bounds (ms) of the send-latency histogram buckets.
+/// The upper bounds (ms) of the send-latency histogram buckets. The
+/// `attempt_totals` table counts attempts by these (migration 0004): changing
+/// them needs a migration that recounts it.
 pub const LATENCY_BUCKETS_MS: [i64; 8] = [10, 50, 100, 250, 500, 1000, 5000, 30000];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use crate::domain::{
     PhoneNumber, Population,
 };
 
-use super::{ContactCounts, StoreError};
+use super::{ContactCounts, LatencyRow, StoreError, LATENCY_BUCKETS_MS};
 
 /// The contact columns, in the order [`contact_from_columns`] expects them.
 pub(super) const CONTACT_COLUMNS: &str = "id, kind, first_name, last_name, entity, country, \
@@ -188,6 +188,65 @@ pub(super) fn record_attempts_sql(rows: usize, style: Placeholders) -> &'static 
             style.nth(now + 1)
         )
     })
+}
+
+/// Attempts of a batch summed by provider, outcome and latency bucket (see
+/// [`latency_bucket`]): how many, and their latencies' sum in ms. Ordered, so
+/// that concurrent workers update the sums' rows in the same order.
+pub(super) type AttemptTotals<'a> = BTreeMap<(&'a str, &'static str, i64), (i64, i64)>;
+
+/// The bucket of `attempt_totals` a latency falls in: the first of
+/// [`LATENCY_BUCKETS_MS`] it fits in, their count above the last, -1 when the
+/// send was not timed.
+pub(super) fn latency_bucket(latency_ms: Option<i64>) -> i64 {
+    match latency_ms {
+        None => -1,
+        Some(ms) => LATENCY_BUCKETS_MS
+            .iter()
+            .position(|le| ms <= *le)
+            .unwrap_or(LATENCY_BUCKETS_MS.len()) as i64,
+    }
+}
+
+/// The statement that adds `rows` groups of [`AttemptTotals`] to their sums;
+/// binds: each group's provider, outcome, bucket, attempts and latency sum.
+pub(super) fn add_attempt_totals_sql(rows: usize, style: Placeholders) -> String {
+    format!(
+        "INSERT INTO attempt_totals (provider, outcome, bucket, attempts, latency_ms_sum) VALUES {} \
+         ON CONFLICT (provider, outcome, bucket) DO UPDATE SET \
+         attempts = attempt_totals.attempts + excluded.attempts, \
+         latency_ms_sum = attempt_totals.latency_ms_sum + excluded.latency_ms_sum",
+        typed_rows(rows, &["TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT"], style)
+    )
+}
+
+/// The latency histogram from `attempt_totals` rows of timed attempts
+/// (provider, bucket, attempts, latency sum), ordered by provider.
+pub(super) fn latency_rows(
+    rows: impl IntoIterator<Item = (String, i64, i64, i64)>,
+) -> Vec<LatencyRow> {
+    let mut histogram: Vec<LatencyRow> = Vec::new();
+    for (provider, bucket, attempts, sum_ms) in rows {
+        if histogram.last().is_none_or(|row| row.provider != provider) {
+            histogram.push(LatencyRow {
+                provider,
+                buckets: vec![0; LATENCY_BUCKETS_MS.len()],
+                count: 0,
+                sum_ms: 0,
+            });
+        }
+        let Some(row) = histogram.last_mut() else {
+            continue;
+        };
+        row.count += attempts;
+        row.sum_ms += sum_ms;
+        // Cumulative: an attempt counts in its own bucket and every larger one.
+        let first = usize::try_from(bucket).unwrap_or(0);
+        for counted in row.buckets.iter_mut().skip(first) {
+            *counted += attempts;
+        }
+    }
+    histogram
 }
 
 /// One statement's text per placeholder style and padded size (a power of
@@ -1274,6 +1333,7 @@ macro_rules! portable_store {
                 now: i64,
             ) -> StoreResult<$crate::campaigns::RecordReport> {
                 let mut report = $crate::campaigns::RecordReport::default();
+                let mut totals = super::portable::AttemptTotals::new();
                 let mut tx = self.pool.begin().await?;
                 // Two statements per chunk, not several per message: each
                 // statement is a round trip to the database. A chunk's rows are
@@ -1338,6 +1398,12 @@ macro_rules! portable_store {
                         }
                         q.bind(now).bind(worker).execute(&mut *tx).await?;
                     }
+                    for (o, outcome, _) in &attempts {
+                        let key = (o.provider.as_str(), *outcome, super::portable::latency_bucket(o.latency_ms));
+                        let (n, sum_ms) = totals.entry(key).or_default();
+                        *n += 1;
+                        *sum_ms += o.latency_ms.unwrap_or(0);
+                    }
                     for o in chunk.iter().filter(|o| attempt_of.contains_key(&(o.message_id, o.lease_epoch))) {
                         if let $crate::campaigns::OutcomeKind::Failed { suppress: Some((address, scope, reason)), .. } = &o.kind {
                             sqlx::query(
@@ -1354,6 +1420,14 @@ macro_rules! portable_store {
                         }
                     }
                 }
+                if !totals.is_empty() {
+                    let sql = super::portable::add_attempt_totals_sql(totals.len(), $placeholders);
+                    let mut q = sqlx::query(&sql);
+                    for ((provider, outcome, bucket), (n, sum_ms)) in &totals {
+                        q = q.bind(*provider).bind(*outcome).bind(*bucket).bind(*n).bind(*sum_ms);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
                 // Delivery reports that arrived while these messages were in flight.
                 let pending: Option<i64> = sqlx::query_scalar("SELECT message_id FROM receipts WHERE applied = 0 LIMIT 1")
                     .fetch_optional(&mut *tx)
@@ -1366,7 +1440,6 @@ macro_rules! portable_store {
             }
 
             async fn metrics(&self) -> StoreResult<$crate::store::MetricsSnapshot> {
-                use sqlx::Row;
                 // Counted by campaign first, so that messages_campaign answers it
                 // without reading the outbox's rows (0.6 s of CPU a scrape at a
                 // million messages, now 0.1 s); a campaign's messages all go
@@ -1379,30 +1452,20 @@ macro_rules! portable_store {
                 )
                 .fetch_all(&self.pool)
                 .await?;
+                // From the running sums, not the attempts themselves (migration 0004).
                 let attempts = sqlx::query_as(
-                    "SELECT provider, outcome, COUNT(*) FROM attempts GROUP BY provider, outcome ORDER BY provider, outcome",
+                    "SELECT provider, outcome, CAST(SUM(attempts) AS BIGINT) FROM attempt_totals \
+                     GROUP BY provider, outcome ORDER BY provider, outcome",
                 )
                 .fetch_all(&self.pool)
                 .await?;
-                let buckets: Vec<String> = $crate::store::LATENCY_BUCKETS_MS
-                    .iter()
-                    .map(|le| format!("COUNT(*) FILTER (WHERE latency_ms <= {le})"))
-                    .collect();
-                let sql = format!(
-                    "SELECT provider, {}, COUNT(*), CAST(COALESCE(SUM(latency_ms), 0) AS BIGINT) \
-                     FROM attempts WHERE latency_ms IS NOT NULL GROUP BY provider ORDER BY provider",
-                    buckets.join(", ")
-                );
-                let n = $crate::store::LATENCY_BUCKETS_MS.len();
-                let mut latency = Vec::new();
-                for row in sqlx::query(&sql).fetch_all(&self.pool).await? {
-                    latency.push($crate::store::LatencyRow {
-                        provider: row.try_get(0)?,
-                        buckets: (1..=n).map(|i| row.try_get(i)).collect::<Result<_, _>>()?,
-                        count: row.try_get(n + 1)?,
-                        sum_ms: row.try_get(n + 2)?,
-                    });
-                }
+                let timed: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+                    "SELECT provider, bucket, CAST(SUM(attempts) AS BIGINT), CAST(SUM(latency_ms_sum) AS BIGINT) \
+                     FROM attempt_totals WHERE bucket >= 0 GROUP BY provider, bucket ORDER BY provider, bucket",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                let latency = super::portable::latency_rows(timed);
                 Ok($crate::store::MetricsSnapshot {
                     messages,
                     attempts,

@@ -113,6 +113,8 @@ conformance!(
     paused_campaign_messages_are_not_claimed,
     record_outcomes_of_every_kind,
     metrics_count_messages_by_channel_and_status_across_campaigns,
+    metrics_sum_attempts_by_provider_outcome_and_latency,
+    metrics_count_the_attempts_made_before_their_sums_were_kept,
     the_ledger_is_read_in_pages_each_message_once_in_order,
     batches_of_any_size_record_each_outcome_and_attempt_once,
     release_returns_only_the_workers_own_claims,
@@ -1112,6 +1114,107 @@ async fn metrics_count_messages_by_channel_and_status_across_campaigns(b: &Backe
         .messages
         .iter()
         .all(|(channel, _, _)| channel == "sms"));
+}
+
+/// Records sends of `campaign` in three batches through two providers:
+/// every kind of outcome, latencies on and around the histogram's bounds and
+/// none, and a stale outcome, which makes no attempt.
+async fn record_timed_outcomes(s: &dyn Store, campaign: &Campaign) {
+    let claimed = claim(s, campaign, "w", T0, 12).await;
+    let latencies = [None, Some(0), Some(10), Some(11), Some(700), Some(40_000)];
+    let mut outcomes = Vec::new();
+    for (i, m) in claimed.iter().enumerate() {
+        let kind = match i % 3 {
+            0 => OutcomeKind::Sent { provider_ref: None },
+            1 => OutcomeKind::Retry {
+                next_attempt_at: T0 + 60_000,
+            },
+            _ => OutcomeKind::Failed {
+                permanent: true,
+                suppress: None,
+            },
+        };
+        let mut o = outcome(m, kind);
+        o.provider = if i < 8 { "kannel" } else { "twilio" }.into();
+        o.latency_ms = latencies[i % latencies.len()];
+        outcomes.push(o);
+    }
+    let mut stale = sent(&claimed[0]);
+    stale.lease_epoch -= 1;
+    stale.latency_ms = Some(3);
+    outcomes.insert(5, stale);
+    for (i, batch) in outcomes.chunks(5).enumerate() {
+        record(s, "w", batch, T0 + 1 + i as i64).await;
+    }
+}
+
+async fn metrics_sum_attempts_by_provider_outcome_and_latency(b: &Backend) {
+    let s = b.s();
+    let c = started(s, "metrics-attempts", &people(12)).await;
+    record_timed_outcomes(s, &c).await;
+    let snapshot = s.metrics().await.unwrap();
+    // Messages 0-7 through kannel, 8-11 through twilio; kinds cycle sent,
+    // temporary, permanent; latencies cycle none, 0, 10, 11, 700, 40000.
+    let attempts = |p: &str, o: &str, n: i64| (p.to_string(), o.to_string(), n);
+    assert_eq!(
+        snapshot.attempts,
+        vec![
+            attempts("kannel", "permanent", 2),
+            attempts("kannel", "sent", 3),
+            attempts("kannel", "temporary", 3),
+            attempts("twilio", "permanent", 2),
+            attempts("twilio", "sent", 1),
+            attempts("twilio", "temporary", 1),
+        ]
+    );
+    let latency: Vec<_> = snapshot
+        .latency
+        .iter()
+        .map(|r| (r.provider.as_str(), r.buckets.clone(), r.count, r.sum_ms))
+        .collect();
+    // Buckets (cumulative): <= 10, 50, 100, 250, 500, 1000, 5000, 30000 ms.
+    assert_eq!(
+        latency,
+        vec![
+            // Messages 1-5 and 7: 0, 10, 11, 700, 40000, 0 (0 and 6 untimed).
+            ("kannel", vec![3, 4, 4, 4, 4, 5, 5, 5], 6, 40_721),
+            // Messages 8-11: 10, 11, 700, 40000.
+            ("twilio", vec![1, 2, 2, 2, 2, 3, 3, 3], 4, 40_721),
+        ]
+    );
+}
+
+async fn metrics_count_the_attempts_made_before_their_sums_were_kept(b: &Backend) {
+    let s = b.s();
+    let c = started(s, "metrics-backfill", &people(12)).await;
+    record_timed_outcomes(s, &c).await;
+    let before = s.metrics().await.unwrap();
+    // As if the attempts had been made before migration 4: its table and its
+    // record gone, then the database opened again.
+    let forget = [
+        "DROP TABLE attempt_totals",
+        "DELETE FROM _sqlx_migrations WHERE version = 4",
+    ];
+    match s.backend() {
+        "sqlite" => {
+            let pool = sqlx::SqlitePool::connect(&b.url).await.unwrap();
+            for sql in forget {
+                sqlx::query(sql).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+        }
+        _ => {
+            let pool = sqlx::PgPool::connect(&b.url).await.unwrap();
+            for sql in forget {
+                sqlx::query(sql).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+        }
+    }
+    let reopened = aviso::store::open(&b.url).await.expect("open again");
+    let after = reopened.metrics().await.unwrap();
+    assert!(!before.attempts.is_empty() && !before.latency.is_empty());
+    assert_eq!(after, before);
 }
 
 async fn the_ledger_is_read_in_pages_each_message_once_in_order(b: &Backend) {
