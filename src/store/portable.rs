@@ -1420,6 +1420,15 @@ macro_rules! portable_store {
                         }
                     }
                 }
+                // Delivery reports that arrived while these messages were in flight.
+                let pending: Option<i64> = sqlx::query_scalar("SELECT message_id FROM receipts WHERE applied = 0 LIMIT 1")
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if pending.is_some() {
+                    super::portable::apply_pending_receipts::<$db>(&mut tx, now).await?;
+                }
+                // Last: every worker adds to the same few rows, so each holds
+                // them only while it commits, and never waits while holding them.
                 if !totals.is_empty() {
                     let sql = super::portable::add_attempt_totals_sql(totals.len(), $placeholders);
                     let mut q = sqlx::query(&sql);
@@ -1427,13 +1436,6 @@ macro_rules! portable_store {
                         q = q.bind(*provider).bind(*outcome).bind(*bucket).bind(*n).bind(*sum_ms);
                     }
                     q.execute(&mut *tx).await?;
-                }
-                // Delivery reports that arrived while these messages were in flight.
-                let pending: Option<i64> = sqlx::query_scalar("SELECT message_id FROM receipts WHERE applied = 0 LIMIT 1")
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if pending.is_some() {
-                    super::portable::apply_pending_receipts::<$db>(&mut tx, now).await?;
                 }
                 tx.commit().await?;
                 Ok(report)
