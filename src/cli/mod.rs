@@ -22,7 +22,6 @@ use clap::{Parser, Subcommand};
 
 use crate::channels::{open_provider, ProviderContext};
 use crate::clock::{Clock, SystemClock};
-
 use crate::config::{Config, DEFAULT_FROM};
 use crate::dispatch::{ChannelSet, Composer, DispatchOptions, Dispatcher, RetryPolicy, Tokens};
 use crate::domain::ChannelKind;
