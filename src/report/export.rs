@@ -363,7 +363,12 @@ pub async fn export_ledger<W: Write>(
     page: i64,
 ) -> Result<(u64, W), LedgerError> {
     let mut writer = LedgerWriter::start(format, out)?;
-    let mut after = 0;
+    // Pages walk the outbox by id; the first starts at the campaign's first
+    // message instead of reading every older campaign's.
+    let mut after = match store.first_message_id(campaign_id).await? {
+        Some(first) => first - 1,
+        None => i64::MAX,
+    };
     let mut rows = 0;
     loop {
         let batch = store

@@ -274,6 +274,9 @@ pub trait Store: Send + Sync {
         after_message_id: i64,
         limit: i64,
     ) -> StoreResult<Vec<LedgerRow>>;
+    /// The campaign's first message id, where its ledger starts: the outbox
+    /// before it holds only older campaigns.
+    async fn first_message_id(&self, campaign_id: i64) -> StoreResult<Option<i64>>;
 
     // Campaigns and runs.
     async fn create_campaign(&self, campaign: &NewCampaign, now: i64) -> StoreResult<i64>;

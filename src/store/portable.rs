@@ -854,6 +854,14 @@ macro_rules! portable_store {
                 .await?)
             }
 
+            async fn first_message_id(&self, campaign_id: i64) -> StoreResult<Option<i64>> {
+                // Read from messages_campaign alone: the campaign's entries, not the outbox.
+                Ok(sqlx::query_scalar("SELECT MIN(id) FROM messages WHERE campaign_id = $1")
+                    .bind(campaign_id)
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+
             async fn message_ledger(
                 &self,
                 campaign_id: i64,

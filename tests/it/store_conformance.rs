@@ -1252,6 +1252,12 @@ async fn the_ledger_is_read_in_pages_each_message_once_in_order(b: &Backend) {
         .unwrap()
         .is_empty());
 
+    // Where the export starts: the campaign's first message, past the older
+    // campaign's; none for a campaign without messages.
+    assert_eq!(s.first_message_id(c.id).await.unwrap(), Some(ids[0]));
+    assert!(s.first_message_id(before.id).await.unwrap() < Some(ids[0]));
+    assert_eq!(s.first_message_id(before.id + 1000).await.unwrap(), None);
+
     // The export's loop, with pages of two: the same rows, as one JSON array.
     use aviso::report::{export_ledger, LedgerFormat};
     let (rows, out) = export_ledger(s, c.id, &[], LedgerFormat::Json, Vec::new(), 2)
@@ -1274,6 +1280,15 @@ async fn the_ledger_is_read_in_pages_each_message_once_in_order(b: &Backend) {
         String::from_utf8(out).unwrap().lines().count(),
         2,
         "header and one row"
+    );
+    let (rows, out) = export_ledger(s, before.id + 1000, &[], LedgerFormat::Csv, Vec::new(), 2)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+    assert_eq!(
+        String::from_utf8(out).unwrap().lines().count(),
+        1,
+        "the header alone"
     );
 }
 
