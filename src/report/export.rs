@@ -365,10 +365,10 @@ pub async fn export_ledger<W: Write>(
     let mut writer = LedgerWriter::start(format, out)?;
     // Pages walk the outbox by id; the first starts at the campaign's first
     // message instead of reading every older campaign's.
-    let mut after = match store.first_message_id(campaign_id).await? {
-        Some(first) => first - 1,
-        None => i64::MAX,
+    let Some(first) = store.first_message_id(campaign_id).await? else {
+        return Ok((0, writer.finish()?));
     };
+    let mut after = first - 1;
     let mut rows = 0;
     loop {
         let batch = store

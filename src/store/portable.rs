@@ -220,24 +220,21 @@ pub(super) fn add_attempt_totals_sql(rows: usize, style: Placeholders) -> String
     )
 }
 
-/// The latency histogram from `attempt_totals` rows of timed attempts
-/// (provider, bucket, attempts, latency sum), ordered by provider.
+/// The latency histogram by provider, from `attempt_totals` rows of timed
+/// attempts (provider, bucket, attempts, latency sum).
 pub(super) fn latency_rows(
     rows: impl IntoIterator<Item = (String, i64, i64, i64)>,
 ) -> Vec<LatencyRow> {
-    let mut histogram: Vec<LatencyRow> = Vec::new();
+    let mut histogram: BTreeMap<String, LatencyRow> = BTreeMap::new();
     for (provider, bucket, attempts, sum_ms) in rows {
-        if histogram.last().is_none_or(|row| row.provider != provider) {
-            histogram.push(LatencyRow {
-                provider,
+        let row = histogram
+            .entry(provider)
+            .or_insert_with_key(|provider| LatencyRow {
+                provider: provider.clone(),
                 buckets: vec![0; LATENCY_BUCKETS_MS.len()],
                 count: 0,
                 sum_ms: 0,
             });
-        }
-        let Some(row) = histogram.last_mut() else {
-            continue;
-        };
         row.count += attempts;
         row.sum_ms += sum_ms;
         // Cumulative: an attempt counts in its own bucket and every larger one.
@@ -246,7 +243,7 @@ pub(super) fn latency_rows(
             *counted += attempts;
         }
     }
-    histogram
+    histogram.into_values().collect()
 }
 
 /// One statement's text per placeholder style and padded size (a power of
@@ -1471,7 +1468,7 @@ macro_rules! portable_store {
                 .await?;
                 let timed: Vec<(String, i64, i64, i64)> = sqlx::query_as(
                     "SELECT provider, bucket, CAST(SUM(attempts) AS BIGINT), CAST(SUM(latency_ms_sum) AS BIGINT) \
-                     FROM attempt_totals WHERE bucket >= 0 GROUP BY provider, bucket ORDER BY provider, bucket",
+                     FROM attempt_totals WHERE bucket >= 0 GROUP BY provider, bucket",
                 )
                 .fetch_all(&self.pool)
                 .await?;

@@ -11,6 +11,11 @@ fn usage_errors_exit_2_and_other_errors_exit_1() {
     assert!(threads.contains("0 is not in 1..=256"), "{threads}");
     let nice = ws.fails(&["worker", "--db-nice", "20"], 2);
     assert!(nice.contains("20 is not in 0..=19"), "{nice}");
+    let scheduling = ws.fails(&["worker", "--scheduling", "fast"], 2);
+    assert!(
+        scheduling.contains("possible values: batch, normal"),
+        "{scheduling}"
+    );
     let err = ws.fails(&["contacts", "show", "NOPE"], 1);
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(

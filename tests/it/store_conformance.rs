@@ -1191,24 +1191,16 @@ async fn metrics_count_the_attempts_made_before_their_sums_were_kept(b: &Backend
     let before = s.metrics().await.unwrap();
     // As if the attempts had been made before migration 4: its table and its
     // record gone, then the database opened again.
-    let forget = [
-        "DROP TABLE attempt_totals",
-        "DELETE FROM _sqlx_migrations WHERE version = 4",
-    ];
+    let forget = "DROP TABLE attempt_totals; DELETE FROM _sqlx_migrations WHERE version = 4";
+    use sqlx::Connection;
     match s.backend() {
         "sqlite" => {
-            let pool = sqlx::SqlitePool::connect(&b.url).await.unwrap();
-            for sql in forget {
-                sqlx::query(sql).execute(&pool).await.unwrap();
-            }
-            pool.close().await;
+            let mut db = sqlx::SqliteConnection::connect(&b.url).await.unwrap();
+            sqlx::raw_sql(forget).execute(&mut db).await.unwrap();
         }
         _ => {
-            let pool = sqlx::PgPool::connect(&b.url).await.unwrap();
-            for sql in forget {
-                sqlx::query(sql).execute(&pool).await.unwrap();
-            }
-            pool.close().await;
+            let mut db = sqlx::PgConnection::connect(&b.url).await.unwrap();
+            sqlx::raw_sql(forget).execute(&mut db).await.unwrap();
         }
     }
     let reopened = aviso::store::open(&b.url).await.expect("open again");
