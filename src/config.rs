@@ -146,6 +146,50 @@ pub enum ConfigError {
     },
     #[error("{path}: {detail}")]
     Parse { path: String, detail: String },
+    #[error("{path} (named by {var} or systemd's credentials): cannot read the secret: {source}")]
+    SecretFile {
+        var: String,
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// A secret from the environment: `NAME` itself; or the contents of the file
+/// `NAME_FILE` names; or, under systemd (`LoadCredential=`), the credential
+/// named after it in `$CREDENTIALS_DIRECTORY` (`AVISO_SMTP_PASSWORD` →
+/// `smtp-password`), absent when the unit does not load it. Trimmed. A file
+/// named by `NAME_FILE` that cannot be read is an error rather than "no
+/// secret": running without a password the operator meant to give fails
+/// later and less clearly.
+pub fn secret_from_env(name: &str) -> Result<Option<String>, ConfigError> {
+    if let Some(value) = std::env::var(name).ok().filter(|v| !v.is_empty()) {
+        return Ok(Some(value));
+    }
+    let var = format!("{name}_FILE");
+    let path = match std::env::var_os(&var).filter(|p| !p.is_empty()) {
+        Some(path) => PathBuf::from(path),
+        None => match credential_path(name) {
+            Some(path) if path.exists() => path,
+            _ => return Ok(None),
+        },
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::SecretFile {
+        var,
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(Some(text.trim().to_string()).filter(|s| !s.is_empty()))
+}
+
+/// Where systemd puts the credential for `AVISO_SOME_SECRET`: `some-secret`.
+fn credential_path(name: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty())?;
+    let id = name
+        .strip_prefix("AVISO_")
+        .unwrap_or(name)
+        .to_ascii_lowercase()
+        .replace('_', "-");
+    Some(PathBuf::from(dir).join(id))
 }
 
 impl Config {

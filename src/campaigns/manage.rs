@@ -407,10 +407,37 @@ pub async fn pause(
     Ok(())
 }
 
+/// Pauses every running or scheduled campaign (an operator stopping all
+/// sending at once, e.g. a wrong text noticed mid-send); returns their ids.
+pub async fn pause_all(
+    store: &dyn Store,
+    reason: &str,
+    now: i64,
+) -> Result<Vec<i64>, CampaignError> {
+    let from = [CampaignState::Running, CampaignState::Scheduled];
+    let mut paused = Vec::new();
+    for campaign in store.campaigns_in(&from).await? {
+        // A campaign that finished meanwhile is simply not paused.
+        if store
+            .set_campaign_state(campaign.id, &from, CampaignState::Paused, Some(reason), now)
+            .await?
+        {
+            paused.push(campaign.id);
+        }
+    }
+    Ok(paused)
+}
+
 pub async fn resume(store: &dyn Store, id: i64, now: i64) -> Result<(), CampaignError> {
     let campaign = load(store, id).await?;
-    let next = if store.runs(id).await?.is_empty() && campaign.recurrence.is_none() {
-        CampaignState::Draft
+    let never_ran = store.runs(id).await?.is_empty();
+    let next = if never_ran && campaign.recurrence.is_none() {
+        // A one-off paused before its time keeps its time.
+        if campaign.start_at.is_some() {
+            CampaignState::Scheduled
+        } else {
+            CampaignState::Draft
+        }
     } else {
         CampaignState::Running
     };

@@ -24,10 +24,11 @@ pub enum CampaignCommand {
     Create(CreateArgs),
     /// Freeze the audience into the outbox; workers then send it
     Start(IdArgs),
-    /// Stop sending (what is in flight finishes); `resume` continues
+    /// Stop sending (what is in flight finishes); `resume` continues.
+    /// `--all` pauses every running or scheduled campaign at once
     Pause(PauseArgs),
-    /// Continue a paused campaign where it stopped
-    Resume(IdArgs),
+    /// Continue paused campaigns where they stopped
+    Resume(ResumeArgs),
     /// Stop for good: nothing more is sent
     Cancel(IdArgs),
     /// Every campaign with its state and counts
@@ -146,10 +147,22 @@ pub struct IdArgs {
 
 #[derive(Debug, Args)]
 pub struct PauseArgs {
-    pub id: i64,
+    /// The campaign to pause
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub id: Option<i64>,
+    /// Pause every running or scheduled campaign (and print how to resume them)
+    #[arg(long)]
+    pub all: bool,
     /// Why, shown in `campaign status`
     #[arg(long, default_value = "paused by an operator")]
     pub reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The campaigns to resume, e.g. the ids `pause --all` printed
+    #[arg(required = true, num_args = 1..)]
+    pub ids: Vec<i64>,
 }
 
 #[derive(Debug, Args)]
@@ -205,13 +218,34 @@ pub async fn run(ctx: &Context, cmd: CampaignCommand) -> anyhow::Result<ExitCode
                 ));
             }
         }
-        CampaignCommand::Pause(args) => {
-            manage::pause(store, args.id, &args.reason, now).await?;
-            print(&format!("campaign {} paused", args.id));
-        }
+        CampaignCommand::Pause(args) => match args.id {
+            Some(id) => {
+                manage::pause(store, id, &args.reason, now).await?;
+                print(&format!("campaign {id} paused"));
+            }
+            None => {
+                let ids = manage::pause_all(store, &args.reason, now).await?;
+                if ids.is_empty() {
+                    print("no campaign was running or scheduled: nothing to pause");
+                } else {
+                    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+                    print(&format!(
+                        "paused {} campaign(s): {}",
+                        ids.len(),
+                        list.join(" ")
+                    ));
+                    print(&format!(
+                        "resume them with: aviso campaign resume {}",
+                        list.join(" ")
+                    ));
+                }
+            }
+        },
         CampaignCommand::Resume(args) => {
-            manage::resume(store, args.id, now).await?;
-            print(&format!("campaign {} resumed", args.id));
+            for id in args.ids {
+                manage::resume(store, id, now).await?;
+                print(&format!("campaign {id} resumed"));
+            }
         }
         CampaignCommand::Cancel(args) => {
             let n = manage::cancel(store, args.id, now).await?;

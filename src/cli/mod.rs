@@ -154,24 +154,17 @@ impl Context {
         Ok(Renderer::new(self.template_set()?)?)
     }
 
-    fn provider_context(&self) -> ProviderContext {
-        let secret = |name: &str| {
-            std::env::var(name).ok().or_else(|| {
-                let file = std::env::var(format!("{name}_FILE")).ok()?;
-                std::fs::read_to_string(file)
-                    .ok()
-                    .map(|s| s.trim().to_string())
-            })
-        };
-        ProviderContext {
+    fn provider_context(&self) -> anyhow::Result<ProviderContext> {
+        let secret = crate::config::secret_from_env;
+        Ok(ProviderContext {
             base_dir: self.config.base_dir.clone(),
-            smtp_username: secret("AVISO_SMTP_USERNAME"),
-            smtp_password: secret("AVISO_SMTP_PASSWORD"),
-            sms_username: secret("AVISO_SMS_USERNAME")
+            smtp_username: secret("AVISO_SMTP_USERNAME")?,
+            smtp_password: secret("AVISO_SMTP_PASSWORD")?,
+            sms_username: secret("AVISO_SMS_USERNAME")?
                 .or_else(|| self.config.file.sms.username.clone()),
-            sms_password: secret("AVISO_SMS_PASSWORD")
+            sms_password: secret("AVISO_SMS_PASSWORD")?
                 .or_else(|| self.config.file.sms.password.clone()),
-        }
+        })
     }
 
     /// The provider URL for a channel: environment first, then the config file.
@@ -211,7 +204,7 @@ impl Context {
 
     /// Every provider this process can use.
     pub fn channel_set(&self) -> anyhow::Result<ChannelSet> {
-        let ctx = self.provider_context();
+        let ctx = self.provider_context()?;
         let mut set = ChannelSet::default();
         if let Some(url) = self.provider_url(ChannelKind::Email) {
             set.email = Some(open_provider(&url, ChannelKind::Email, &ctx)?);
@@ -292,6 +285,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return init::run(&path, args).await;
     }
     let config = Config::load(config.as_deref())?;
+    // `--database-url` and AVISO_DATABASE_URL come through clap; a PostgreSQL
+    // URL holds a password, so it may also come from a file (systemd credentials).
+    let database_url = match database_url {
+        Some(url) => Some(url),
+        None => crate::config::secret_from_env("AVISO_DATABASE_URL")?,
+    };
     let ctx = Context {
         database_url: config.database_url(database_url.as_deref()),
         templates_dir: config.templates_dir(templates.as_deref()),

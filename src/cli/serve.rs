@@ -21,9 +21,7 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
         tokens: Tokens::from_store(store.as_ref()).await?,
         store,
         clock: ctx.clock.clone(),
-        bounce_secret: std::env::var("AVISO_RECEIPTS_SECRET")
-            .ok()
-            .filter(|s| !s.is_empty())
+        bounce_secret: crate::config::secret_from_env("AVISO_RECEIPTS_SECRET")?
             .or_else(|| ctx.config.file.receipts.secret.clone()),
     };
     if receipts.bounce_secret.is_none() {

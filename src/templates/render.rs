@@ -849,6 +849,30 @@ mod tests {
         assert_eq!(text("plain", "Bob"), "Hola Bob (citizen)");
     }
 
+    /// A contact field the class cache does not know (here one `Recipient`
+    /// lacks, standing for a field added later, such as a phone) must never
+    /// be rendered once and sent to a whole class.
+    #[test]
+    fn a_contact_field_without_a_role_is_rendered_for_each_recipient() {
+        let meta = "description = \"x\"\nchannels = [\"sms\"]\nlanguages = [\"es\"]\n";
+        let r = renderer_of(&[
+            ("nuevo/meta.toml", meta),
+            ("nuevo/sms.es.hbs", "Hola {{contact.first_name}}, tu número: {{contact.phone}}"),
+            ("condicion/meta.toml", meta),
+            ("condicion/sms.es.hbs", "{{#if contact.phone}}con{{else}}sin{{/if}} teléfono"),
+            ("conocido/meta.toml", meta),
+            ("conocido/sms.es.hbs", "Hola {{contact.first_name}} ({{contact.entity}})"),
+        ]);
+        for (template, by_class) in [("nuevo", false), ("condicion", false), ("conocido", true)] {
+            let key = key(template, "sms.es.hbs");
+            assert_eq!(
+                super::super::skeleton::usable(&r.skeletons, &key),
+                by_class,
+                "{key}"
+            );
+        }
+    }
+
     #[test]
     fn campaigns_with_different_variables_get_their_own_text() {
         let r = renderer_of(&[

@@ -45,17 +45,6 @@ const SLOTS: [Slot; 5] = [
 ];
 
 impl Slot {
-    /// The slot a `contact.<field>` names.
-    fn of_contact_field(field: &str) -> Option<Slot> {
-        match field {
-            "id" => Some(Slot::Id),
-            "first_name" => Some(Slot::FirstName),
-            "last_name" => Some(Slot::LastName),
-            "full_name" => Some(Slot::FullName),
-            _ => None,
-        }
-    }
-
     fn value<'a>(self, r: &'a Recipient, unsubscribe: &'a str) -> Option<&'a str> {
         match self {
             Slot::Id => Some(&r.id),
@@ -89,19 +78,6 @@ enum ClassField {
 }
 
 impl ClassField {
-    fn of_contact_field(field: &str) -> Option<ClassField> {
-        Some(match field {
-            "kind" => ClassField::Kind,
-            "entity" => ClassField::Entity,
-            "country" => ClassField::Country,
-            "language" => ClassField::Language,
-            "credential" => ClassField::Credential,
-            "population" => ClassField::Population,
-            "modality" => ClassField::Modality,
-            _ => return None,
-        })
-    }
-
     fn value(self, r: &Recipient) -> Option<&str> {
         match self {
             ClassField::Kind => Some(&r.kind),
@@ -113,6 +89,52 @@ impl ClassField {
             ClassField::Modality => r.modality.as_deref(),
         }
     }
+}
+
+/// What rendering by class may do with a `contact.<field>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ContactField {
+    /// Few values: part of the class.
+    Class(ClassField),
+    /// Differs per recipient: a marker filled for each message.
+    Slot(Slot),
+}
+
+/// The role of a field of `Recipient`, by the name templates use. A text
+/// cached for a class is sent to every recipient of that class, so a field
+/// must never be cached by default: the destructuring below names every field
+/// of `Recipient`, and one added there does not compile until it is given a
+/// role here. A name with no role (not a field, or a typo) makes the
+/// template that reads it render for each message.
+fn contact_field(name: &str) -> Option<ContactField> {
+    let Recipient {
+        id: _,
+        kind: _,
+        first_name: _,
+        last_name: _,
+        full_name: _,
+        entity: _,
+        country: _,
+        language: _,
+        credential: _,
+        population: _,
+        modality: _,
+    } = Recipient::default();
+    use ContactField::{Class, Slot as PerRecipient};
+    Some(match name {
+        "id" => PerRecipient(Slot::Id),
+        "first_name" => PerRecipient(Slot::FirstName),
+        "last_name" => PerRecipient(Slot::LastName),
+        "full_name" => PerRecipient(Slot::FullName),
+        "kind" => Class(ClassField::Kind),
+        "entity" => Class(ClassField::Entity),
+        "country" => Class(ClassField::Country),
+        "language" => Class(ClassField::Language),
+        "credential" => Class(ClassField::Credential),
+        "population" => Class(ClassField::Population),
+        "modality" => Class(ClassField::Modality),
+        _ => return None,
+    })
 }
 
 /// What a file's output can depend on besides the per-recipient slots and the
@@ -500,15 +522,14 @@ impl Scan<'_> {
         }
         let usage = &mut self.usage;
         match segments.as_slice() {
-            ["contact", field, rest @ ..] => {
-                if let Some(field) = ClassField::of_contact_field(field) {
+            ["contact", field, rest @ ..] => match contact_field(field) {
+                Some(ContactField::Class(field)) => {
                     usage.add(field);
                     true
-                } else {
-                    // Unknown fields fail alike for everyone (strict mode).
-                    Slot::of_contact_field(field).is_none() || (slot_ok && rest.is_empty())
                 }
-            }
+                Some(ContactField::Slot(_)) => slot_ok && rest.is_empty(),
+                None => false,
+            },
             ["contact"] | [] => false,
             ["unsubscribe_url", rest @ ..] => slot_ok && rest.is_empty(),
             ["entity", ..] => {

@@ -11,6 +11,7 @@ mod demo;
 mod dispatch;
 mod import;
 mod import_fuzz;
+mod ops_kit;
 mod peers_smoke;
 mod receipts;
 mod reports;
