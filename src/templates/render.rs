@@ -857,11 +857,20 @@ mod tests {
         let meta = "description = \"x\"\nchannels = [\"sms\"]\nlanguages = [\"es\"]\n";
         let r = renderer_of(&[
             ("nuevo/meta.toml", meta),
-            ("nuevo/sms.es.hbs", "Hola {{contact.first_name}}, tu número: {{contact.phone}}"),
+            (
+                "nuevo/sms.es.hbs",
+                "Hola {{contact.first_name}}, tu número: {{contact.phone}}",
+            ),
             ("condicion/meta.toml", meta),
-            ("condicion/sms.es.hbs", "{{#if contact.phone}}con{{else}}sin{{/if}} teléfono"),
+            (
+                "condicion/sms.es.hbs",
+                "{{#if contact.phone}}con{{else}}sin{{/if}} teléfono",
+            ),
             ("conocido/meta.toml", meta),
-            ("conocido/sms.es.hbs", "Hola {{contact.first_name}} ({{contact.entity}})"),
+            (
+                "conocido/sms.es.hbs",
+                "Hola {{contact.first_name}} ({{contact.entity}})",
+            ),
         ]);
         for (template, by_class) in [("nuevo", false), ("condicion", false), ("conocido", true)] {
             let key = key(template, "sms.es.hbs");
