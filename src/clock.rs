@@ -35,10 +35,6 @@ impl ManualClock {
     pub fn set(&self, ms: i64) {
         self.0.store(ms, Ordering::SeqCst);
     }
-
-    pub fn advance(&self, ms: i64) {
-        self.0.fetch_add(ms, Ordering::SeqCst);
-    }
 }
 
 impl Clock for ManualClock {

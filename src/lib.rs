@@ -9,6 +9,7 @@ pub mod config;
 pub mod contacts;
 pub mod dispatch;
 pub mod domain;
+pub mod files;
 pub mod receipts;
 pub mod report;
 pub mod schedule;

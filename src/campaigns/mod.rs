@@ -52,16 +52,6 @@ vocabulary!(
     }
 );
 
-impl MessageStatus {
-    /// Still to be sent (or being sent).
-    pub fn is_pending(&self) -> bool {
-        matches!(
-            self,
-            MessageStatus::Queued | MessageStatus::Sending | MessageStatus::Retrying
-        )
-    }
-}
-
 /// A line of the work programme with its programmed total.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Activity {

@@ -91,16 +91,6 @@ pub enum OutcomeKind {
     Expired,
 }
 
-impl Outcome {
-    /// Whether this outcome is an attempt to send (and is recorded as one).
-    pub fn is_attempt(&self) -> bool {
-        matches!(
-            self.kind,
-            OutcomeKind::Sent { .. } | OutcomeKind::Retry { .. } | OutcomeKind::Failed { .. }
-        )
-    }
-}
-
 /// How a batch of outcomes was recorded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RecordReport {

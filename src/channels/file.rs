@@ -78,11 +78,9 @@ impl Channel for FileChannel {
                 });
                 let mut guard = self.sms_log.lock().await;
                 if guard.is_none() {
-                    let mut options = std::fs::OpenOptions::new();
-                    options.create(true).append(true);
-                    #[cfg(unix)]
-                    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                    let file = options
+                    let file = crate::files::owner_only()
+                        .create(true)
+                        .append(true)
                         .open(self.dir.join("sms.jsonl"))
                         .map_err(|e| self.failed("sms.jsonl", e))?;
                     *guard = Some(file);
@@ -107,11 +105,9 @@ impl Channel for FileChannel {
 /// Messages hold voters' addresses: readable by the owner only.
 async fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use tokio::io::AsyncWriteExt;
-    let mut options = tokio::fs::OpenOptions::new();
+    let mut options = crate::files::owner_only();
     options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    let mut file = options.open(path).await?;
+    let mut file = tokio::fs::OpenOptions::from(options).open(path).await?;
     file.write_all(bytes).await?;
     file.flush().await
 }

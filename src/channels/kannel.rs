@@ -99,10 +99,7 @@ impl Channel for KannelChannel {
                 sms.segments
             )));
         }
-        let coding = match sms.encoding {
-            SmsEncoding::Gsm7 => "0",
-            SmsEncoding::Ucs2 => "2",
-        };
+        let coding = sms.encoding.kannel_coding();
         let uri = {
             // Room for the text encoded (a byte becomes at most three) and the rest.
             let mut target = String::with_capacity(SENDSMS.len() + 3 * sms.text.len() + 256);

@@ -173,7 +173,7 @@ pub fn open_provider(
     ctx: &ProviderContext,
 ) -> Result<Arc<dyn Channel>, ProviderError> {
     let invalid = |detail: String| ProviderError::Invalid {
-        url: redact(url),
+        url: crate::domain::redact_url(url),
         detail,
     };
     if let Some(path) = url.strip_prefix("file://") {
@@ -209,19 +209,6 @@ pub fn open_provider(
             "unknown SMS provider: use kannel://host:port?from=…, twilio://…, webhook+https://… or file:///dir"
                 .into(),
         )),
-    }
-}
-
-/// A provider URL without its password, for logs and records.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
-            }
-            u.to_string()
-        }
-        Err(_) => url.to_string(),
     }
 }
 

@@ -175,11 +175,11 @@ async fn export_ledger(store: &dyn crate::store::Store, args: &MessagesArgs) -> 
 
 /// A new file only its owner can read (exports list recipients).
 fn open_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
+    crate::files::owner_only()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
 }
 
 /// A report (counts, no recipients) to a file, or to the terminal.

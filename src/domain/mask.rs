@@ -1,6 +1,18 @@
 //! Masking for logs: voters' phones and e-mails are personal data and never appear
 //! whole in a log line at info level.
 
+/// A URL without its password (`postgres://aviso:***@db/aviso`), for logs,
+/// errors and the provider names kept with each attempt.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// `juan@example.com` → `j***@example.com`.
 pub fn mask_email(address: &str) -> String {
     match address.rsplit_once('@') {

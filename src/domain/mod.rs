@@ -17,7 +17,7 @@ pub use country::Country;
 pub use email::EmailAddress;
 pub use entity::Entity;
 pub use language::Language;
-pub use mask::{mask_address, mask_email, mask_phone};
+pub use mask::{mask_address, mask_email, mask_phone, redact_url};
 pub use phone::PhoneNumber;
 pub use vocab::{
     ChannelKind, ContactKind, Credential, Modality, Population, SuppressionReason, SuppressionScope,

@@ -15,7 +15,7 @@ pub struct PostgresStore {
 impl PostgresStore {
     pub async fn open(url: &str) -> StoreResult<PostgresStore> {
         let open_error = |source| StoreError::Open {
-            url: redact(url),
+            url: crate::domain::redact_url(url),
             source,
         };
         let options = PgConnectOptions::from_str(url)
@@ -32,17 +32,6 @@ impl PostgresStore {
             .map_err(open_error)?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
         Ok(PostgresStore { pool })
-    }
-}
-
-/// The URL without its password, for error messages.
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_string(),
     }
 }
 
