@@ -9,7 +9,7 @@ use sqlx::{ConnectOptions, PgPool, Postgres};
 use super::{StoreError, StoreResult};
 
 pub struct PostgresStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
 }
 
 impl PostgresStore {
@@ -36,7 +36,7 @@ impl PostgresStore {
 }
 
 /// The URL without its password, for error messages.
-fn redact(url: &str) -> String {
+pub(super) fn redact(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {
             let _ = parsed.set_password(Some("***"));
