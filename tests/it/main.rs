@@ -17,4 +17,5 @@ mod reports;
 mod schedule;
 mod sms;
 mod store_conformance;
+mod store_move;
 mod templates;

@@ -127,7 +127,11 @@ mod tests {
         assert_eq!(sum(&[]).checksum, "0".repeat(64));
         for changed in [
             vec![Value::Int(1), Value::Text("Oaxaca ".into()), Value::Null],
-            vec![Value::Int(1), Value::Text("Oaxaca".into()), Value::Text(String::new())],
+            vec![
+                Value::Int(1),
+                Value::Text("Oaxaca".into()),
+                Value::Text(String::new()),
+            ],
             vec![Value::Int(1), Value::Text("Oaxaca".into()), Value::Int(0)],
             vec![Value::Float(1.0), Value::Text("Oaxaca".into()), Value::Null],
         ] {
