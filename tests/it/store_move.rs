@@ -8,16 +8,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::dispatch::email_campaign;
+use crate::reports::block_on;
 use crate::support::peers::{postgres_url, SmtpSink};
 use crate::support::{create_pg_database, eventually, Background, Workspace};
-
-fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
-}
 
 /// Runs statements on a SQLite file with a connection of the test's own.
 fn sqlite(path: &Path, sql: &str) {
@@ -99,6 +93,13 @@ fn sums(report: &Value, side: &str) -> BTreeMap<String, (u64, String)> {
         .collect()
 }
 
+/// `aviso --database-url FROM migrate-store ARGS…`
+fn migrate<'a>(from: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec!["--database-url", from, "migrate-store"];
+    all.extend_from_slice(args);
+    all
+}
+
 /// A finished demo in `ws`; returns the URL of its database.
 fn demo(ws: &Workspace) -> String {
     ws.ok(&["demo", "--dir", "demo"]);
@@ -114,14 +115,7 @@ fn the_demo_goes_to_postgres_and_back_with_identical_checksums() {
     let source = demo(&ws);
     let pg = create_pg_database(&server);
 
-    let there = ws.json(&[
-        "--database-url",
-        &source,
-        "migrate-store",
-        "--to",
-        &pg,
-        "--json",
-    ]);
+    let there = ws.json(&migrate(&source, &["--to", &pg, "--json"]));
     assert_eq!(there["copied"], true, "{there}");
     let demo_sums = sums(&there, "source");
     assert_eq!(demo_sums, sums(&there, "target"), "{there}");
@@ -141,14 +135,7 @@ fn the_demo_goes_to_postgres_and_back_with_identical_checksums() {
 
     let back = ws.path().join("back.db");
     let back_url = format!("sqlite://{}", back.display());
-    let again = ws.json(&[
-        "--database-url",
-        &pg,
-        "migrate-store",
-        "--to",
-        &back_url,
-        "--json",
-    ]);
+    let again = ws.json(&migrate(&pg, &["--to", &back_url, "--json"]));
     assert_eq!(again["copied"], true, "{again}");
     assert_eq!(
         sums(&again, "source"),
@@ -165,34 +152,15 @@ fn the_demo_goes_to_postgres_and_back_with_identical_checksums() {
     assert_eq!(mode, 0o600, "the copy holds personal data");
 
     // A second run into the same database is refused, and changes nothing.
-    let before = ws.json(&[
-        "--database-url",
-        &source,
-        "migrate-store",
-        "--verify-only",
-        "--to",
-        &pg,
-        "--json",
-    ]);
+    let before = ws.json(&migrate(&source, &["--verify-only", "--to", &pg, "--json"]));
     assert_eq!(sums(&before, "target"), demo_sums);
-    let refused = ws.fails(
-        &["--database-url", &source, "migrate-store", "--to", &pg],
-        1,
-    );
+    let refused = ws.fails(&migrate(&source, &["--to", &pg]), 1);
     assert_eq!(refused.lines().count(), 1, "{refused}");
     assert!(
         refused.contains("not empty") && refused.contains("table activities"),
         "{refused}"
     );
-    let after = ws.json(&[
-        "--database-url",
-        &source,
-        "migrate-store",
-        "--verify-only",
-        "--to",
-        &pg,
-        "--json",
-    ]);
+    let after = ws.json(&migrate(&source, &["--verify-only", "--to", &pg, "--json"]));
     assert_eq!(after, before);
 
     // The copied ids are behind PostgreSQL's sequences: new rows get new ids.
@@ -226,26 +194,14 @@ fn the_demo_goes_to_postgres_and_back_with_identical_checksums() {
         created["id"], 6,
         "after the demo's five campaigns: {created}"
     );
-}
 
-#[test]
-fn verification_names_a_table_that_differs() {
-    let Some(server) = postgres_url() else {
-        return;
-    };
-    let ws = Workspace::new();
-    let source = demo(&ws);
-    let pg = create_pg_database(&server);
-    ws.ok(&["--database-url", &source, "migrate-store", "--to", &pg]);
-    psql(&pg, "UPDATE settings SET value = value || 'x'");
-    let out = ws.run(&[
-        "--database-url",
-        &source,
-        "migrate-store",
-        "--verify-only",
-        "--to",
+    // The verification names the one table that differs.
+    psql(
         &pg,
-    ]);
+        "DELETE FROM campaigns WHERE id = 6; DELETE FROM activities WHERE code = 'NUEVA'",
+    );
+    psql(&pg, "UPDATE settings SET value = value || 'x'");
+    let out = ws.run(&migrate(&source, &["--verify-only", "--to", &pg]));
     assert_eq!(out.status.code(), Some(1));
     let table = String::from_utf8_lossy(&out.stdout);
     let settings = table.lines().find(|l| l.starts_with("settings ")).unwrap();
@@ -285,14 +241,7 @@ fn odd_values_survive_the_round_trip_and_a_value_postgres_refuses_leaves_it_empt
         "-2.5e-07 0"
     );
     let back = format!("sqlite://{}", ws.path().join("back.db").display());
-    let again = ws.json(&[
-        "--database-url",
-        &pg,
-        "migrate-store",
-        "--to",
-        &back,
-        "--json",
-    ]);
+    let again = ws.json(&migrate(&pg, &["--to", &back, "--json"]));
     assert_eq!(sums(&again, "target"), sums(&there, "source"), "{again}");
 
     // SQLite takes a text where an integer belongs; PostgreSQL does not. The
@@ -385,32 +334,8 @@ fn a_backup_taken_while_a_worker_sends_holds_everything_sent_before_it() {
     // Paced, so the worker is still sending when the backup runs.
     let provider = format!("smtp://127.0.0.1:{}?tls=none&pool=4&rate=800", sink.port());
     ws.env("AVISO_EMAIL_PROVIDER", &provider);
-    let csv = ws.write("citizens.csv", crate::dispatch::citizens_csv(N));
-    ws.ok(&["contacts", "import", &csv, "--list", "citizens"]);
-    ws.ok(&[
-        "activity",
-        "create",
-        "--code",
-        "MAIL",
-        "--name",
-        "Correos",
-        "--channel",
-        "email",
-        "--programmed",
-        &N.to_string(),
-    ]);
-    let created = ws.json(&[
-        "campaign",
-        "create",
-        "--activity",
-        "MAIL",
-        "--template",
-        "registro_abierto",
-        "--list",
-        "citizens",
-        "--json",
-    ]);
-    ws.ok(&["campaign", "start", &created["id"].to_string()]);
+    let id = email_campaign(&ws, N);
+    ws.ok(&["campaign", "start", &id.to_string()]);
     let worker = Background::spawn(ws.command(&["worker"]));
 
     let db = ws.path().join("aviso.db");
