@@ -8,6 +8,7 @@ mod demo;
 mod init;
 mod report;
 mod serve;
+mod store;
 mod suppress;
 mod templates;
 mod worker;
@@ -96,6 +97,10 @@ pub enum Command {
     Templates(templates::TemplatesCommand),
     /// How a text travels as SMS: encoding, length, segments
     SmsInfo(templates::SmsInfoArgs),
+    /// Copy the database into another (SQLite to PostgreSQL, or back), verified table by table
+    MigrateStore(store::MigrateStoreArgs),
+    /// A consistent copy of the SQLite database, taken while workers send
+    Backup(store::BackupArgs),
 }
 
 impl Cli {
@@ -308,6 +313,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Worker(args) => worker::run(&ctx, args).await,
         Command::Serve(args) => serve::run(&ctx, args).await,
         Command::Report(cmd) => report::run(&ctx, cmd).await,
+        Command::MigrateStore(args) => store::migrate_store(&ctx, args).await,
+        Command::Backup(args) => store::run_backup(&ctx, args).await,
     }
 }
 

@@ -3,6 +3,8 @@
 //! several hosts share one outbox. The SQL both understand is written once in
 //! `portable.rs`; what differs lives in each backend's file.
 
+pub mod backup;
+pub mod copy;
 mod portable;
 mod postgres;
 mod sqlite;

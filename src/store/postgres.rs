@@ -9,7 +9,7 @@ use sqlx::{ConnectOptions, PgPool, Postgres};
 use super::{StoreError, StoreResult};
 
 pub struct PostgresStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
 }
 
 impl PostgresStore {

@@ -12,19 +12,12 @@ use sqlx::{ConnectOptions, Sqlite, SqlitePool};
 use super::{StoreError, StoreResult, SLOW_STATEMENT};
 
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
 }
 
 impl SqliteStore {
     pub async fn open(url: &str) -> StoreResult<SqliteStore> {
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .unwrap_or(url);
-        let path = path.split('?').next().unwrap_or(path);
-        if path.is_empty() || path == ":memory:" {
-            return Err(StoreError::UnsupportedUrl(url.to_string()));
-        }
+        let path = file_path(url)?;
         create_private(Path::new(path)).map_err(|e| StoreError::Prepare {
             url: url.to_string(),
             detail: e.to_string(),
@@ -76,9 +69,22 @@ impl SqliteStore {
     }
 }
 
+/// The file a `sqlite://FILE` (or bare path) URL names.
+pub(super) fn file_path(url: &str) -> StoreResult<&str> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path == ":memory:" {
+        return Err(StoreError::UnsupportedUrl(url.to_string()));
+    }
+    Ok(path)
+}
+
 /// Creates the database file with mode 0600 before SQLite opens it; SQLite then
 /// gives its -wal and -shm files the same mode.
-fn create_private(path: &Path) -> std::io::Result<()> {
+pub(super) fn create_private(path: &Path) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }

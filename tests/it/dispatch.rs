@@ -45,7 +45,7 @@ fn workspace_for(sink: &SmtpSink, extra_query: &str) -> Workspace {
 }
 
 /// Imports `n` citizens and creates (not starts) an e-mail campaign; returns its id.
-fn email_campaign(ws: &Workspace, n: usize) -> i64 {
+pub fn email_campaign(ws: &Workspace, n: usize) -> i64 {
     let csv = ws.write("citizens.csv", citizens_csv(n));
     ws.ok(&["contacts", "import", &csv, "--list", "citizens"]);
     ws.ok(&[

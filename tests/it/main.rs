@@ -18,4 +18,5 @@ mod reports;
 mod schedule;
 mod sms;
 mod store_conformance;
+mod store_move;
 mod templates;

@@ -162,7 +162,7 @@ fn start(ws: &Workspace, id: i64) {
     ws.ok(&["campaign", "start", &id.to_string()]);
 }
 
-fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+pub fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
