@@ -11,6 +11,7 @@ mod serve;
 mod suppress;
 mod templates;
 mod worker;
+mod workers;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -86,6 +87,8 @@ pub enum Command {
     Campaign(campaign::CampaignCommand),
     /// Send queued messages (run several, on several hosts, with PostgreSQL)
     Worker(worker::WorkerArgs),
+    /// The workers sharing this database: live or lost, and what each holds
+    Workers(workers::WorkersArgs),
     /// Indicators against the programme, and the message ledger
     #[command(subcommand)]
     Report(report::ReportCommand),
@@ -307,6 +310,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Activity(cmd) => activity::run(&ctx, cmd).await,
         Command::Campaign(cmd) => campaign::run(&ctx, cmd).await,
         Command::Worker(args) => worker::run(&ctx, args).await,
+        Command::Workers(args) => workers::run(&ctx, args).await,
         Command::Serve(args) => serve::run(&ctx, args).await,
         Command::Report(cmd) => report::run(&ctx, cmd).await,
     }

@@ -18,3 +18,4 @@ mod schedule;
 mod sms;
 mod store_conformance;
 mod templates;
+mod workers;
