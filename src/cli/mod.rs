@@ -87,7 +87,16 @@ pub enum Command {
     Campaign(campaign::CampaignCommand),
     /// Send queued messages (run several, on several hosts, with PostgreSQL)
     Worker(worker::WorkerArgs),
-    /// The workers sharing this database: live or lost, and what each holds
+    /// The workers sharing this database: live or lost, and what each holds.
+    ///
+    /// Lists where each worker runs, since when, when it last reported in (every
+    /// 5 s), and the messages it holds leased now, by campaign. A worker silent
+    /// for longer than its lease is `lost` (killed, or its host is gone): the
+    /// messages it held go back to the queue as their leases expire, and other
+    /// workers send them. A worker stopped cleanly (SIGTERM) leaves the list; a
+    /// lost one stays for a day.
+    ///
+    /// Example: aviso workers --json
     Workers(workers::WorkersArgs),
     /// Indicators against the programme, and the message ledger
     #[command(subcommand)]

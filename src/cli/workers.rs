@@ -6,15 +6,6 @@ use super::{print, print_json, thousands, Context};
 use crate::dispatch::workers_status;
 use crate::store::WorkerHealth;
 
-/// Lists the workers sharing this database: where each runs, since when,
-/// when it last reported in, and the messages it holds leased now.
-///
-/// A worker silent for longer than its lease is `lost` (killed, or its host is
-/// gone): the messages it held go back to the queue as their leases expire,
-/// and other workers send them. A worker stopped cleanly (SIGTERM) leaves the
-/// list; a lost one stays for a day.
-///
-/// Example: aviso workers --json
 #[derive(Debug, Args)]
 pub struct WorkersArgs {
     /// Print the list as JSON (fields documented in README.md)

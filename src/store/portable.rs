@@ -1679,49 +1679,45 @@ macro_rules! portable_store {
                 .bind(at)
                 .execute(&mut *tx)
                 .await?;
-                let step_passed = at - $crate::store::PACE_STEP_MS;
-                match signal {
-                    Some($crate::store::PaceSignal::SlowDown { retry_after_ms }) => {
-                        sqlx::query(
-                            // Every refusal holds recovery back; the rate
-                            // halves at most once a step.
-                            "UPDATE provider_state SET slowed_at = $3, \
-                             rate = CASE WHEN changed_at > $4 THEN rate WHEN rate / 2 >= $2 THEN rate / 2 \
-                                         WHEN rate < $2 THEN rate ELSE $2 END, \
-                             changed_at = CASE WHEN changed_at > $4 THEN changed_at ELSE $3 END \
-                             WHERE name = $1",
-                        )
+                let adjust = match signal {
+                    // Every refusal holds recovery back; the rate halves at most once a step.
+                    Some($crate::store::PaceSignal::SlowDown { .. }) => Some((
+                        "UPDATE provider_state SET slowed_at = $3, \
+                         rate = CASE WHEN changed_at > $4 THEN rate WHEN rate / 2 >= $2 THEN rate / 2 \
+                                     WHEN rate < $2 THEN rate ELSE $2 END, \
+                         changed_at = CASE WHEN changed_at > $4 THEN changed_at ELSE $3 END \
+                         WHERE name = $1",
+                        $crate::store::PACE_FLOOR,
+                    )),
+                    Some($crate::store::PaceSignal::Recovered) => Some((
+                        "UPDATE provider_state SET changed_at = $3, \
+                         rate = CASE WHEN rate * $2 > base_rate THEN base_rate ELSE rate * $2 END \
+                         WHERE name = $1 AND rate < base_rate AND changed_at <= $4 AND slowed_at <= $4",
+                        $crate::store::PACE_RECOVERY,
+                    )),
+                    None => None,
+                };
+                if let Some((sql, factor)) = adjust {
+                    sqlx::query(sql)
                         .bind(name)
-                        .bind($crate::store::PACE_FLOOR)
+                        .bind(factor)
                         .bind(at)
-                        .bind(step_passed)
+                        .bind(at - $crate::store::PACE_STEP_MS)
                         .execute(&mut *tx)
                         .await?;
-                        if let Some(wait) = retry_after_ms {
-                            sqlx::query(
-                                "UPDATE provider_state SET \
-                                 next_free = CASE WHEN next_free < $2 THEN $2 ELSE next_free END WHERE name = $1",
-                            )
-                            .bind(name)
-                            .bind(now + wait as f64)
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                    }
-                    Some($crate::store::PaceSignal::Recovered) => {
-                        sqlx::query(
-                            "UPDATE provider_state SET changed_at = $3, \
-                             rate = CASE WHEN rate * $2 > base_rate THEN base_rate ELSE rate * $2 END \
-                             WHERE name = $1 AND rate < base_rate AND changed_at <= $4 AND slowed_at <= $4",
-                        )
-                        .bind(name)
-                        .bind($crate::store::PACE_RECOVERY)
-                        .bind(at)
-                        .bind(step_passed)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    None => {}
+                }
+                if let Some($crate::store::PaceSignal::SlowDown {
+                    retry_after_ms: Some(wait),
+                }) = signal
+                {
+                    sqlx::query(
+                        "UPDATE provider_state SET \
+                         next_free = CASE WHEN next_free < $2 THEN $2 ELSE next_free END WHERE name = $1",
+                    )
+                    .bind(name)
+                    .bind(now + wait as f64)
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 let (next_free, rate): (f64, f64) = sqlx::query_as(
                     // Slots left unused in the past are gone: a worker that

@@ -1754,20 +1754,10 @@ async fn shared_pace_slows_down_once_a_second_and_recovers_to_the_ceiling(b: &Ba
         .await
         .unwrap();
     assert_eq!(capped.rate, 0.5);
-    assert_eq!(
-        s.take_pace("q", 10.0, 1, None, T0 as f64)
-            .await
-            .unwrap()
-            .rate,
-        10.0
-    );
-    assert_eq!(
-        s.take_pace("q", 20.0, 1, None, T0 as f64)
-            .await
-            .unwrap()
-            .rate,
-        20.0
-    );
+    for ceiling in [10.0, 20.0] {
+        let grant = s.take_pace("q", ceiling, 1, None, T0 as f64).await;
+        assert_eq!(grant.unwrap().rate, ceiling);
+    }
 }
 
 async fn workers_register_report_in_hold_leases_and_are_forgotten(b: &Backend) {

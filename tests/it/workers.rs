@@ -18,7 +18,7 @@ use aviso::dispatch::ChannelSet;
 use aviso::domain::ChannelKind;
 use aviso::schedule::{ScheduleSettings, Scheduled};
 
-use crate::dispatch::{citizens_csv, email_campaign, received_ids, status};
+use crate::dispatch::{citizens_csv, email_campaign, received_ids, status, workers_once};
 use crate::support::engine::{ms, Setup};
 use crate::support::peers::{postgres_url, SmtpSink};
 use crate::support::{eventually, Background, Workspace};
@@ -38,44 +38,32 @@ fn busiest(times: &[SystemTime], window: Duration) -> usize {
         .unwrap_or(0)
 }
 
+/// smtp-sink, and a workspace on a fresh PostgreSQL database that sends to
+/// it at `rate` messages a second.
+fn sink_and_postgres(rate: usize) -> Option<(SmtpSink, Workspace)> {
+    let pg = postgres_url()?;
+    let sink = SmtpSink::start(&[])?;
+    let mut ws = Workspace::postgres(&pg);
+    let url = format!(
+        "smtp://127.0.0.1:{}?tls=none&pool=4&rate={rate}",
+        sink.port()
+    );
+    ws.env("AVISO_EMAIL_PROVIDER", &url);
+    Some((sink, ws))
+}
+
 #[test]
 fn three_workers_keep_a_providers_rate_together_and_finish_the_campaign() {
     const RATE: usize = 20;
     // Two claims of 256 and the rest: all three workers hold messages at once.
     const N: usize = 600;
-    let Some(pg) = postgres_url() else {
+    let Some((sink, ws)) = sink_and_postgres(RATE) else {
         return;
     };
-    let Some(sink) = SmtpSink::start(&[]) else {
-        return;
-    };
-    let mut ws = Workspace::postgres(&pg);
-    ws.env(
-        "AVISO_EMAIL_PROVIDER",
-        &format!(
-            "smtp://127.0.0.1:{}?tls=none&pool=4&rate={RATE}",
-            sink.port()
-        ),
-    );
     let id = email_campaign(&ws, N);
     ws.ok(&["campaign", "start", &id.to_string()]);
     let started = Instant::now();
-    let workers: Vec<_> = (0..3)
-        .map(|_| {
-            ws.command(&["worker", "--once", "--json", "--concurrency", "8"])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let mut sent_by_each = Vec::new();
-    for w in workers {
-        let out = w.wait_with_output().unwrap();
-        assert!(out.status.success());
-        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-        sent_by_each.push(report["sent"].as_i64().unwrap());
-    }
+    let sent_by_each = workers_once(&ws, 3);
     let took = started.elapsed();
     assert!(
         sent_by_each.iter().all(|&n| n > 0),
@@ -319,17 +307,9 @@ fn worker_entry(ws: &Workspace, pid: u32) -> Option<Value> {
 #[test]
 fn a_killed_worker_is_shown_lost_and_another_sends_its_messages() {
     const N: usize = 300;
-    let Some(pg) = postgres_url() else {
+    let Some((sink, ws)) = sink_and_postgres(50) else {
         return;
     };
-    let Some(sink) = SmtpSink::start(&[]) else {
-        return;
-    };
-    let mut ws = Workspace::postgres(&pg);
-    ws.env(
-        "AVISO_EMAIL_PROVIDER",
-        &format!("smtp://127.0.0.1:{}?tls=none&pool=4&rate=50", sink.port()),
-    );
     assert_eq!(ws.json(&["workers", "--json"]), serde_json::json!([]));
     assert!(ws.ok(&["workers"]).contains("no worker is running"));
     let id = email_campaign(&ws, N);
