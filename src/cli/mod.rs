@@ -12,6 +12,7 @@ mod store;
 mod suppress;
 mod templates;
 mod worker;
+mod workers;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -87,6 +88,17 @@ pub enum Command {
     Campaign(campaign::CampaignCommand),
     /// Send queued messages (run several, on several hosts, with PostgreSQL)
     Worker(worker::WorkerArgs),
+    /// The workers sharing this database: live or lost, and what each holds.
+    ///
+    /// Lists where each worker runs, since when, when it last reported in (every
+    /// 5 s), and the messages it holds leased now, by campaign. A worker silent
+    /// for longer than its lease is `lost` (killed, or its host is gone): the
+    /// messages it held go back to the queue as their leases expire, and other
+    /// workers send them. A worker stopped cleanly (SIGTERM) leaves the list; a
+    /// lost one stays for a day.
+    ///
+    /// Example: aviso workers --json
+    Workers(workers::WorkersArgs),
     /// Indicators against the programme, and the message ledger
     #[command(subcommand)]
     Report(report::ReportCommand),
@@ -311,6 +323,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Activity(cmd) => activity::run(&ctx, cmd).await,
         Command::Campaign(cmd) => campaign::run(&ctx, cmd).await,
         Command::Worker(args) => worker::run(&ctx, args).await,
+        Command::Workers(args) => workers::run(&ctx, args).await,
         Command::Serve(args) => serve::run(&ctx, args).await,
         Command::Report(cmd) => report::run(&ctx, cmd).await,
         Command::MigrateStore(args) => store::migrate_store(&ctx, args).await,

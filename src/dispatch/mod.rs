@@ -9,9 +9,11 @@
 //! `concurrency + RECORD_BATCH`, however slow the database.
 
 mod compose;
+mod fleet;
 pub mod rate;
 mod recorder;
 pub mod retry;
+mod shared_pace;
 pub mod tokens;
 
 use std::collections::{HashMap, HashSet};
@@ -23,6 +25,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use compose::{message_id, recipient_of, reference, CampaignPlan, Composer};
+pub use fleet::{workers_status, CampaignLeases, WorkerStatus};
 use recorder::Recorder;
 pub use recorder::RECORD_BATCH;
 pub use retry::RetryPolicy;
@@ -35,6 +38,7 @@ use crate::domain::{mask_address, ChannelKind, SuppressionScope};
 use crate::schedule::{zones::zones_of, ScheduleSettings, Window};
 use crate::store::{Store, StoreError};
 use rate::ProviderGate;
+use shared_pace::SharedPace;
 
 #[derive(Debug, Clone)]
 pub struct DispatchOptions {
@@ -100,11 +104,9 @@ type Claimed = (Arc<CampaignPlan>, Arc<dyn Channel>, ClaimedMessage);
 
 /// A worker id that is unique across hosts and restarts.
 pub fn worker_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "host".into());
     format!(
-        "{host}:{}:{:04x}",
+        "{}:{}:{:04x}",
+        fleet::hostname(),
         std::process::id(),
         rand::random::<u16>()
     )
@@ -134,6 +136,17 @@ impl ChannelSet {
                     c.name().to_string(),
                     Arc::new(ProviderGate::new(c.info().rate, c.info().connections)),
                 )
+            })
+            .collect()
+    }
+
+    /// The pace every worker shares, for each provider with a configured rate.
+    fn shared_paces(&self, store: &Arc<dyn Store>) -> HashMap<String, Arc<SharedPace>> {
+        self.all()
+            .filter_map(|c| {
+                let rate = c.info().rate?;
+                let pace = SharedPace::new(c.name(), rate, store.clone());
+                Some((c.name().to_string(), Arc::new(pace)))
             })
             .collect()
     }
@@ -183,8 +196,11 @@ struct SendContext {
     clock: Arc<dyn Clock>,
     retry: RetryPolicy,
     send_timeout: Duration,
-    /// Pacing per provider, by provider name.
+    /// Pacing per provider, by provider name: the connection cap, and the
+    /// rate of providers that have no configured one.
     gates: HashMap<String, Arc<ProviderGate>>,
+    /// The rate of providers that have one, shared with every other worker.
+    shared: HashMap<String, Arc<SharedPace>>,
     /// The origin of the monotonic milliseconds the gates count in.
     started: std::time::Instant,
     /// Where recipients of unknown countries are taken to live.
@@ -218,13 +234,17 @@ impl Dispatcher {
             opts.worker_id.clone(),
             self.clock.clone(),
         );
-        let heartbeat = self.spawn_heartbeat();
+        let me = fleet::this_worker(&opts.worker_id, opts.lease, self.clock.now_ms());
+        self.store.register_worker(&me, self.clock.now_ms()).await?;
+        let heartbeat =
+            fleet::spawn_heartbeat(self.store.clone(), self.clock.clone(), me, opts.lease);
         let context = Arc::new(SendContext {
             composer: self.composer.clone(),
             clock: self.clock.clone(),
             retry: opts.retry.clone(),
             send_timeout: opts.send_timeout,
             gates: self.channels.gates(),
+            shared: self.channels.shared_paces(&self.store),
             started: std::time::Instant::now(),
             zone: opts.schedule.zone,
             running: std::sync::RwLock::new(self.running_campaigns().await?),
@@ -332,6 +352,7 @@ impl Dispatcher {
         heartbeat.abort();
         watcher.abort();
         self.store.housekeeping(self.clock.now_ms()).await?;
+        self.store.deregister_worker(&opts.worker_id).await?;
         report.released = released;
         report.language_fallbacks = self
             .composer
@@ -468,7 +489,12 @@ impl Dispatcher {
                     Err(e) => tracing::warn!("cannot read campaign states: {e}"),
                 }
                 let now = clock.now_ms();
-                for (name, gate) in &context.gates {
+                // A shared pace is written by the workers as they take slots.
+                let own = context
+                    .gates
+                    .iter()
+                    .filter(|(name, _)| !context.shared.contains_key(*name));
+                for (name, gate) in own {
                     let pace = gate.report();
                     let stale = published
                         .get(name)
@@ -480,9 +506,8 @@ impl Dispatcher {
                         name: name.clone(),
                         rate: pace.current.unwrap_or(0.0),
                         base_rate: pace.ceiling.unwrap_or(0.0),
-                        reason: (pace.current != pace.ceiling).then(|| {
-                            "slowed down: the provider asked us to (421/451/452 or 429)".to_string()
-                        }),
+                        reason: (pace.current != pace.ceiling)
+                            .then(|| crate::store::SLOWED_REASON.to_string()),
                         updated_at: now,
                     };
                     match store.save_provider_state(&state).await {
@@ -491,24 +516,6 @@ impl Dispatcher {
                         }
                         Err(e) => tracing::warn!("cannot save the pace of {name}: {e}"),
                     }
-                }
-            }
-        })
-    }
-
-    /// Keeps this worker's leases alive while it works through a slow batch.
-    fn spawn_heartbeat(&self) -> tokio::task::JoinHandle<()> {
-        let store = self.store.clone();
-        let clock = self.clock.clone();
-        let worker = self.options.worker_id.clone();
-        let lease = self.options.lease;
-        tokio::spawn(async move {
-            let every = lease / 3;
-            loop {
-                tokio::time::sleep(every).await;
-                let until = clock.now_ms() + lease.as_millis() as i64;
-                if let Err(e) = store.extend_leases(&worker, until).await {
-                    tracing::warn!("could not extend leases: {e}");
                 }
             }
         })
@@ -695,10 +702,17 @@ async fn send_one(
         }
     };
     let gate = ctx.gates.get(channel.name());
+    let shared = ctx.shared.get(channel.name());
     let monotonic = || ctx.started.elapsed().as_secs_f64() * 1000.0;
     let _connection = match gate {
         Some(gate) => {
-            let wait = gate.reserve(monotonic());
+            let wait = match shared {
+                Some(pace) => {
+                    pace.wait_turn().await;
+                    Duration::ZERO
+                }
+                None => gate.reserve(monotonic()),
+            };
             // Even a zero sleep waits for the timer's next tick (up to 1 ms).
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
@@ -728,16 +742,28 @@ async fn send_one(
             ctx.send_timeout.as_secs()
         ))),
     };
-    if let Some(gate) = gate {
-        match &result {
+    match (&result, shared, gate) {
+        (
             Err(DeliveryError::Temporary {
                 throttle: true,
                 retry_after,
                 ..
-            }) => gate.slow_down(monotonic(), *retry_after),
-            Ok(_) => gate.recovered(monotonic()),
-            Err(_) => {}
-        }
+            }),
+            Some(pace),
+            _,
+        ) => pace.slow_down(*retry_after),
+        (Ok(_), Some(pace), _) => pace.recovered(),
+        (
+            Err(DeliveryError::Temporary {
+                throttle: true,
+                retry_after,
+                ..
+            }),
+            None,
+            Some(gate),
+        ) => gate.slow_down(monotonic(), *retry_after),
+        (Ok(_), None, Some(gate)) => gate.recovered(monotonic()),
+        _ => {}
     }
     let latency_ms = Some(started.elapsed().as_millis() as i64);
     let attempts = (m.attempts + 1) as u32;

@@ -6,18 +6,20 @@
 //!
 //! Written by hand rather than with `governor` because the rate must change
 //! while running (halve, then recover), which a fixed quota cannot do.
+//!
+//! A provider with a configured rate is paced for all workers together by
+//! [`SharedPace`](super::shared_pace::SharedPace), by the same rules; this
+//! gate then only caps its connections.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-/// The slowest a throttled provider is driven, in messages per second.
-const FLOOR: f64 = 1.0;
-/// Each step of recovery raises a reduced rate by this factor.
-const RECOVERY: f64 = 1.25;
+use crate::store::{PACE_FLOOR as FLOOR, PACE_RECOVERY as RECOVERY, PACE_STEP_MS};
+
 /// Milliseconds between two changes of the rate.
-const STEP_MS: f64 = 1000.0;
+const STEP_MS: f64 = PACE_STEP_MS as f64;
 
 #[derive(Debug)]
 struct Pace {

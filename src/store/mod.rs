@@ -5,6 +5,7 @@
 
 pub mod backup;
 pub mod copy;
+mod fleet;
 mod portable;
 mod postgres;
 mod sqlite;
@@ -23,6 +24,10 @@ use crate::contacts::{Contact, ContactRecord, Segment};
 use crate::domain::ChannelKind;
 use crate::domain::{SuppressionReason, SuppressionScope};
 
+pub use fleet::{
+    PaceGrant, PaceSignal, WorkerHealth, WorkerInfo, WorkerRow, LOST_WORKERS_KEPT_MS, PACE_FLOOR,
+    PACE_RECOVERY, PACE_STEP_MS, SLOWED_REASON,
+};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -378,6 +383,31 @@ pub trait Store: Send + Sync {
     async fn metrics(&self) -> StoreResult<MetricsSnapshot>;
 
     /// Housekeeping: expired leases back to the queue, cancelled campaigns'
-    /// leftovers cancelled, finished runs and one-off campaigns completed.
+    /// leftovers cancelled, finished runs and one-off campaigns completed,
+    /// workers lost for longer than [`LOST_WORKERS_KEPT_MS`] forgotten.
     async fn housekeeping(&self, now: i64) -> StoreResult<()>;
+
+    // Workers as one sender.
+    /// Takes `slots` consecutive send slots from the pace every worker shares
+    /// for the provider `name` (created at `ceiling` messages per second, which
+    /// also follows a changed configuration), after applying `signal` to its
+    /// rate: it halves or recovers at most once per [`PACE_STEP_MS`] for all
+    /// workers together, and recovers only a step after the last refusal.
+    /// `now` is wall-clock ms.
+    async fn take_pace(
+        &self,
+        name: &str,
+        ceiling: f64,
+        slots: u32,
+        signal: Option<PaceSignal>,
+        now: f64,
+    ) -> StoreResult<PaceGrant>;
+    /// Records a worker that starts (or starts again under the same id).
+    async fn register_worker(&self, worker: &WorkerInfo, now: i64) -> StoreResult<()>;
+    /// The worker is alive at `now`; false if it is not registered (any more).
+    async fn worker_heartbeat(&self, id: &str, now: i64) -> StoreResult<bool>;
+    /// A worker that stopped cleanly.
+    async fn deregister_worker(&self, id: &str) -> StoreResult<()>;
+    /// Every registered worker, by start time, with the messages each holds leased.
+    async fn workers(&self) -> StoreResult<Vec<WorkerRow>>;
 }

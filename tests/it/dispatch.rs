@@ -85,7 +85,7 @@ fn send_all(ws: &Workspace, sink: &SmtpSink, n: usize) -> i64 {
     id
 }
 
-fn status(ws: &Workspace, id: i64) -> Value {
+pub fn status(ws: &Workspace, id: i64) -> Value {
     ws.json(&["campaign", "status", &id.to_string(), "--json"])
 }
 
@@ -108,7 +108,7 @@ fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// Message-ID → number of copies received.
-fn received_ids(sink: &SmtpSink) -> HashMap<String, usize> {
+pub fn received_ids(sink: &SmtpSink) -> HashMap<String, usize> {
     let mut ids = HashMap::new();
     for m in sink.messages() {
         let id = header(&m, "Message-ID")
@@ -677,6 +677,28 @@ fn retry_requeues_what_ran_out_of_attempts_but_never_permanent_failures() {
     assert_eq!(retried["requeued"], 0);
 }
 
+/// Runs `n` `worker --once` processes at once; returns how many each sent.
+pub fn workers_once(ws: &Workspace, n: usize) -> Vec<i64> {
+    let workers: Vec<_> = (0..n)
+        .map(|_| {
+            ws.command(&["worker", "--once", "--json", "--concurrency", "8"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    workers
+        .into_iter()
+        .map(|w| {
+            let out = w.wait_with_output().unwrap();
+            assert!(out.status.success());
+            let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+            report["sent"].as_i64().unwrap()
+        })
+        .collect()
+}
+
 #[test]
 fn two_workers_on_postgresql_share_a_campaign_and_send_each_message_once() {
     let Some(pg) = crate::support::peers::postgres_url() else {
@@ -692,22 +714,7 @@ fn two_workers_on_postgresql_share_a_campaign_and_send_each_message_once() {
     );
     let id = email_campaign(&ws, 3000);
     ws.ok(&["campaign", "start", &id.to_string()]);
-    let workers: Vec<_> = (0..2)
-        .map(|_| {
-            ws.command(&["worker", "--once", "--json", "--concurrency", "8"])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let mut sent_by_each = Vec::new();
-    for w in workers {
-        let out = w.wait_with_output().unwrap();
-        assert!(out.status.success());
-        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-        sent_by_each.push(report["sent"].as_i64().unwrap());
-    }
+    let sent_by_each = workers_once(&ws, 2);
     assert_eq!(sent_by_each.iter().sum::<i64>(), 3000, "{sent_by_each:?}");
     assert_eq!(sink.wait_for_count(3000, WAIT), 3000);
     let ids = received_ids(&sink);

@@ -20,3 +20,4 @@ mod sms;
 mod store_conformance;
 mod store_move;
 mod templates;
+mod workers;

@@ -20,7 +20,9 @@ use aviso::domain::{
     ChannelKind, ContactKind, Country, Credential, EmailAddress, Entity, Language, Modality,
     PhoneNumber, Population, SuppressionReason, SuppressionScope,
 };
-use aviso::store::{Store, StoreError, Suppression};
+use aviso::store::{
+    PaceSignal, Store, StoreError, Suppression, WorkerHealth, WorkerInfo, LOST_WORKERS_KEPT_MS,
+};
 
 use crate::support::create_pg_database;
 use crate::support::peers::postgres_url;
@@ -124,6 +126,9 @@ conformance!(
     recent_failures_are_the_campaigns_own_latest_attempts,
     has_contacts_turns_true_with_the_first_contact,
     new_contacts_are_inserted_and_an_existing_one_changes_nothing,
+    shared_pace_hands_out_each_slot_once_at_the_rate,
+    shared_pace_slows_down_once_a_second_and_recovers_to_the_ceiling,
+    workers_register_report_in_hold_leases_and_are_forgotten,
 );
 
 // ---------------------------------------------------------------------------
@@ -1623,4 +1628,202 @@ async fn has_contacts_turns_true_with_the_first_contact(b: &Backend) {
     assert!(!s.has_contacts().await.unwrap(), "a list is not a contact");
     save(s, "one", &people(1)).await;
     assert!(s.has_contacts().await.unwrap());
+}
+
+// ---------------------------------------------------------------------------
+// Workers as one sender
+
+fn slow_down() -> Option<PaceSignal> {
+    Some(PaceSignal::SlowDown {
+        retry_after_ms: None,
+    })
+}
+
+async fn shared_pace_hands_out_each_slot_once_at_the_rate(b: &Backend) {
+    let s = b.s();
+    let now = T0 as f64;
+    let first = s.take_pace("p", 10.0, 5, None, now).await.unwrap();
+    assert_eq!((first.first_slot, first.rate), (now, 10.0));
+    let next = s.take_pace("p", 10.0, 5, None, now).await.unwrap();
+    assert_eq!(next.first_slot, now + 500.0, "after the 5 slots of 100 ms");
+    let told = s.take_pace("p", 10.0, 0, slow_down(), now).await.unwrap();
+    assert_eq!(told.rate, 5.0, "a refusal told without taking a slot");
+    assert_eq!(
+        s.take_pace("p", 10.0, 1, None, now)
+            .await
+            .unwrap()
+            .first_slot,
+        now + 1000.0,
+        "the next slot is where it was"
+    );
+    assert_eq!(
+        s.take_pace("q", 4.0, 1, None, now)
+            .await
+            .unwrap()
+            .first_slot,
+        now,
+        "each provider has its own pace"
+    );
+
+    // Workers taking at the same moment, each through its own connections:
+    // the slots they get follow each other without a gap or an overlap.
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let store = aviso::store::open(&b.url).await.unwrap();
+        tasks.push(tokio::spawn(async move {
+            let mut firsts = Vec::new();
+            for _ in 0..5 {
+                let grant = store.take_pace("p", 10.0, 3, None, now).await.unwrap();
+                firsts.push(grant.first_slot);
+            }
+            firsts
+        }));
+    }
+    let mut firsts = Vec::new();
+    for t in tasks {
+        firsts.extend(t.await.unwrap());
+    }
+    firsts.sort_by(f64::total_cmp);
+    // At 5 a second since the refusal: 200 ms a slot.
+    let expected: Vec<f64> = (0..20).map(|i| now + 1200.0 + 600.0 * i as f64).collect();
+    assert_eq!(firsts, expected);
+
+    // Slots nobody took while the provider was idle are not saved up.
+    let later = now + 60_000.0;
+    assert_eq!(
+        s.take_pace("p", 10.0, 1, None, later)
+            .await
+            .unwrap()
+            .first_slot,
+        later
+    );
+}
+
+async fn shared_pace_slows_down_once_a_second_and_recovers_to_the_ceiling(b: &Backend) {
+    let s = b.s();
+    let slow = slow_down();
+    let take = |signal, at: i64| async move {
+        s.take_pace("p", 100.0, 1, signal, at as f64)
+            .await
+            .unwrap()
+            .rate
+    };
+    assert_eq!(take(None, T0).await, 100.0);
+    assert_eq!(take(slow, T0 + 10).await, 50.0);
+    assert_eq!(take(slow, T0 + 20).await, 50.0, "a burst is one signal");
+    assert_eq!(take(slow, T0 + 1010).await, 25.0);
+    let state = s.provider_states().await.unwrap();
+    let p = state.iter().find(|p| p.name == "p").expect("p has a state");
+    assert_eq!((p.rate, p.base_rate), (25.0, 100.0), "{p:?}");
+    assert!(p.reason.is_some(), "campaign status says why: {p:?}");
+    assert_eq!(p.updated_at, T0 + 1010);
+
+    let recovered = Some(PaceSignal::Recovered);
+    assert_eq!(take(recovered, T0 + 1500).await, 25.0, "within the second");
+    assert_eq!(take(slow, T0 + 1900).await, 25.0, "halved a moment ago");
+    assert_eq!(
+        take(recovered, T0 + 2010).await,
+        25.0,
+        "a refusal less than a second ago holds recovery back"
+    );
+    assert_eq!(take(recovered, T0 + 2900).await, 31.25);
+    let mut at = T0 + 3900;
+    while at < T0 + 20_000 {
+        take(recovered, at).await;
+        at += 1000;
+    }
+    assert_eq!(take(None, at).await, 100.0, "back to the configured rate");
+    let state = s.provider_states().await.unwrap();
+    assert_eq!(state.iter().find(|p| p.name == "p").unwrap().reason, None);
+
+    // Retry-After holds every worker back.
+    let wait = Some(PaceSignal::SlowDown {
+        retry_after_ms: Some(3000),
+    });
+    at += 1000;
+    let grant = s.take_pace("p", 100.0, 1, wait, at as f64).await.unwrap();
+    assert!(grant.first_slot >= (at + 3000) as f64, "{grant:?}");
+    // Never below the floor.
+    for i in 1..10 {
+        take(slow, at + 1000 * i).await;
+    }
+    assert_eq!(take(None, at + 10_000).await, 1.0);
+    // A new configuration caps a slowed rate; an unslowed one follows it.
+    let capped = s
+        .take_pace("p", 0.5, 1, None, (at + 11_000) as f64)
+        .await
+        .unwrap();
+    assert_eq!(capped.rate, 0.5);
+    for ceiling in [10.0, 20.0] {
+        let grant = s.take_pace("q", ceiling, 1, None, T0 as f64).await;
+        assert_eq!(grant.unwrap().rate, ceiling);
+    }
+}
+
+async fn workers_register_report_in_hold_leases_and_are_forgotten(b: &Backend) {
+    let s = b.s();
+    let worker = |id: &str, started_at: i64| WorkerInfo {
+        id: id.into(),
+        host: "host-a".into(),
+        pid: 4242,
+        version: "0.1.0".into(),
+        lease_ms: 2000,
+        started_at,
+    };
+    s.register_worker(&worker("w1", T0), T0).await.unwrap();
+    s.register_worker(&worker("w2", T0 + 1), T0 + 1)
+        .await
+        .unwrap();
+    let c = started(s, "fleet", &people(5)).await;
+    assert_eq!(claim(s, &c, "w1", T0 + 2, 3).await.len(), 3);
+    assert_eq!(claim(s, &c, "someone-else", T0 + 2, 1).await.len(), 1);
+
+    assert!(s.worker_heartbeat("w1", T0 + 3000).await.unwrap());
+    assert!(
+        !s.worker_heartbeat("ghost", T0 + 3000).await.unwrap(),
+        "not registered"
+    );
+    let workers = s.workers().await.unwrap();
+    let ids: Vec<&str> = workers.iter().map(|w| w.info.id.as_str()).collect();
+    assert_eq!(ids, ["w1", "w2"], "by start time");
+    let (w1, w2) = (&workers[0], &workers[1]);
+    assert_eq!(w1.info, worker("w1", T0));
+    assert_eq!(w1.heartbeat_at, T0 + 3000);
+    assert_eq!(w1.leased, [(c.id, 3)]);
+    assert!(w2.leased.is_empty());
+    assert_eq!(w1.health(T0 + 3000), WorkerHealth::Live);
+    assert_eq!(
+        w2.health(T0 + 3000),
+        WorkerHealth::Lost,
+        "silent past its lease"
+    );
+
+    // A clean stop leaves the list.
+    s.deregister_worker("w2").await.unwrap();
+    assert_eq!(s.workers().await.unwrap().len(), 1);
+    // A lost worker's row is kept a while, then housekeeping forgets it.
+    let lost_since = T0 + 3000 + 2000;
+    s.housekeeping(lost_since + LOST_WORKERS_KEPT_MS)
+        .await
+        .unwrap();
+    let kept = s.workers().await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert!(
+        kept[0].leased.is_empty(),
+        "its leases went back to the queue"
+    );
+    s.housekeeping(lost_since + LOST_WORKERS_KEPT_MS + 1)
+        .await
+        .unwrap();
+    assert!(s.workers().await.unwrap().is_empty());
+    // Registering again (the same id after a restart) is an update.
+    s.register_worker(&worker("w1", T0 + 9), T0 + 9)
+        .await
+        .unwrap();
+    s.register_worker(&worker("w1", T0 + 10), T0 + 10)
+        .await
+        .unwrap();
+    let again = s.workers().await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].info.started_at, T0 + 10);
 }

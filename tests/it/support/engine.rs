@@ -35,7 +35,12 @@ impl Setup {
     pub async fn new(now: i64) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("aviso.db").display());
-        let store = aviso::store::open(&url).await.unwrap();
+        Setup::on(&url, dir, now).await
+    }
+
+    /// The same on the database at `url` (e.g. a fresh PostgreSQL database).
+    pub async fn on(url: &str, dir: tempfile::TempDir, now: i64) -> Setup {
+        let store = aviso::store::open(url).await.unwrap();
         let renderer = Arc::new(Renderer::new(TemplateSet::built_in().unwrap()).unwrap());
         Setup {
             dir,

@@ -552,6 +552,16 @@ impl SmtpSink {
         self.messages().len()
     }
 
+    /// When each completed message arrived (its file's last write), oldest first.
+    pub fn arrival_times(&self) -> Vec<SystemTime> {
+        let mut times: Vec<SystemTime> = files_under(&self.mail_dir())
+            .into_iter()
+            .filter_map(|path| fs::metadata(path).and_then(|m| m.modified()).ok())
+            .collect();
+        times.sort();
+        times
+    }
+
     /// Waits until at least `n` messages arrived or `timeout` passed; returns the count.
     pub fn wait_for_count(&self, n: usize, timeout: Duration) -> usize {
         let deadline = Instant::now() + timeout;
