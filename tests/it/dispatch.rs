@@ -45,7 +45,7 @@ fn workspace_for(sink: &SmtpSink, extra_query: &str) -> Workspace {
 }
 
 /// Imports `n` citizens and creates (not starts) an e-mail campaign; returns its id.
-fn email_campaign(ws: &Workspace, n: usize) -> i64 {
+pub fn email_campaign(ws: &Workspace, n: usize) -> i64 {
     let csv = ws.write("citizens.csv", citizens_csv(n));
     ws.ok(&["contacts", "import", &csv, "--list", "citizens"]);
     ws.ok(&[
@@ -85,12 +85,12 @@ fn send_all(ws: &Workspace, sink: &SmtpSink, n: usize) -> i64 {
     id
 }
 
-fn status(ws: &Workspace, id: i64) -> Value {
+pub fn status(ws: &Workspace, id: i64) -> Value {
     ws.json(&["campaign", "status", &id.to_string(), "--json"])
 }
 
 /// The counts must always add up to the total.
-fn assert_adds_up(status: &Value) {
+pub fn assert_adds_up(status: &Value) {
     let sum: i64 = status["counts"]
         .as_object()
         .unwrap()
@@ -108,7 +108,7 @@ fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// Message-ID → number of copies received.
-fn received_ids(sink: &SmtpSink) -> HashMap<String, usize> {
+pub fn received_ids(sink: &SmtpSink) -> HashMap<String, usize> {
     let mut ids = HashMap::new();
     for m in sink.messages() {
         let id = header(&m, "Message-ID")

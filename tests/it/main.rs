@@ -14,6 +14,7 @@ mod import_fuzz;
 mod peers_smoke;
 mod receipts;
 mod reports;
+mod scale;
 mod schedule;
 mod sms;
 mod store_conformance;
