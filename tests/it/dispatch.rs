@@ -677,19 +677,25 @@ fn retry_requeues_what_ran_out_of_attempts_but_never_permanent_failures() {
     assert_eq!(retried["requeued"], 0);
 }
 
-#[test]
-fn two_workers_on_postgresql_share_a_campaign_and_send_each_message_once() {
-    let Some(pg) = crate::support::peers::postgres_url() else {
-        return;
-    };
-    let Some(sink) = SmtpSink::start(&[]) else {
-        return;
-    };
+/// A workspace on a fresh PostgreSQL database sending e-mail to a new
+/// smtp-sink, its provider URL ending in `extra_query`; `None` when a peer is
+/// missing (a panic under `AVISO_REQUIRE_PEERS=1`).
+pub fn postgres_workspace(extra_query: &str) -> Option<(Workspace, SmtpSink)> {
+    let pg = crate::support::peers::postgres_url()?;
+    let sink = SmtpSink::start(&[])?;
     let mut ws = Workspace::postgres(&pg);
     ws.env(
         "AVISO_EMAIL_PROVIDER",
-        &format!("smtp://127.0.0.1:{}?tls=none&pool=8", sink.port()),
+        &format!("smtp://127.0.0.1:{}?tls=none{extra_query}", sink.port()),
     );
+    Some((ws, sink))
+}
+
+#[test]
+fn two_workers_on_postgresql_share_a_campaign_and_send_each_message_once() {
+    let Some((ws, sink)) = postgres_workspace("&pool=8") else {
+        return;
+    };
     let id = email_campaign(&ws, 3000);
     ws.ok(&["campaign", "start", &id.to_string()]);
     let workers: Vec<_> = (0..2)

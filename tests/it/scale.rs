@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::dispatch::{assert_adds_up, email_campaign, received_ids, status};
-use crate::support::peers::SmtpSink;
+use crate::dispatch::{assert_adds_up, email_campaign, postgres_workspace, received_ids, status};
 use crate::support::{eventually, Background, Workspace};
 
 /// Generous: the machine running the tests may be busy with other builds.
@@ -99,18 +98,10 @@ fn stop_gracefully(mut worker: Background) -> Value {
 
 #[test]
 fn three_workers_on_postgresql_survive_a_kill_9_and_a_sigterm_and_deliver_everything() {
-    let Some(pg) = crate::support::peers::postgres_url() else {
-        return;
-    };
-    let Some(sink) = SmtpSink::start(&[]) else {
-        return;
-    };
-    let mut ws = Workspace::postgres(&pg);
     // Paced, so that the kill and the stop land while every worker holds work.
-    ws.env(
-        "AVISO_EMAIL_PROVIDER",
-        &format!("smtp://127.0.0.1:{}?tls=none&pool=4&rate=100", sink.port()),
-    );
+    let Some((ws, sink)) = postgres_workspace("&pool=4&rate=100") else {
+        return;
+    };
     let id = email_campaign(&ws, N);
     ws.ok(&["campaign", "start", &id.to_string()]);
     // The lease is short so the test need not wait long for the crashed
@@ -179,7 +170,10 @@ fn three_workers_on_postgresql_survive_a_kill_9_and_a_sigterm_and_deliver_everyt
     assert_eq!(s["state"], "completed", "{s}");
     assert_eq!(s["total"], N as i64, "{s}");
     assert_adds_up(&s);
-    assert!(sink.wait_for_count(N, WAIT) >= N, "the sink has every message");
+    assert!(
+        sink.wait_for_count(N, WAIT) >= N,
+        "the sink has every message"
+    );
     let received = received_ids(&sink);
     let by_message: HashMap<String, usize> = received
         .iter()
@@ -190,10 +184,7 @@ fn three_workers_on_postgresql_survive_a_kill_9_and_a_sigterm_and_deliver_everyt
         .iter()
         .filter(|m| !by_message.contains_key(*m))
         .count();
-    let strangers = by_message
-        .keys()
-        .filter(|m| !expected.contains(*m))
-        .count();
+    let strangers = by_message.keys().filter(|m| !expected.contains(*m)).count();
     assert_eq!(
         (missing, strangers),
         (0, 0),
