@@ -90,7 +90,7 @@ pub fn status(ws: &Workspace, id: i64) -> Value {
 }
 
 /// The counts must always add up to the total.
-fn assert_adds_up(status: &Value) {
+pub fn assert_adds_up(status: &Value) {
     let sum: i64 = status["counts"]
         .as_object()
         .unwrap()
@@ -699,19 +699,25 @@ pub fn workers_once(ws: &Workspace, n: usize) -> Vec<i64> {
         .collect()
 }
 
-#[test]
-fn two_workers_on_postgresql_share_a_campaign_and_send_each_message_once() {
-    let Some(pg) = crate::support::peers::postgres_url() else {
-        return;
-    };
-    let Some(sink) = SmtpSink::start(&[]) else {
-        return;
-    };
+/// A workspace on a fresh PostgreSQL database sending e-mail to a new
+/// smtp-sink, its provider URL ending in `extra_query`; `None` when a peer is
+/// missing (a panic under `AVISO_REQUIRE_PEERS=1`).
+pub fn postgres_workspace(extra_query: &str) -> Option<(Workspace, SmtpSink)> {
+    let pg = crate::support::peers::postgres_url()?;
+    let sink = SmtpSink::start(&[])?;
     let mut ws = Workspace::postgres(&pg);
     ws.env(
         "AVISO_EMAIL_PROVIDER",
-        &format!("smtp://127.0.0.1:{}?tls=none&pool=8", sink.port()),
+        &format!("smtp://127.0.0.1:{}?tls=none{extra_query}", sink.port()),
     );
+    Some((ws, sink))
+}
+
+#[test]
+fn two_workers_on_postgresql_share_a_campaign_and_send_each_message_once() {
+    let Some((ws, sink)) = postgres_workspace("&pool=8") else {
+        return;
+    };
     let id = email_campaign(&ws, 3000);
     ws.ok(&["campaign", "start", &id.to_string()]);
     let sent_by_each = workers_once(&ws, 2);

@@ -15,6 +15,7 @@ mod ops_kit;
 mod peers_smoke;
 mod receipts;
 mod reports;
+mod scale;
 mod schedule;
 mod sms;
 mod store_conformance;
