@@ -171,6 +171,9 @@ impl Context {
                 .or_else(|| self.config.file.sms.username.clone()),
             sms_password: secret("AVISO_SMS_PASSWORD")
                 .or_else(|| self.config.file.sms.password.clone()),
+            dkim_key_file: std::env::var_os("AVISO_DKIM_KEY_FILE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
         }
     }
 
@@ -207,6 +210,15 @@ impl Context {
             );
         }
         Ok(())
+    }
+
+    /// The e-mail provider configured by default, opened (its DKIM key loaded
+    /// and checked); `None` when there is none.
+    pub fn email_provider(&self) -> anyhow::Result<Option<Arc<dyn crate::channels::Channel>>> {
+        self.provider_url(ChannelKind::Email)
+            .map(|url| open_provider(&url, ChannelKind::Email, &self.provider_context()))
+            .transpose()
+            .map_err(Into::into)
     }
 
     /// Every provider this process can use.

@@ -30,7 +30,7 @@ pub fn citizens_csv(n: usize) -> String {
 }
 
 /// A workspace sending e-mail to `sink`, with fast retries for tests.
-fn workspace_for(sink: &SmtpSink, extra_query: &str) -> Workspace {
+pub fn workspace_for(sink: &SmtpSink, extra_query: &str) -> Workspace {
     let mut ws = Workspace::new();
     let url = format!(
         "smtp://127.0.0.1:{}?tls=none&pool=8{extra_query}",
@@ -45,7 +45,7 @@ fn workspace_for(sink: &SmtpSink, extra_query: &str) -> Workspace {
 }
 
 /// Imports `n` citizens and creates (not starts) an e-mail campaign; returns its id.
-fn email_campaign(ws: &Workspace, n: usize) -> i64 {
+pub fn email_campaign(ws: &Workspace, n: usize) -> i64 {
     let csv = ws.write("citizens.csv", citizens_csv(n));
     ws.ok(&["contacts", "import", &csv, "--list", "citizens"]);
     ws.ok(&[

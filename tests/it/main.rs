@@ -8,6 +8,7 @@ mod support;
 mod calls;
 mod cli_basics;
 mod demo;
+mod dkim;
 mod dispatch;
 mod import;
 mod import_fuzz;
