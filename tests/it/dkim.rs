@@ -36,8 +36,8 @@ fn verifier_available() -> bool {
         .is_ok_and(|s| s.success())
         && Command::new("openssl")
             .arg("version")
-            .status()
-            .is_ok_and(|s| s.success());
+            .output()
+            .is_ok_and(|o| o.status.success());
     assert!(
         ok || !require_peers(),
         "python3-dkim, python3-nacl or openssl missing but AVISO_REQUIRE_PEERS=1 (ops/test installs them)"
@@ -212,7 +212,7 @@ fn a_missing_unreadable_malformed_or_short_key_stops_the_worker_before_any_send(
     for (key, says) in [
         (&missing, "cannot read the DKIM key"),
         (&unreadable, "cannot read the DKIM key"),
-        (&malformed, "not a valid PKCS#8 private key"),
+        (&malformed, "not a PEM private key"),
         (&short, "RSA key of 1024 bits"),
     ] {
         let ws = workspace_for(&sink, &dkim_query(key));
