@@ -153,7 +153,11 @@ impl DkimSigner {
         let mut names = Vec::new();
         for name in SIGNED_HEADERS {
             // The last instance, as verifiers take them from the bottom up.
-            if let Some(field) = fields.iter().rev().find(|f| field_name(f).eq_ignore_ascii_case(name)) {
+            if let Some(field) = fields
+                .iter()
+                .rev()
+                .find(|f| field_name(f).eq_ignore_ascii_case(name))
+            {
                 hasher.update(relaxed_header(field));
                 names.push(name.to_ascii_lowercase());
             }
@@ -178,9 +182,9 @@ impl DkimSigner {
                 )
                 .map_err(|e| DkimError::Sign(e.to_string()))?,
             // RFC 8463: Ed25519 signs the SHA-256 hash, as RSA does.
-            SigningKey::Ed25519(key) => {
-                ed25519_dalek::Signer::sign(key.as_ref(), &digest).to_bytes().to_vec()
-            }
+            SigningKey::Ed25519(key) => ed25519_dalek::Signer::sign(key.as_ref(), &digest)
+                .to_bytes()
+                .to_vec(),
         };
         let b = engine.encode(signature);
         let mut header = unsigned;

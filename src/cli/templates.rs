@@ -242,7 +242,11 @@ fn write_eml(
                 Some(signer) => format!("signed for {} ({})", signer.domain(), signer.algorithm()),
                 None => "not signed (no dkim= on the e-mail provider)".into(),
             };
-            print(&format!("{} bytes written to {}, {signed}", raw.len(), path.display()));
+            print(&format!(
+                "{} bytes written to {}, {signed}",
+                raw.len(),
+                path.display()
+            ));
         }
         None => {
             let mut stdout = std::io::stdout().lock();

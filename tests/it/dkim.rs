@@ -164,7 +164,10 @@ fn campaign_mail_signed_with_rsa_or_ed25519_verifies_and_a_changed_body_does_not
         let key_text = std::fs::read_to_string(&key).unwrap();
         let key_line = key_text.lines().nth(1).unwrap();
         assert!(!log.contains(key_line), "{algo:?}: key in the log");
-        assert_eq!(sink.wait_for_count(20, std::time::Duration::from_secs(60)), 20);
+        assert_eq!(
+            sink.wait_for_count(20, std::time::Duration::from_secs(60)),
+            20
+        );
 
         let messages = sink.messages();
         let a = match algo {
@@ -180,11 +183,17 @@ fn campaign_mail_signed_with_rsa_or_ed25519_verifies_and_a_changed_body_does_not
         assert!(verdicts.iter().all(|v| *v), "{algo:?}: {verdicts:?}");
 
         // One changed character in the body, or in the subject, and it fails.
-        let body_changed = messages[0].replacen("Hola", "Hol4", 1).replacen("Hello", "Hell0", 1);
+        let body_changed = messages[0]
+            .replacen("Hola", "Hol4", 1)
+            .replacen("Hello", "Hell0", 1);
         assert_ne!(body_changed, messages[0]);
         let subject_changed = messages[1].replacen("Subject: ", "Subject: Re: ", 1);
         let verdicts = verify(keys.path(), &record, &[body_changed, subject_changed]);
-        assert_eq!(verdicts, [false, false], "{algo:?}: a changed message verified");
+        assert_eq!(
+            verdicts,
+            [false, false],
+            "{algo:?}: a changed message verified"
+        );
     }
 }
 
@@ -220,7 +229,10 @@ fn a_missing_unreadable_malformed_or_short_key_stops_the_worker_before_any_send(
         ws.ok(&["campaign", "start", &id.to_string()]);
         let err = ws.fails(&["worker", "--once"], 1);
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-        assert!(err.contains(&key.display().to_string()), "names the file: {err}");
+        assert!(
+            err.contains(&key.display().to_string()),
+            "names the file: {err}"
+        );
         assert!(err.contains(says), "{err}");
         assert!(!err.contains("c2VjcmV0"), "quotes the key: {err}");
         let status = ws.json(&["campaign", "status", &id.to_string(), "--json"]);
@@ -257,14 +269,27 @@ fn the_eml_preview_is_the_signed_message_and_verifies() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert!(said.contains("signed for votoextranjero.example (ed25519-sha256)"), "{said}");
+    assert!(
+        said.contains("signed for votoextranjero.example (ed25519-sha256)"),
+        "{said}"
+    );
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "owner-only");
     let eml = std::fs::read_to_string(&out).unwrap();
-    assert!(eml.starts_with("DKIM-Signature: v=1; a=ed25519-sha256;"), "{eml}");
+    assert!(
+        eml.starts_with("DKIM-Signature: v=1; a=ed25519-sha256;"),
+        "{eml}"
+    );
     assert!(eml.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
-    let stdout = ws.ok(&["templates", "preview", "registro_abierto", "--channel", "email", "--eml"]);
+    let stdout = ws.ok(&[
+        "templates",
+        "preview",
+        "registro_abierto",
+        "--channel",
+        "email",
+        "--eml",
+    ]);
     let files = [out.display().to_string(), ws.write("stdout.eml", &stdout)];
     assert_eq!(verify_files(&record, &files), [true, true]);
 
@@ -274,8 +299,25 @@ fn the_eml_preview_is_the_signed_message_and_verifies() {
     // Without dkim= the preview is the same message, unsigned.
     let mut plain = Workspace::new();
     plain.env("AVISO_EMAIL_PROVIDER", "smtp://127.0.0.1:9?tls=none");
-    let unsigned = plain.ok(&["templates", "preview", "registro_abierto", "--channel", "email", "--eml"]);
+    let unsigned = plain.ok(&[
+        "templates",
+        "preview",
+        "registro_abierto",
+        "--channel",
+        "email",
+        "--eml",
+    ]);
     assert!(!unsigned.contains("DKIM-Signature"));
-    let err = plain.fails(&["templates", "preview", "registro_abierto", "--channel", "sms", "--eml"], 2);
+    let err = plain.fails(
+        &[
+            "templates",
+            "preview",
+            "registro_abierto",
+            "--channel",
+            "sms",
+            "--eml",
+        ],
+        2,
+    );
     assert!(err.contains("--channel email"), "{err}");
 }
