@@ -4,6 +4,8 @@
 #
 #   ops/bench/email.sh [N]                        # default 100,000 messages
 #   SESSIONS=8 CONCURRENCY=32 ops/bench/email.sh 1000000
+#   SMTP_PARAMS='&dkim=s1._domainkey.votoextranjero.example&dkim_key=/tmp/k.pem' \
+#       ops/bench/email.sh 20000                  # every message DKIM-signed
 #
 # Untimed setup: N citizens with e-mail are imported into a workspace, an activity
 # and a `registro_abierto` e-mail campaign are created and started (the outbox is
@@ -18,6 +20,7 @@ set -euo pipefail
 
 N=${1:-100000}
 SESSIONS=${SESSIONS:-8}       # SMTP connections: aviso's pool=S, smtp-source -s S
+SMTP_PARAMS=${SMTP_PARAMS:-}  # more provider settings for aviso, e.g. &dkim=…&dkim_key=…
 CONCURRENCY=${CONCURRENCY:-32} # aviso worker --concurrency (its default)
 RUNS=${RUNS:-3}
 LIMIT=${LIMIT:-1800}          # seconds per timed run: nothing here may run unbounded
@@ -55,9 +58,9 @@ source "$ROOT/ops/bench/lib.sh"
 PROBE_PORT=$(free_port)
 start_sink "$PROBE_PORT" -d "$WORK/probe/mail/%M."
 head -2 "$(contacts_csv 1)" >"$WORK/one.csv"
-prepare "$WORK/probe/ws" "$WORK/one.csv" "smtp://127.0.0.1:$PROBE_PORT?tls=none&pool=1"
+prepare "$WORK/probe/ws" "$WORK/one.csv" "smtp://127.0.0.1:$PROBE_PORT?tls=none&pool=1$SMTP_PARAMS"
 (cd "$WORK/probe/ws" && AVISO_DATABASE_URL="sqlite://$WORK/probe/ws/aviso.db" \
-    AVISO_EMAIL_PROVIDER="smtp://127.0.0.1:$PROBE_PORT?tls=none&pool=1" \
+    AVISO_EMAIL_PROVIDER="smtp://127.0.0.1:$PROBE_PORT?tls=none&pool=1$SMTP_PARAMS" \
     timeout 60 "$BIN" worker --once >/dev/null 2>&1)
 dump_size() { # bytes of the message in a dump, without the X-* lines smtp-sink adds
     grep -v -E '^X-(Client-Addr|Client-Proto|Helo-Args|Mail-Args|Rcpt-Args):' "$1" | wc -c
@@ -72,7 +75,7 @@ PAYLOAD=$((MSG_BYTES > SRC_HEADERS ? MSG_BYTES - SRC_HEADERS : MSG_BYTES))
 
 PORT=$(free_port)
 start_sink "$PORT"
-URL="smtp://127.0.0.1:$PORT?tls=none&pool=$SESSIONS"
+URL="smtp://127.0.0.1:$PORT?tls=none&pool=$SESSIONS$SMTP_PARAMS"
 CSV=$(contacts_csv "$N")
 echo "e-mail benchmark: N=$N, sessions S=$SESSIONS, worker concurrency C=$CONCURRENCY, $RUNS runs each, $(nproc) cores (shared machine)"
 echo "  message: aviso ${MSG_BYTES} bytes (headers + text + HTML); smtp-source -l $PAYLOAD (+ its own ${SRC_HEADERS} bytes of headers)"

@@ -185,6 +185,7 @@ mod tests {
             smtp_password: None,
             sms_username: Some("aviso".into()),
             sms_password: Some("secret".into()),
+            dkim_key_file: None,
         };
         assert!(KannelChannel::open("kannel://127.0.0.1:1?from=INE&tls=true", &ctx).is_ok());
         let ipv6 = KannelChannel::open("kannel://[::1]:13013?from=INE", &ctx).unwrap();

@@ -3,6 +3,7 @@
 //! runs). A provider answers with an acceptance or a classified failure:
 //! temporary (try again later) or permanent (stop, and maybe suppress).
 
+mod dkim;
 mod file;
 mod http;
 mod kannel;
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use dkim::{DkimError, DkimSigner};
 pub use file::FileChannel;
 pub use kannel::KannelChannel;
 pub use smtp::SmtpChannel;
@@ -136,6 +138,12 @@ pub trait Channel: Send + Sync {
     fn reports_delivery(&self) -> bool {
         false
     }
+
+    /// The key e-mail for this provider is signed with (`dkim=` in its URL):
+    /// the composer signs each message once, on its final bytes.
+    fn dkim(&self) -> Option<&DkimSigner> {
+        None
+    }
 }
 
 /// A provider's description, from its URL.
@@ -164,6 +172,9 @@ pub struct ProviderContext {
     pub smtp_password: Option<String>,
     pub sms_username: Option<String>,
     pub sms_password: Option<String>,
+    /// AVISO_DKIM_KEY_FILE: the DKIM key of an SMTP provider whose URL has
+    /// `dkim=` but no `dkim_key=`.
+    pub dkim_key_file: Option<std::path::PathBuf>,
 }
 
 /// Opens the provider a URL names, for messages of `kind`.

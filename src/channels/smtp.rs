@@ -21,7 +21,8 @@ use lettre::transport::smtp::response::Response;
 use tokio::sync::Mutex;
 
 use super::{
-    query_param, Accepted, Channel, DeliveryError, Outgoing, ProviderContext, ProviderInfo,
+    query_param, Accepted, Channel, DeliveryError, DkimSigner, Outgoing, ProviderContext,
+    ProviderInfo,
 };
 use crate::domain::{ChannelKind, SuppressionReason};
 
@@ -36,6 +37,7 @@ pub struct SmtpChannel {
     idle: Mutex<Vec<Pooled>>,
     /// The last connection opened offered 8BITMIME: messages are built 8-bit.
     eight_bit: AtomicBool,
+    dkim: Option<DkimSigner>,
 }
 
 /// An open connection, what its server offers, and when it was last used.
@@ -62,9 +64,10 @@ enum Tls {
 }
 
 impl SmtpChannel {
-    /// `smtp://host:port?tls=none|starttls|tls&pool=N&rate=R`. STARTTLS is
-    /// required by default; `tls=none` is accepted only for loopback hosts, so a
-    /// typo cannot send voters' data in clear text over a network.
+    /// `smtp://host:port?tls=none|starttls|tls&pool=N&rate=R&dkim=S._domainkey.D&dkim_key=FILE`.
+    /// STARTTLS is required by default; `tls=none` is accepted only for
+    /// loopback hosts, so a typo cannot send voters' data in clear text over a
+    /// network. The DKIM key is loaded and checked here, before any message.
     pub fn open(url: &str, ctx: &ProviderContext) -> Result<SmtpChannel, String> {
         let parsed = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
         let host = parsed
@@ -93,6 +96,13 @@ impl SmtpChannel {
             // Fails now, not at the first message, if TLS cannot be set up.
             TlsParameters::new(host.clone()).map_err(|e| format!("TLS setup: {e}"))?;
         }
+        let dkim = DkimSigner::from_settings(
+            query_param(&parsed, "dkim").as_deref(),
+            query_param(&parsed, "dkim_key").as_deref(),
+            ctx.dkim_key_file.as_deref(),
+            &ctx.base_dir,
+        )
+        .map_err(|e| e.to_string())?;
         let credentials = match (&ctx.smtp_username, &ctx.smtp_password) {
             (Some(user), Some(password)) => Some(Credentials::new(user.clone(), password.clone())),
             _ => None,
@@ -111,6 +121,7 @@ impl SmtpChannel {
             hello: ClientId::default(),
             idle: Mutex::new(Vec::new()),
             eight_bit: AtomicBool::new(false),
+            dkim,
         })
     }
 
@@ -215,6 +226,10 @@ impl Channel for SmtpChannel {
 
     fn takes_8bit(&self) -> bool {
         self.eight_bit.load(Ordering::Relaxed)
+    }
+
+    fn dkim(&self) -> Option<&DkimSigner> {
+        self.dkim.as_ref()
     }
 
     async fn send(&self, message: &Outgoing) -> Result<Accepted, DeliveryError> {

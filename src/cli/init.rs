@@ -23,6 +23,12 @@ public_url = "http://127.0.0.1:8025"
 from = "Voto desde el Extranjero <avisos@votoextranjero.example>"
 # smtp://host:587?tls=starttls&pool=8&rate=50 (credentials: AVISO_SMTP_USERNAME,
 # AVISO_SMTP_PASSWORD), or file://outbox/email to write .eml files instead.
+# DKIM signing (SMTP only): add &dkim=SELECTOR._domainkey.DOMAIN (where the
+# public key is published; DOMAIN as in `from`) and &dkim_key=dkim.pem (a PEM
+# key, RSA of 2048 bits or more, or Ed25519: openssl genpkey -algorithm ed25519
+# -out dkim.pem), or give the key file in AVISO_DKIM_KEY_FILE. The worker checks
+# the key before it sends anything. See it signed:
+#   aviso templates preview registro_abierto --channel email --eml
 provider = "file://outbox/email"
 
 [sms]

@@ -181,6 +181,9 @@ impl Context {
                 .or_else(|| self.config.file.sms.username.clone()),
             sms_password: secret("AVISO_SMS_PASSWORD")?
                 .or_else(|| self.config.file.sms.password.clone()),
+            dkim_key_file: std::env::var_os("AVISO_DKIM_KEY_FILE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
         })
     }
 
@@ -217,6 +220,15 @@ impl Context {
             );
         }
         Ok(())
+    }
+
+    /// The e-mail provider configured by default, opened (its DKIM key loaded
+    /// and checked); `None` when there is none.
+    pub fn email_provider(&self) -> anyhow::Result<Option<Arc<dyn crate::channels::Channel>>> {
+        let Some(url) = self.provider_url(ChannelKind::Email) else {
+            return Ok(None);
+        };
+        Ok(Some(open_provider(&url, ChannelKind::Email, &self.provider_context()?)?))
     }
 
     /// Every provider this process can use.

@@ -174,7 +174,7 @@ async fn export_ledger(store: &dyn crate::store::Store, args: &MessagesArgs) -> 
 }
 
 /// A new file only its owner can read (exports list recipients).
-fn open_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+pub(super) fn open_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     crate::files::owner_only()
         .write(true)
         .create(true)

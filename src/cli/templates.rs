@@ -1,11 +1,13 @@
+use std::io::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::{print, print_json, Context};
-use crate::domain::ContactKind;
-use crate::templates::{self, sms, LangMode, Recipient, Renderer};
+use crate::domain::{ContactKind, EmailAddress};
+use crate::templates::{self, sms, EmailHeaders, LangMode, Recipient, Renderer};
 
 #[derive(Debug, Subcommand)]
 pub enum TemplatesCommand {
@@ -14,6 +16,11 @@ pub enum TemplatesCommand {
     /// Exit status 1 if anything is wrong; each problem names its file.
     Check(CheckArgs),
     /// Show a message exactly as it would be sent
+    ///
+    /// With --eml, the whole e-mail as it would go to the SMTP server (MIME
+    /// parts, headers, and the DKIM signature when the e-mail provider has
+    /// `dkim=`), e.g.
+    ///   aviso templates preview registro_abierto --channel email --eml --out muestra.eml
     Preview(PreviewArgs),
     /// List the templates with their channels and variables
     List,
@@ -51,7 +58,19 @@ pub struct PreviewArgs {
     /// Render for the sample contact (the default)
     #[arg(long)]
     pub sample: bool,
+    /// E-mail only: write the complete message (RFC 5322 .eml) as it would be
+    /// sent, signed when the e-mail provider has `dkim=`; open it in a mail
+    /// program or check it with `dkimverify`
+    #[arg(long)]
+    pub eml: bool,
+    /// With --eml: write the message to FILE (readable by its owner only)
+    /// instead of the terminal, e.g. --out muestra.eml
+    #[arg(long, value_name = "FILE", requires = "eml")]
+    pub out: Option<PathBuf>,
 }
+
+/// The address a preview of the sample contact is written to.
+const SAMPLE_ADDRESS: &str = "muestra@example.org";
 
 #[derive(Debug, Args)]
 pub struct SmsInfoArgs {
@@ -112,13 +131,18 @@ async fn preview(ctx: &Context, args: PreviewArgs) -> anyhow::Result<ExitCode> {
     let set = ctx.template_set()?;
     let renderer = Renderer::new(set)?;
     let def = renderer.template(&args.name)?;
-    let recipient = match &args.contact {
+    if args.eml && matches!(args.channel, Channel::Sms) {
+        eprintln!("error: --eml writes an e-mail: use it with --channel email");
+        return Ok(ExitCode::from(2));
+    }
+    let (recipient, address) = match &args.contact {
         Some(id) => {
             let store = ctx.store().await?;
             let Some(record) = store.contact(id).await? else {
                 bail!("contact {id:?} does not exist");
             };
-            Recipient::from_contact(&record.contact)
+            let address = record.contact.email.clone();
+            (Recipient::from_contact(&record.contact), address)
         }
         None => {
             let kind = match def.meta.audience {
@@ -132,7 +156,8 @@ async fn preview(ctx: &Context, args: PreviewArgs) -> anyhow::Result<ExitCode> {
                 .and_then(|v| v.as_table())
                 .cloned()
                 .unwrap_or_default();
-            Recipient::from_sample(&sample)
+            let address = EmailAddress::parse(SAMPLE_ADDRESS).ok();
+            (Recipient::from_sample(&sample), address)
         }
     };
     let mode = match args.lang {
@@ -155,6 +180,12 @@ async fn preview(ctx: &Context, args: PreviewArgs) -> anyhow::Result<ExitCode> {
             print("---");
             print(&sms.text);
         }
+        Channel::Email if args.eml => {
+            let Some(to) = address else {
+                bail!("contact {:?} has no e-mail address", recipient.id);
+            };
+            write_eml(ctx, &renderer, &args, mode, &recipient, &vars, &to)?;
+        }
         Channel::Email => {
             let settings = ctx.email_settings()?;
             let token = "PREVIEW";
@@ -172,6 +203,61 @@ async fn preview(ctx: &Context, args: PreviewArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The message as `email_bytes` makes it for the worker, signed by the
+/// default e-mail provider's DKIM key when it has one.
+fn write_eml(
+    ctx: &Context,
+    renderer: &Renderer,
+    args: &PreviewArgs,
+    mode: LangMode,
+    recipient: &Recipient,
+    vars: &serde_json::Value,
+    to: &EmailAddress,
+) -> anyhow::Result<()> {
+    let settings = ctx.email_settings()?;
+    let provider = ctx.email_provider()?;
+    let url = settings.unsubscribe_url("PREVIEW");
+    let email = renderer.render_email(&args.name, mode, recipient, vars, &url)?;
+    let message_id = format!("<aviso.preview@{}>", settings.from.email.domain());
+    let headers = EmailHeaders {
+        from: &settings.from,
+        to,
+        to_name: Some(recipient.full_name.as_str()).filter(|n| !n.is_empty()),
+        message_id: &message_id,
+        unsubscribe_url: Some(&url),
+        eight_bit: provider.as_ref().is_some_and(|p| p.takes_8bit()),
+    };
+    let dkim = provider.as_ref().and_then(|p| p.dkim());
+    let (_, raw) = crate::dispatch::email_bytes(&email, &headers, &[], dkim)
+        .map_err(|e| anyhow::anyhow!("cannot build the e-mail: {e}"))?;
+    match &args.out {
+        Some(path) => {
+            // The message names its recipient: the owner's eyes only.
+            super::report::open_private(path)
+                .and_then(|mut f| f.write_all(&raw))
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+            let signed = match dkim {
+                Some(signer) => format!("signed for {} ({})", signer.domain(), signer.algorithm()),
+                None => "not signed (no dkim= on the e-mail provider)".into(),
+            };
+            print(&format!(
+                "{} bytes written to {}, {signed}",
+                raw.len(),
+                path.display()
+            ));
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            if let Err(e) = stdout.write_all(&raw).and_then(|_| stdout.flush()) {
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    return Err(e).context("cannot write the message");
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn unit(encoding: sms::SmsEncoding) -> &'static str {

@@ -8,11 +8,12 @@ use serde_json::Value;
 
 use super::tokens::{Purpose, Tokens};
 use crate::campaigns::{Campaign, ClaimedMessage};
-use crate::channels::{Channel, EmailOut, Outgoing, SmsOut};
+use crate::channels::{Channel, DkimSigner, EmailOut, Outgoing, SmsOut};
 use crate::domain::{ChannelKind, EmailAddress, Invalid};
 use crate::schedule::Window;
 use crate::templates::{
-    build_email, Attachment, EmailHeaders, EmailSettings, LangMode, Recipient, Renderer,
+    build_email, Attachment, EmailHeaders, EmailSettings, LangMode, Recipient, RenderedEmail,
+    Renderer,
 };
 
 /// A campaign, prepared once per worker: parsed settings and loaded attachments.
@@ -159,17 +160,35 @@ impl Composer {
                     unsubscribe_url: Some(&unsubscribe),
                     eight_bit: channel.takes_8bit(),
                 };
-                let message = build_email(&rendered, &headers, &plan.attachments)
-                    .map_err(|e| e.to_string())?;
-                let envelope: Envelope = message.envelope().clone();
+                let (envelope, raw) =
+                    email_bytes(&rendered, &headers, &plan.attachments, channel.dkim())?;
                 Ok(Outgoing::Email(EmailOut {
                     reference,
                     envelope,
-                    raw: message.formatted(),
+                    raw,
                 }))
             }
         }
     }
+}
+
+/// A message's envelope and its bytes exactly as they go on the wire: built,
+/// then signed when the provider has a DKIM key. `aviso templates preview
+/// --eml` goes through here too, so the preview is what would be sent.
+pub fn email_bytes(
+    rendered: &RenderedEmail,
+    headers: &EmailHeaders<'_>,
+    attachments: &[(Attachment, Arc<Vec<u8>>)],
+    dkim: Option<&DkimSigner>,
+) -> Result<(Envelope, Vec<u8>), String> {
+    let message = build_email(rendered, headers, attachments).map_err(|e| e.to_string())?;
+    let envelope = message.envelope().clone();
+    let raw = message.formatted();
+    let raw = match dkim {
+        Some(signer) => signer.sign(&raw).map_err(|e| e.to_string())?,
+        None => raw,
+    };
+    Ok((envelope, raw))
 }
 
 /// The reference a provider sees for an outbox row: stable across resends.

@@ -24,7 +24,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-pub use compose::{message_id, recipient_of, reference, CampaignPlan, Composer};
+pub use compose::{email_bytes, message_id, recipient_of, reference, CampaignPlan, Composer};
 pub use fleet::{workers_status, CampaignLeases, WorkerStatus};
 use recorder::Recorder;
 pub use recorder::RECORD_BATCH;

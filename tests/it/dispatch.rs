@@ -30,7 +30,7 @@ pub fn citizens_csv(n: usize) -> String {
 }
 
 /// A workspace sending e-mail to `sink`, with fast retries for tests.
-fn workspace_for(sink: &SmtpSink, extra_query: &str) -> Workspace {
+pub fn workspace_for(sink: &SmtpSink, extra_query: &str) -> Workspace {
     let mut ws = Workspace::new();
     let url = format!(
         "smtp://127.0.0.1:{}?tls=none&pool=8{extra_query}",

@@ -9,6 +9,7 @@ mod calls;
 mod cli_basics;
 mod demo;
 mod dispatch;
+mod dkim;
 mod import;
 mod import_fuzz;
 mod ops_kit;
