@@ -10,6 +10,7 @@ pub mod contacts;
 pub mod dispatch;
 pub mod domain;
 pub mod receipts;
+pub mod replies;
 pub mod report;
 pub mod schedule;
 pub mod store;

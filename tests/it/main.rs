@@ -13,6 +13,7 @@ mod import;
 mod import_fuzz;
 mod peers_smoke;
 mod receipts;
+mod replies;
 mod reports;
 mod schedule;
 mod sms;
