@@ -289,4 +289,21 @@ fn baja_and_alta_through_kannel_change_who_the_next_campaign_reaches() {
         "{kept:?}"
     );
     assert!(!kept.iter().any(|(a, _)| a == ANA), "{kept:?}");
+
+    // An accented BAJA arrives from the handset as UCS-2, and still counts.
+    let accented = r.handset_sends(ANA, "¡BÁJA, por favor!");
+    assert_eq!(accented.action, ReplyAction::Suppressed);
+
+    // Malformed inbound with the right secret is refused, and not recorded.
+    let bearer = format!("Bearer {SECRET}");
+    let before = r.inbound().len();
+    for body in [
+        &b"baja"[..],
+        br#"{"text": "baja"}"#,
+        br#"{"from": "12", "text": "baja"}"#,
+    ] {
+        let (status, answer) = http("POST", &webhook_door, &[("Authorization", &bearer)], body);
+        assert_eq!(status, 400, "{answer}");
+    }
+    assert_eq!(r.inbound().len(), before);
 }

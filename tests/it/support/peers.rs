@@ -849,14 +849,26 @@ impl Kannel {
         self.fakesmsc = Some(Proc::spawn("fakesmsc", command, &self.log("fakesmsc")));
     }
 
-    /// A handset at `from` sends `text` (plain GSM text) to the short code 4567:
-    /// fakesmsc is restarted to send it once, and goes on receiving (what
-    /// bearerbox delivers while it restarts waits in bearerbox's queue).
+    /// A handset at `from` sends `text` to the short code 4567, as GSM text
+    /// when it is ASCII, else as UCS-2: fakesmsc is restarted to send it
+    /// once, and goes on receiving (what bearerbox delivers while it restarts
+    /// waits in bearerbox's queue).
     pub fn send_mo(&mut self, from: &str, text: &str) {
         if let Some(mut fakesmsc) = self.fakesmsc.take() {
             fakesmsc.stop(Duration::ZERO);
         }
-        self.spawn_fakesmsc(1, &format!("{from} 4567 text {text}"));
+        let message = if text.is_ascii() {
+            format!("{from} 4567 text {text}")
+        } else {
+            // fakesmsc's ucs2 payload: the UTF-16BE bytes, URL-encoded.
+            let bytes: String = text
+                .encode_utf16()
+                .flat_map(u16::to_be_bytes)
+                .map(|b| format!("%{b:02X}"))
+                .collect();
+            format!("{from} 4567 ucs2 {bytes}")
+        };
+        self.spawn_fakesmsc(1, &message);
         self.wait_smsc_online()
             .unwrap_or_else(|e| panic!("fakesmsc did not come back to send {text:?}: {e}"));
     }
