@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::{answer, check_secret, Shared};
+use super::{answer, secret_refusal, Shared};
 use crate::domain::PhoneNumber;
 use crate::replies::{InboundSource, NewInbound};
 
@@ -27,7 +27,7 @@ pub(super) async fn kannel(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    if let Err(refused) = check_secret(&app, &headers) {
+    if let Some(refused) = secret_refusal(&app, &headers) {
         return refused;
     }
     let fields: HashMap<String, Vec<u8>> = query
@@ -97,7 +97,7 @@ pub(super) async fn webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(refused) = check_secret(&app, &headers) {
+    if let Some(refused) = secret_refusal(&app, &headers) {
         return refused;
     }
     let Ok(sms) = serde_json::from_slice::<serde_json::Value>(&body) else {

@@ -224,7 +224,7 @@ async fn sms_report_post(
 /// Bounces: an RFC 3464 delivery status notification (`multipart/report`),
 /// or the simple JSON form documented in `docs/RECEIPTS.md`.
 async fn bounces(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(refused) = check_secret(&app, &headers) {
+    if let Some(refused) = secret_refusal(&app, &headers) {
         return refused;
     }
     let bounce = match parse_bounce(&body) {
@@ -294,11 +294,12 @@ async fn unsubscribe(State(app): State<Shared>, Path(token): Path<String>) -> Re
 
 /// Checks the shared secret of bounces and inbound SMS: a bearer token, or
 /// the password of HTTP basic authentication (gateways such as Kannel put it
-/// in the URL they call). 503 while no secret is set, 401 for a wrong one.
-fn check_secret(app: &Receipts, headers: &HeaderMap) -> Result<(), Response> {
+/// in the URL they call). The refusal, if any: 503 while no secret is set,
+/// 401 for a wrong one.
+fn secret_refusal(app: &Receipts, headers: &HeaderMap) -> Option<Response> {
     use base64::Engine as _;
     let Some(secret) = &app.bounce_secret else {
-        return Err(answer(
+        return Some(answer(
             StatusCode::SERVICE_UNAVAILABLE,
             "bounce and inbound SMS intake is closed: set AVISO_RECEIPTS_SECRET (or [receipts] secret)",
         ));
@@ -321,11 +322,8 @@ fn check_secret(app: &Receipts, headers: &HeaderMap) -> Result<(), Response> {
     } else {
         Vec::new()
     };
-    if constant_time_eq(&presented, secret.as_bytes()) {
-        Ok(())
-    } else {
-        Err(answer(StatusCode::UNAUTHORIZED, "invalid secret"))
-    }
+    (!constant_time_eq(&presented, secret.as_bytes()))
+        .then(|| answer(StatusCode::UNAUTHORIZED, "invalid secret"))
 }
 
 /// Compares secrets without leaking, through timing, how much of a guess was right.
