@@ -62,32 +62,9 @@ pub(super) async fn kannel(
     }
 }
 
-/// A query value's bytes: `+` is a space, `%XX` a byte (kept as is when malformed).
+/// A query value's bytes: `+` is a space, `%XX` a byte.
 fn url_decode(encoded: &str) -> Vec<u8> {
-    let bytes = encoded.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (b'+', _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    out
+    percent_encoding::percent_decode_str(&encoded.replace('+', " ")).collect()
 }
 
 /// The JSON form: `{"from": "+12135550123", "text": "BAJA"}`; answers with

@@ -757,6 +757,11 @@ impl Kannel {
         format!("http://127.0.0.1:{}/cgi-bin/sendsms", self.ports.sendsms)
     }
 
+    /// aviso's provider URL for this Kannel, sending as `INE`.
+    pub fn provider_url(&self) -> String {
+        format!("kannel://127.0.0.1:{}?from=INE", self.ports.sendsms)
+    }
+
     /// bearerbox's `status.txt` (queues, SMSC connection state).
     pub fn admin_status(&self) -> String {
         self.try_admin_status().unwrap_or_else(|e| {
