@@ -11,6 +11,7 @@ pub mod dispatch;
 pub mod domain;
 pub mod files;
 pub mod receipts;
+pub mod replies;
 pub mod report;
 pub mod schedule;
 pub mod store;

@@ -102,7 +102,8 @@ pub enum Command {
     /// Indicators against the programme, and the message ledger
     #[command(subcommand)]
     Report(report::ReportCommand),
-    /// Receive delivery reports, bounces and unsubscribes; /healthz and /metrics
+    /// Receive delivery reports, bounces, unsubscribes and citizens' SMS replies
+    /// (BAJA / ALTA); /healthz and /metrics
     Serve(serve::ServeArgs),
     /// Check and preview the bilingual message templates
     #[command(subcommand)]

@@ -1,5 +1,6 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
@@ -7,6 +8,7 @@ use clap::Args;
 use super::Context;
 use crate::dispatch::Tokens;
 use crate::receipts::{router, Receipts};
+use crate::replies::Replier;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -17,21 +19,39 @@ pub struct ServeArgs {
 
 pub async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let store = ctx.store().await?;
+    let renderer = ctx.renderer()?;
+    for template in ["respuesta_baja", "respuesta_alta"] {
+        if let Err(e) = renderer.template(template) {
+            tracing::warn!("{e}: SMS replies to BAJA / ALTA will not be confirmed");
+        }
+    }
+    let replies = Replier {
+        store: store.clone(),
+        clock: ctx.clock.clone(),
+        renderer: Arc::new(renderer),
+        sms: ctx
+            .channel_set()
+            .context("cannot open the SMS provider that confirms citizens' replies")?
+            .sms,
+    };
     let receipts = Receipts {
         tokens: Tokens::from_store(store.as_ref()).await?,
         store,
         clock: ctx.clock.clone(),
         bounce_secret: crate::config::secret_from_env("AVISO_RECEIPTS_SECRET")?
             .or_else(|| ctx.config.file.receipts.secret.clone()),
+        replies: Some(Arc::new(replies)),
     };
     if receipts.bounce_secret.is_none() {
-        tracing::warn!("no AVISO_RECEIPTS_SECRET: the bounce endpoint stays closed");
+        tracing::warn!(
+            "no AVISO_RECEIPTS_SECRET: the bounce and inbound SMS endpoints stay closed"
+        );
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(
-        "listening on {} (reports, bounces, unsubscribes, /healthz, /metrics); public URL {}",
+        "listening on {} (reports, bounces, unsubscribes, inbound SMS, /healthz, /metrics); public URL {}",
         listener.local_addr()?,
         ctx.config.public_url()
     );

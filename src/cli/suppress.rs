@@ -43,7 +43,8 @@ pub struct AddArgs {
     /// sms, email or all [default: the address's own channel]
     #[arg(long, value_parser = parse_scope)]
     pub channel: Option<SuppressionScope>,
-    /// opt_out, hard_bounce, invalid, deceased, do_not_contact or complaint
+    /// opt_out, hard_bounce, invalid, deceased, do_not_contact, complaint, or
+    /// reply_opt_out (the citizen's own SMS BAJA: the only reason their ALTA lifts)
     #[arg(long, value_parser = parse_reason)]
     pub reason: SuppressionReason,
     /// Who asked (kept for audit)

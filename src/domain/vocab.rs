@@ -96,6 +96,8 @@ vocabulary!(
         Deceased => "deceased",
         DoNotContact => "do_not_contact",
         Complaint => "complaint",
+        // The citizen's own BAJA by SMS: the only reason their ALTA may lift.
+        Reply => "reply_opt_out",
     }
 );
 

@@ -5,9 +5,10 @@
 //! Every endpoint authenticates its caller: SMS reports and unsubscribe links
 //! carry a per-message token signed with the installation's key (a forged one
 //! is refused with 401, one naming an unknown message with 404), and bounces
-//! need the shared secret. A report is applied once; a replay changes nothing.
+//! and citizens' SMS replies need the shared secret. A report is applied once; a replay changes nothing.
 
 mod bounce;
+mod inbound;
 mod metrics;
 
 use std::collections::HashMap;
@@ -37,6 +38,8 @@ pub struct Receipts {
     /// The shared secret bounce senders present (`Authorization: Bearer …`);
     /// without one, the bounce endpoint is closed.
     pub bounce_secret: Option<String>,
+    /// Handles citizens' SMS replies (`/inbound/…`), which need the same secret.
+    pub replies: Option<Arc<crate::replies::Replier>>,
 }
 
 type Shared = Arc<Receipts>;
@@ -50,6 +53,8 @@ pub fn router(receipts: Receipts) -> Router {
             get(sms_report_get).post(sms_report_post),
         )
         .route("/bounces", post(bounces))
+        .route("/inbound/kannel", get(inbound::kannel))
+        .route("/inbound/sms", post(inbound::webhook))
         .route(
             "/unsubscribe/{token}",
             get(unsubscribe_page).post(unsubscribe),
@@ -219,19 +224,8 @@ async fn sms_report_post(
 /// Bounces: an RFC 3464 delivery status notification (`multipart/report`),
 /// or the simple JSON form documented in `docs/RECEIPTS.md`.
 async fn bounces(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(secret) = &app.bounce_secret else {
-        return answer(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "bounce intake is closed: set AVISO_RECEIPTS_SECRET (or [receipts] secret)",
-        );
-    };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !constant_time_eq(presented.as_bytes(), secret.as_bytes()) {
-        return answer(StatusCode::UNAUTHORIZED, "invalid secret");
+    if let Some(refused) = secret_refusal(&app, &headers) {
+        return refused;
     }
     let bounce = match parse_bounce(&body) {
         Ok(b) => b,
@@ -296,6 +290,40 @@ async fn unsubscribe(State(app): State<Shared>, Path(token): Path<String>) -> Re
             answer(StatusCode::SERVICE_UNAVAILABLE, "try again later")
         }
     }
+}
+
+/// Checks the shared secret of bounces and inbound SMS: a bearer token, or
+/// the password of HTTP basic authentication (gateways such as Kannel put it
+/// in the URL they call). The refusal, if any: 503 while no secret is set,
+/// 401 for a wrong one.
+fn secret_refusal(app: &Receipts, headers: &HeaderMap) -> Option<Response> {
+    use base64::Engine as _;
+    let Some(secret) = &app.bounce_secret else {
+        return Some(answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "bounce and inbound SMS intake is closed: set AVISO_RECEIPTS_SECRET (or [receipts] secret)",
+        ));
+    };
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let presented = if let Some(token) = authorization.strip_prefix("Bearer ") {
+        token.as_bytes().to_vec()
+    } else if let Some(basic) = authorization.strip_prefix("Basic ") {
+        base64::engine::general_purpose::STANDARD
+            .decode(basic.trim())
+            .ok()
+            .and_then(|pair| {
+                let colon = pair.iter().position(|b| *b == b':')?;
+                Some(pair[colon + 1..].to_vec())
+            })
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    (!constant_time_eq(&presented, secret.as_bytes()))
+        .then(|| answer(StatusCode::UNAUTHORIZED, "invalid secret"))
 }
 
 /// Compares secrets without leaking, through timing, how much of a guess was right.

@@ -6,6 +6,7 @@
 pub mod backup;
 pub mod copy;
 mod fleet;
+mod inbound;
 mod portable;
 mod postgres;
 mod sqlite;
@@ -23,6 +24,7 @@ use crate::campaigns::{
 use crate::contacts::{Contact, ContactRecord, Segment};
 use crate::domain::ChannelKind;
 use crate::domain::{SuppressionReason, SuppressionScope};
+use crate::replies::{AppliedReply, InboundRecord, NewInbound, ReplyStatus};
 
 pub use fleet::{
     PaceGrant, PaceSignal, WorkerHealth, WorkerInfo, WorkerRow, LOST_WORKERS_KEPT_MS, PACE_FLOOR,
@@ -378,6 +380,22 @@ pub trait Store: Send + Sync {
     async fn receipt_target(&self, message_id: i64) -> StoreResult<Option<ReceiptTarget>>;
     /// Records a report once: a replay (same dedup key) changes nothing.
     async fn apply_receipt(&self, receipt: &NewReceipt, now: i64) -> StoreResult<ReceiptOutcome>;
+
+    // Citizens' SMS replies.
+    /// Records an inbound SMS and applies its keyword, in one transaction:
+    /// BAJA adds an SMS suppression of the citizen's own; ALTA removes only
+    /// that one, never one from a bounce, an invalid number or the call centre.
+    async fn apply_reply(&self, inbound: &NewInbound, now: i64) -> StoreResult<AppliedReply>;
+    /// How the confirmation reply to inbound SMS `inbound_id` went; false if
+    /// there is no such SMS.
+    async fn record_reply(
+        &self,
+        inbound_id: i64,
+        status: ReplyStatus,
+        detail: Option<String>,
+    ) -> StoreResult<bool>;
+    /// Up to `limit` inbound SMS with ids above `after_id`, in id order.
+    async fn inbound_log(&self, after_id: i64, limit: i64) -> StoreResult<Vec<InboundRecord>>;
 
     /// Counters for `/metrics`.
     async fn metrics(&self) -> StoreResult<MetricsSnapshot>;

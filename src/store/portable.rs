@@ -1553,6 +1553,31 @@ macro_rules! portable_store {
                 Ok(outcome)
             }
 
+            async fn apply_reply(
+                &self,
+                inbound: &$crate::replies::NewInbound,
+                now: i64,
+            ) -> StoreResult<$crate::replies::AppliedReply> {
+                super::inbound::InboundSql(&self.pool).apply(inbound, now).await
+            }
+
+            async fn record_reply(
+                &self,
+                inbound_id: i64,
+                status: $crate::replies::ReplyStatus,
+                detail: Option<String>,
+            ) -> StoreResult<bool> {
+                super::inbound::InboundSql(&self.pool).record_reply(inbound_id, status, detail).await
+            }
+
+            async fn inbound_log(
+                &self,
+                after_id: i64,
+                limit: i64,
+            ) -> StoreResult<Vec<$crate::replies::InboundRecord>> {
+                super::inbound::InboundSql(&self.pool).log(after_id, limit).await
+            }
+
             async fn extend_leases(&self, worker: &str, until: i64) -> StoreResult<u64> {
                 Ok(sqlx::query(
                     "UPDATE messages SET lease_expires_at = $1 WHERE lease_owner = $2 AND status = 'sending'",

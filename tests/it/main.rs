@@ -15,6 +15,7 @@ mod import_fuzz;
 mod ops_kit;
 mod peers_smoke;
 mod receipts;
+mod replies;
 mod reports;
 mod scale;
 mod schedule;

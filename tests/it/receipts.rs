@@ -84,6 +84,7 @@ async fn bounces_complaints_and_unsubscribes_keep_people_out_of_the_next_run() {
         tokens: tokens.clone(),
         clock: s.clock.clone(),
         bounce_secret: Some("s3cret".into()),
+        replies: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -9,10 +9,12 @@ use serde_json::Value;
 
 use crate::support::peers::{free_port, wait_for_port, Kannel, SmsCoding};
 use crate::support::{
-    assert_all_deferred, copy_templates, eventually, http, Background, Workspace,
+    assert_all_deferred, copy_templates, eventually, http, sms_workspace, Background, Workspace,
 };
 
 const WAIT: Duration = Duration::from_secs(120);
+/// The sendsms user of the test Kannel.
+pub(crate) const KANNEL_USER: (&str, &str) = ("aviso", "secret");
 
 /// `n` citizens with US mobile numbers in the fictional 555-01XX block, half in
 /// Spanish, half in English.
@@ -44,16 +46,10 @@ struct SmsSetup {
 }
 
 fn setup(kannel: &Kannel, n: usize) -> SmsSetup {
-    let mut ws = Workspace::new();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let sendsms = kannel.sendsms_url();
-    let host_port = sendsms
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let mut ws = sms_workspace(&kannel.provider_url(), KANNEL_USER, &phones_csv(n));
+    ws.env("AVISO_PUBLIC_URL", &base);
     let templates = copy_templates(ws.path());
     // Keep every accent: the UCS-2 path must deliver them intact.
     let meta = templates.join("registro_abierto/meta.toml");
@@ -62,38 +58,17 @@ fn setup(kannel: &Kannel, n: usize) -> SmsSetup {
         .replace("transliterate = true", "transliterate = false")
         .replace("max_segments = 2", "max_segments = 3");
     std::fs::write(&meta, text).unwrap();
-    ws.env(
-        "AVISO_SMS_PROVIDER",
-        &format!("kannel://{host_port}?from=INE"),
-    )
-    .env("AVISO_SMS_USERNAME", "aviso")
-    .env("AVISO_SMS_PASSWORD", "secret")
-    .env("AVISO_PUBLIC_URL", &base)
-    .env("AVISO_TEMPLATES", &templates.display().to_string());
+    ws.env("AVISO_TEMPLATES", &templates.display().to_string());
     ws.write(
         "aviso.toml",
         "[retry]\ninitial_seconds = 0.2\nmultiplier = 1.0\nmax_interval_seconds = 0.2\nmax_attempts = 50\n",
     );
-    let csv = ws.write("phones.csv", phones_csv(n));
-    ws.ok(&["contacts", "import", &csv, "--list", "moviles"]);
-    ws.ok(&[
-        "activity",
-        "create",
-        "--code",
-        "SMS",
-        "--name",
-        "SMS",
-        "--channel",
-        "sms",
-        "--programmed",
-        "1000",
-    ]);
     let serve = Background::spawn(ws.command(&["serve", "--listen", &format!("127.0.0.1:{port}")]));
     assert!(wait_for_port(port, WAIT), "aviso serve did not start");
     SmsSetup { ws, serve, base }
 }
 
-fn create_sms_campaign(ws: &Workspace) -> i64 {
+pub(crate) fn create_sms_campaign(ws: &Workspace) -> i64 {
     let created = ws.json(&[
         "campaign",
         "create",
@@ -108,7 +83,7 @@ fn create_sms_campaign(ws: &Workspace) -> i64 {
     created["id"].as_i64().unwrap()
 }
 
-fn counts(ws: &Workspace, id: i64) -> Value {
+pub(crate) fn counts(ws: &Workspace, id: i64) -> Value {
     ws.json(&["campaign", "status", &id.to_string(), "--json"])["counts"].clone()
 }
 
@@ -417,28 +392,11 @@ impl FakeProvider {
 }
 
 fn http_provider_workspace(provider_url: &str) -> (Workspace, i64) {
-    let mut ws = Workspace::new();
-    ws.env("AVISO_SMS_PROVIDER", provider_url)
-        .env("AVISO_SMS_USERNAME", "AC123")
-        .env("AVISO_SMS_PASSWORD", "token-secret");
+    let ws = sms_workspace(provider_url, ("AC123", "token-secret"), &phones_csv(1));
     ws.write(
         "aviso.toml",
         "[retry]\ninitial_seconds = 0.1\nmultiplier = 1.0\nmax_interval_seconds = 0.1\nmax_attempts = 50\n",
     );
-    let csv = ws.write("phones.csv", phones_csv(1));
-    ws.ok(&["contacts", "import", &csv, "--list", "moviles"]);
-    ws.ok(&[
-        "activity",
-        "create",
-        "--code",
-        "SMS",
-        "--name",
-        "SMS",
-        "--channel",
-        "sms",
-        "--programmed",
-        "1",
-    ]);
     let id = create_sms_campaign(&ws);
     ws.ok(&["campaign", "start", &id.to_string()]);
     (ws, id)

@@ -23,6 +23,9 @@ use aviso::domain::{
 use aviso::store::{
     PaceSignal, Store, StoreError, Suppression, WorkerHealth, WorkerInfo, LOST_WORKERS_KEPT_MS,
 };
+use aviso::replies::{
+    AppliedReply, InboundSource, NewInbound, ReplyAction, ReplyKeyword, ReplyStatus,
+};
 
 use crate::support::create_pg_database;
 use crate::support::peers::postgres_url;
@@ -129,6 +132,8 @@ conformance!(
     shared_pace_hands_out_each_slot_once_at_the_rate,
     shared_pace_slows_down_once_a_second_and_recovers_to_the_ceiling,
     workers_register_report_in_hold_leases_and_are_forgotten,
+    baja_suppresses_and_alta_lifts_only_the_citizens_own_baja,
+    replies_are_recorded_with_their_outcome_and_read_in_pages,
 );
 
 // ---------------------------------------------------------------------------
@@ -1826,4 +1831,165 @@ async fn workers_register_report_in_hold_leases_and_are_forgotten(b: &Backend) {
     let again = s.workers().await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].info.started_at, T0 + 10);
+// Citizens' SMS replies (BAJA / ALTA)
+
+fn inbound(from: &str, text: &str) -> NewInbound {
+    NewInbound::new(InboundSource::Kannel, phone(from), text)
+}
+
+async fn apply(store: &dyn Store, from: &str, text: &str, now: i64) -> AppliedReply {
+    store.apply_reply(&inbound(from, text), now).await.unwrap()
+}
+
+async fn sms_reasons(
+    store: &dyn Store,
+    address: &str,
+) -> Vec<(SuppressionScope, SuppressionReason)> {
+    store
+        .suppressions(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.address == address)
+        .map(|s| (s.scope, s.reason))
+        .collect()
+}
+
+async fn baja_suppresses_and_alta_lifts_only_the_citizens_own_baja(b: &Backend) {
+    use SuppressionReason::*;
+    use SuppressionScope as Scope;
+    let s = b.s();
+    let (own, bounced, called, unknown) = (
+        "+12135550101",
+        "+12135550102",
+        "+12135550103",
+        "+12135550104",
+    );
+    s.add_suppressions(&[
+        suppression(bounced, Scope::Sms, Invalid),
+        suppression(called, Scope::All, DoNotContact),
+    ])
+    .await
+    .unwrap();
+
+    // The citizen's own BAJA, then ALTA: suppressed, then free again.
+    assert_eq!(
+        apply(s, own, "baja", T0).await.action,
+        ReplyAction::Suppressed
+    );
+    assert_eq!(sms_reasons(s, own).await, [(Scope::Sms, Reply)]);
+    assert_eq!(
+        apply(s, own, "STOP", T0 + 1).await.action,
+        ReplyAction::AlreadySuppressed
+    );
+    let alta = apply(s, own, "alta", T0 + 2).await;
+    assert_eq!((alta.action, alta.kept), (ReplyAction::Resubscribed, None));
+    assert!(sms_reasons(s, own).await.is_empty());
+    assert_eq!(
+        apply(s, own, "alta", T0 + 3).await.action,
+        ReplyAction::NotSuppressed
+    );
+
+    // An invalid number's suppression is not the citizen's to lift.
+    assert_eq!(
+        apply(s, bounced, "baja", T0).await.action,
+        ReplyAction::AlreadySuppressed
+    );
+    let alta = apply(s, bounced, "ALTA", T0 + 1).await;
+    assert_eq!(
+        (alta.action, alta.kept),
+        (ReplyAction::KeptSuppressed, Some(Invalid))
+    );
+    assert_eq!(sms_reasons(s, bounced).await, [(Scope::Sms, Invalid)]);
+
+    // The call centre's stop covers every channel: BAJA adds the citizen's
+    // own on SMS, ALTA takes only that one away.
+    assert_eq!(
+        apply(s, called, "baja", T0).await.action,
+        ReplyAction::Suppressed
+    );
+    let alta = apply(s, called, "alta", T0 + 1).await;
+    assert_eq!(
+        (alta.action, alta.kept),
+        (ReplyAction::KeptSuppressed, Some(DoNotContact))
+    );
+    assert_eq!(sms_reasons(s, called).await, [(Scope::All, DoNotContact)]);
+
+    // Anything else changes nothing.
+    assert_eq!(
+        apply(s, unknown, "hola", T0).await.action,
+        ReplyAction::Ignored
+    );
+    assert!(sms_reasons(s, unknown).await.is_empty());
+}
+
+async fn replies_are_recorded_with_their_outcome_and_read_in_pages(b: &Backend) {
+    let s = b.s();
+    let baja = apply(s, "+12135550101", "Baja por favor", T0).await;
+    let unknown = apply(s, "+12135550102", "¿cuándo votamos?", T0 + 5).await;
+    let alta = apply(s, "+12135550101", "ALTA", T0 + 9).await;
+    assert!(baja.id < unknown.id && unknown.id < alta.id);
+    assert!(s
+        .record_reply(baja.id, ReplyStatus::Sent, Some("kannel: 0".into()))
+        .await
+        .unwrap());
+    assert!(s
+        .record_reply(alta.id, ReplyStatus::Failed, Some("down".into()))
+        .await
+        .unwrap());
+    assert!(!s
+        .record_reply(alta.id + 100, ReplyStatus::Sent, None)
+        .await
+        .unwrap());
+
+    let log = s.inbound_log(0, 10).await.unwrap();
+    let summary: Vec<_> = log
+        .iter()
+        .map(|r| {
+            (
+                r.id,
+                r.received_at,
+                r.keyword,
+                r.action,
+                r.reply,
+                r.reply_detail.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                baja.id,
+                T0,
+                ReplyKeyword::OptOut,
+                ReplyAction::Suppressed,
+                ReplyStatus::Sent,
+                Some("kannel: 0")
+            ),
+            (
+                unknown.id,
+                T0 + 5,
+                ReplyKeyword::Unknown,
+                ReplyAction::Ignored,
+                ReplyStatus::NotSent,
+                None
+            ),
+            (
+                alta.id,
+                T0 + 9,
+                ReplyKeyword::OptIn,
+                ReplyAction::Resubscribed,
+                ReplyStatus::Failed,
+                Some("down")
+            ),
+        ]
+    );
+    assert_eq!(log[1].text, "¿cuándo votamos?");
+    assert_eq!(log[1].phone.as_str(), "+12135550102");
+    assert_eq!(log[0].source, InboundSource::Kannel);
+    let page = s.inbound_log(baja.id, 1).await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].id, unknown.id);
+    assert!(s.inbound_log(alta.id, 10).await.unwrap().is_empty());
 }

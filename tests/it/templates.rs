@@ -110,6 +110,10 @@ golden! {
     golden_carpeta_mensual_email_es: "carpeta_mensual" "email" "es";
     golden_carpeta_mensual_email_en: "carpeta_mensual" "email" "en";
     golden_carpeta_mensual_email_both: "carpeta_mensual" "email" "both";
+    golden_respuesta_baja_sms_es: "respuesta_baja" "sms" "es";
+    golden_respuesta_baja_sms_en: "respuesta_baja" "sms" "en";
+    golden_respuesta_alta_sms_es: "respuesta_alta" "sms" "es";
+    golden_respuesta_alta_sms_en: "respuesta_alta" "sms" "en";
 }
 
 #[test]
@@ -334,7 +338,7 @@ fn check_passes_on_the_shipped_templates() {
     let dir = shipped_templates();
     let out = ws.ok(&["--templates", dir.to_str().unwrap(), "templates", "check"]);
     assert!(
-        out.contains("4 template(s)") && out.contains("all good"),
+        out.contains("6 template(s)") && out.contains("all good"),
         "{out}"
     );
     // The copy built into the binary too.

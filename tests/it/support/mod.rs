@@ -275,3 +275,32 @@ pub fn assert_all_deferred(report: &Value, n: i64, why: &str) {
         "{why}: {report}"
     );
 }
+
+/// A workspace sending SMS through `provider_url` with these credentials,
+/// the contacts of `contacts_csv` in the list `moviles`, and an SMS activity
+/// `SMS`.
+pub fn sms_workspace(
+    provider_url: &str,
+    (username, password): (&str, &str),
+    contacts_csv: &str,
+) -> Workspace {
+    let mut ws = Workspace::new();
+    ws.env("AVISO_SMS_PROVIDER", provider_url)
+        .env("AVISO_SMS_USERNAME", username)
+        .env("AVISO_SMS_PASSWORD", password);
+    let csv = ws.write("phones.csv", contacts_csv);
+    ws.ok(&["contacts", "import", &csv, "--list", "moviles"]);
+    ws.ok(&[
+        "activity",
+        "create",
+        "--code",
+        "SMS",
+        "--name",
+        "SMS",
+        "--channel",
+        "sms",
+        "--programmed",
+        "1000",
+    ]);
+    ws
+}

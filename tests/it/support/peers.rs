@@ -709,6 +709,8 @@ pub struct Kannel {
     bearerbox: Option<Proc>,
     smsbox: Option<Proc>,
     fakesmsc: Option<Proc>,
+    /// The `get-url` of the `sms-service` that hands inbound SMS to aviso.
+    inbound_url: Option<String>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -724,6 +726,13 @@ impl Kannel {
     /// sendsms listens and fakesmsc is connected. `None` when Kannel is not
     /// installed (a panic under `AVISO_REQUIRE_PEERS=1`).
     pub fn start() -> Option<Kannel> {
+        Kannel::start_with_inbound(None)
+    }
+
+    /// Like [`Kannel::start`], with an `sms-service` that fetches `get_url`
+    /// (Kannel's escapes expanded) for every SMS fakesmsc sends, and sends no
+    /// reply of its own (`max-messages = 0`). Without one, the service answers "ok".
+    pub fn start_with_inbound(get_url: Option<&str>) -> Option<Kannel> {
         if !peer_installed(&[BEARERBOX, SMSBOX, FAKESMSC]) {
             return None;
         }
@@ -737,6 +746,7 @@ impl Kannel {
             bearerbox: None,
             smsbox: None,
             fakesmsc: None,
+            inbound_url: get_url.map(str::to_string),
         };
         start_with_retries("Kannel", || {
             kannel.stop_all(Duration::ZERO);
@@ -755,6 +765,11 @@ impl Kannel {
     /// `http://127.0.0.1:PORT/cgi-bin/sendsms`
     pub fn sendsms_url(&self) -> String {
         format!("http://127.0.0.1:{}/cgi-bin/sendsms", self.ports.sendsms)
+    }
+
+    /// aviso's provider URL for this Kannel, sending as `INE`.
+    pub fn provider_url(&self) -> String {
+        format!("kannel://127.0.0.1:{}?from=INE", self.ports.sendsms)
     }
 
     /// bearerbox's `status.txt` (queues, SMSC connection state).
@@ -834,22 +849,43 @@ impl Kannel {
             self.smsbox = Some(self.spawn_box("smsbox", SMSBOX, &[ports.sendsms])?);
         }
         if !self.fakesmsc.as_ref().is_some_and(Proc::running) {
-            let mut command = Command::new(FAKESMSC);
             // -m 0: send no messages towards Kannel, only receive.
-            command.args([
-                "-H",
-                "127.0.0.1",
-                "-r",
-                &ports.smsc.to_string(),
-                "-i",
-                "1",
-                "-m",
-                "0",
-                "123 456 text hi",
-            ]);
-            self.fakesmsc = Some(Proc::spawn("fakesmsc", command, &self.log("fakesmsc")));
+            self.spawn_fakesmsc(0, "123 456 text hi");
         }
         self.wait_smsc_online()
+    }
+
+    /// fakesmsc, sending `max` messages like `message` ("FROM TO text WORDS")
+    /// towards Kannel, one every 0.2 s, and receiving for as long as it runs.
+    fn spawn_fakesmsc(&mut self, max: u32, message: &str) {
+        let mut command = Command::new(FAKESMSC);
+        command.args(["-H", "127.0.0.1", "-r", &self.ports.smsc.to_string()]);
+        command.args(["-i", "0.2", "-m", &max.to_string(), message]);
+        self.fakesmsc = Some(Proc::spawn("fakesmsc", command, &self.log("fakesmsc")));
+    }
+
+    /// A handset at `from` sends `text` to the short code 4567, as GSM text
+    /// when it is ASCII, else as UCS-2: fakesmsc is restarted to send it
+    /// once, and goes on receiving (what bearerbox delivers while it restarts
+    /// waits in bearerbox's queue).
+    pub fn send_mo(&mut self, from: &str, text: &str) {
+        if let Some(mut fakesmsc) = self.fakesmsc.take() {
+            fakesmsc.stop(Duration::ZERO);
+        }
+        let message = if text.is_ascii() {
+            format!("{from} 4567 text {text}")
+        } else {
+            // fakesmsc's ucs2 payload: the UTF-16BE bytes, URL-encoded.
+            let bytes: String = text
+                .encode_utf16()
+                .flat_map(u16::to_be_bytes)
+                .map(|b| format!("%{b:02X}"))
+                .collect();
+            format!("{from} 4567 ucs2 {bytes}")
+        };
+        self.spawn_fakesmsc(1, &message);
+        self.wait_smsc_online()
+            .unwrap_or_else(|e| panic!("fakesmsc did not come back to send {text:?}: {e}"));
     }
 
     /// Starts a Kannel box. `-v 4` keeps its stderr to panics: the full log
@@ -952,8 +988,12 @@ concatenation = true
 
 group = sms-service
 keyword = default
-text = "ok"
+{service}
 "#,
+            service = match &self.inbound_url {
+                Some(url) => format!("get-url = \"{url}\"\nmax-messages = 0\nomit-empty = true"),
+                None => "text = \"ok\"".to_string(),
+            },
             admin = ports.admin,
             smsbox = ports.smsbox,
             smsc = ports.smsc,

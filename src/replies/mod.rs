@@ -1,0 +1,247 @@
+//! Citizens answer our SMS: BAJA (or ALTO, STOP, CANCELAR) to stop them, ALTA
+//! (or START) to get them again. An inbound SMS arrives through `aviso serve`
+//! (Kannel's `sms-service`, or the JSON webhook), is classified, applied to
+//! the suppression list, recorded in the `inbound` table, and confirmed by an
+//! SMS reply rendered from `templates/respuesta_baja` or `respuesta_alta`.
+//!
+//! ALTA lifts only the citizen's own BAJA (reason `reply_opt_out`): a number
+//! suppressed because it bounced, is invalid, or the call centre was asked not
+//! to call again stays suppressed, and then no reply goes out either, since a
+//! reply is a message to a number we must not message.
+
+mod keywords;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+
+pub use keywords::{classify, ReplyKeyword};
+
+use crate::channels::{Channel, Outgoing, SmsOut};
+use crate::clock::Clock;
+use crate::domain::{mask_phone, vocabulary, PhoneNumber, SuppressionReason};
+use crate::store::{Store, StoreError};
+use crate::templates::{LangMode, Recipient, Renderer};
+
+/// Longer texts are cut before they are stored: a keyword reply is a few
+/// words, and nobody gets to fill the database through the webhook.
+const MAX_TEXT_CHARS: usize = 1_600;
+
+vocabulary!(
+    /// Which door an inbound SMS came through.
+    InboundSource { Kannel => "kannel", Webhook => "webhook" }
+);
+
+vocabulary!(
+    /// What aviso did about an inbound SMS.
+    ReplyAction {
+        Suppressed => "suppressed",
+        AlreadySuppressed => "already_suppressed",
+        Resubscribed => "resubscribed",
+        KeptSuppressed => "kept_suppressed",
+        NotSuppressed => "not_suppressed",
+        Ignored => "ignored",
+    }
+);
+
+vocabulary!(
+    /// How the confirmation reply went.
+    ReplyStatus {
+        Pending => "pending",
+        Sent => "sent",
+        Failed => "failed",
+        NotSent => "not_sent",
+        NoProvider => "no_provider",
+    }
+);
+
+impl ReplyAction {
+    /// The template that confirms this action, or none when nothing may be
+    /// sent (another suppression stays) or nothing was asked.
+    pub fn reply_template(self) -> Option<&'static str> {
+        match self {
+            ReplyAction::Suppressed | ReplyAction::AlreadySuppressed => Some("respuesta_baja"),
+            ReplyAction::Resubscribed | ReplyAction::NotSuppressed => Some("respuesta_alta"),
+            ReplyAction::KeptSuppressed | ReplyAction::Ignored => None,
+        }
+    }
+}
+
+/// An SMS a citizen sent us, classified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewInbound {
+    pub source: InboundSource,
+    pub phone: PhoneNumber,
+    pub text: String,
+    pub keyword: ReplyKeyword,
+}
+
+impl NewInbound {
+    pub fn new(source: InboundSource, phone: PhoneNumber, text: &str) -> NewInbound {
+        let text: String = text.chars().take(MAX_TEXT_CHARS).collect();
+        NewInbound {
+            source,
+            phone,
+            keyword: classify(&text),
+            text,
+        }
+    }
+}
+
+/// What the store did with an inbound SMS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedReply {
+    /// Its row in `inbound`.
+    pub id: i64,
+    pub action: ReplyAction,
+    /// For ALTA: the suppression that still stops messages to the number.
+    pub kept: Option<SuppressionReason>,
+}
+
+/// One row of the `inbound` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InboundRecord {
+    pub id: i64,
+    pub received_at: i64,
+    pub source: InboundSource,
+    pub phone: PhoneNumber,
+    pub text: String,
+    pub keyword: ReplyKeyword,
+    pub action: ReplyAction,
+    pub reply: ReplyStatus,
+    pub reply_detail: Option<String>,
+}
+
+/// The answer to whoever delivered the SMS to us (no personal data in it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InboundOutcome {
+    pub id: i64,
+    pub keyword: ReplyKeyword,
+    pub action: ReplyAction,
+    pub reply: ReplyStatus,
+}
+
+/// Applies inbound SMS and sends the confirmations.
+pub struct Replier {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub renderer: Arc<Renderer>,
+    /// The SMS provider campaigns use; without one, changes still apply and
+    /// are recorded, but no confirmation goes out.
+    pub sms: Option<Arc<dyn Channel>>,
+}
+
+impl Replier {
+    pub async fn handle(&self, inbound: NewInbound) -> Result<InboundOutcome, StoreError> {
+        let applied = self
+            .store
+            .apply_reply(&inbound, self.clock.now_ms())
+            .await?;
+        let who = mask_phone(inbound.phone.as_str());
+        match (applied.action, applied.kept) {
+            (ReplyAction::KeptSuppressed, Some(reason)) => tracing::info!(
+                "inbound SMS {} from {who}: {} asked, but the number stays suppressed ({reason}); no reply",
+                applied.id,
+                inbound.keyword
+            ),
+            (action, _) => tracing::info!(
+                "inbound SMS {} from {who}: {}, {action}",
+                applied.id,
+                inbound.keyword
+            ),
+        }
+        let reply = match applied.action.reply_template() {
+            Some(template) => self.confirm(applied.id, &inbound.phone, template).await?,
+            None => ReplyStatus::NotSent,
+        };
+        Ok(InboundOutcome {
+            id: applied.id,
+            keyword: inbound.keyword,
+            action: applied.action,
+            reply,
+        })
+    }
+
+    /// Sends the confirmation straight through the provider, not through the
+    /// outbox: outbox rows belong to a campaign's run and count towards its
+    /// programmed totals, and a confirmation belongs to no campaign. It is
+    /// tried once; the attempt and the provider's answer go in its `inbound`
+    /// row. A failed confirmation leaves the change itself in place.
+    async fn confirm(
+        &self,
+        id: i64,
+        phone: &PhoneNumber,
+        template: &str,
+    ) -> Result<ReplyStatus, StoreError> {
+        let (status, detail) = match &self.sms {
+            None => (
+                ReplyStatus::NoProvider,
+                Some("no SMS provider is configured".to_string()),
+            ),
+            Some(channel) => match self.render(id, phone, template).await? {
+                Err(why) => (ReplyStatus::Failed, Some(why)),
+                Ok(sms) => match channel.send(&Outgoing::Sms(sms)).await {
+                    Ok(accepted) => (
+                        ReplyStatus::Sent,
+                        Some(format!(
+                            "{}{}",
+                            channel.name(),
+                            accepted.code.map(|c| format!(": {c}")).unwrap_or_default()
+                        )),
+                    ),
+                    Err(e) => (
+                        ReplyStatus::Failed,
+                        Some(format!("{}: {e}", channel.name())),
+                    ),
+                },
+            },
+        };
+        if status != ReplyStatus::Sent {
+            tracing::warn!(
+                "inbound SMS {id}: the {template} reply was not sent: {}",
+                detail.as_deref().unwrap_or("")
+            );
+        }
+        self.store.record_reply(id, status, detail).await?;
+        Ok(status)
+    }
+
+    /// The reply in the language of the contact with this number (Spanish when
+    /// the number is nobody's, or theirs is not available).
+    async fn render(
+        &self,
+        id: i64,
+        phone: &PhoneNumber,
+        template: &str,
+    ) -> Result<Result<SmsOut, String>, StoreError> {
+        let mut recipient = Recipient {
+            kind: "citizen".into(),
+            language: "es".into(),
+            ..Recipient::default()
+        };
+        let contacts = self.store.contacts_with_phone(phone.as_str()).await?;
+        if let Some((id, _, _)) = contacts.first() {
+            if let Some(record) = self.store.contact(id).await? {
+                recipient = Recipient::from_contact(&record.contact);
+            }
+        }
+        let rendered = match self.renderer.render_sms(
+            template,
+            LangMode::Contact,
+            &recipient,
+            &Value::Object(Default::default()),
+        ) {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        Ok(Ok(SmsOut {
+            reference: format!("in{id}"),
+            to: phone.as_str().to_string(),
+            text: rendered.text,
+            encoding: rendered.info.encoding,
+            segments: rendered.info.segments,
+            status_url: None,
+        }))
+    }
+}
