@@ -3,6 +3,7 @@
 //! several hosts share one outbox. The SQL both understand is written once in
 //! `portable.rs`; what differs lives in each backend's file.
 
+mod cap;
 mod portable;
 mod postgres;
 mod sqlite;
@@ -18,9 +19,10 @@ use crate::campaigns::{
     NewReceipt, Outcome, ReceiptOutcome, ReceiptTarget, RecordReport, Run, RunStart, StatusCounts,
 };
 use crate::contacts::{Contact, ContactRecord, Segment};
-use crate::domain::ChannelKind;
+use crate::domain::{CapPolicy, ChannelKind};
 use crate::domain::{SuppressionReason, SuppressionScope};
 
+pub use cap::CappedClaim;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -356,6 +358,21 @@ pub trait Store: Send + Sync {
         lease_ms: i64,
         limit: i64,
     ) -> StoreResult<Vec<ClaimedMessage>>;
+    /// A campaign's frequency cap, if it has one.
+    async fn frequency_cap(&self, campaign_id: i64) -> StoreResult<Option<CapPolicy>>;
+    /// `claim` for a campaign with a frequency cap: in the claim's transaction,
+    /// each claimed message either takes a place under its recipient's cap
+    /// (counted across campaigns) and is returned, or is held (`capped`) or
+    /// deferred to when the cap leaves room, as the policy says.
+    async fn claim_capped(
+        &self,
+        campaign_id: i64,
+        worker: &str,
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+        policy: &CapPolicy,
+    ) -> StoreResult<CappedClaim>;
     /// Records outcomes in one transaction, each only if its lease still holds.
     async fn record_outcomes(
         &self,
