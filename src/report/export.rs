@@ -122,7 +122,7 @@ pub fn title(key: &str, lang: Language) -> &'static str {
         "failed" => ("Fallidos", "Failed"),
         "suppressed" => ("Suprimidos", "Suppressed"),
         "expired" => ("Vencidos", "Expired"),
-        "capped" => ("Retenidos por tope", "Capped"),
+        "capped" => ("Retenidos", "Capped"),
         "indicator_pct" => ("Indicador %", "Indicator %"),
         "delivery_rate_pct" => ("Entrega %", "Delivery %"),
         "total" => ("Total", "Total"),

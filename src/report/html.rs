@@ -67,7 +67,7 @@ pub fn to_html(report: &Report, lang: Language) -> Result<String, ExportError> {
             "es",
             "Indicadores del programa de trabajo",
             "Indicador = (enviados / programados) × 100; entrega = (entregados / enviados) × 100. \
-             Retenidos por tope: mensajes que el tope de frecuencia no dejó salir; no cuentan como enviados. \
+             Retenidos: mensajes que el tope de frecuencia no dejó salir; no cuentan como enviados. \
              «—»: el programa no da la cifra para esta agrupación.",
             "Agrupado por",
             "Indicadores",
