@@ -247,6 +247,16 @@ macro_rules! cap_store {
                     });
                     q.push(" ON CONFLICT (message_id) DO UPDATE SET at = excluded.at");
                     q.build().execute(&mut *tx).await?;
+                    // A deferred message that now fits no longer waits for the cap.
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "UPDATE messages SET last_code = NULL, last_reason = NULL WHERE last_code = 'cap' AND id IN (",
+                    );
+                    let mut ids = q.separated(", ");
+                    for (id, _) in &places {
+                        ids.push_bind(*id);
+                    }
+                    q.push(")");
+                    q.build().execute(&mut *tx).await?;
                 }
                 let why = reason(policy, &channel);
                 if !held.is_empty() {

@@ -285,6 +285,17 @@ fn the_cap_in_aviso_toml_applies_and_defer_waits_for_room() {
     ws.ok(&["worker", "--once"]);
     let s = status(&ws, deferred);
     assert_eq!(s["counts"]["sent"], 20, "{s}");
+    let rows = ws.json(&[
+        "report",
+        "messages",
+        "--campaign",
+        &deferred.to_string(),
+        "--format",
+        "json",
+    ]);
+    for row in rows.as_array().unwrap() {
+        assert_ne!(row["last_code"], "cap", "sent, no longer waiting: {row}");
+    }
     assert_eq!(sms_by_phone(&ws).values().sum::<usize>(), 60);
 }
 

@@ -792,7 +792,10 @@ fn parse_html(bytes: &[u8], by: &str, titles: &[(&str, &str)]) -> Parsed {
     assert_eq!(foot[0], "Total");
     Parsed {
         rows,
-        total: Some(printed_row(Vec::new(), &foot[foot.len() - MEASURES.len()..])),
+        total: Some(printed_row(
+            Vec::new(),
+            &foot[foot.len() - MEASURES.len()..],
+        )),
     }
 }
 
