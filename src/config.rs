@@ -89,6 +89,8 @@ pub struct EmailConfig {
     pub unsubscribe_url: Option<String>,
     /// Total size of a campaign's attachments, in bytes.
     pub attachment_limit: Option<u64>,
+    /// The cap of e-mail campaigns that set none, e.g. "2/7d".
+    pub frequency_cap: Option<crate::domain::FrequencyCap>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -98,6 +100,8 @@ pub struct SmsConfig {
     pub provider: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// The cap of SMS campaigns that set none, e.g. "2/7d".
+    pub frequency_cap: Option<crate::domain::FrequencyCap>,
 }
 
 /// The retry policy for temporary failures: exponential with jitter.
@@ -272,6 +276,17 @@ impl Config {
             .unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_string())
             .trim_end_matches('/')
             .to_string()
+    }
+
+    /// The frequency cap aviso.toml sets for a channel's campaigns.
+    pub fn frequency_cap(
+        &self,
+        channel: crate::domain::ChannelKind,
+    ) -> Option<crate::domain::FrequencyCap> {
+        match channel {
+            crate::domain::ChannelKind::Email => self.file.email.frequency_cap,
+            crate::domain::ChannelKind::Sms => self.file.sms.frequency_cap,
+        }
     }
 
     pub fn resolve(&self, path: &Path) -> PathBuf {

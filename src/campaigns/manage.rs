@@ -110,6 +110,8 @@ pub struct CampaignRequest {
     /// Send only inside this window of each recipient's local time.
     pub window: Option<Window>,
     pub expires: Option<Expiry>,
+    /// At most so many messages per period to one recipient, across campaigns.
+    pub frequency_cap: Option<crate::domain::CapPolicy>,
 }
 
 /// Creates a campaign after checking everything that can be checked: the
@@ -292,6 +294,7 @@ pub async fn create_campaign(
             Some(Expiry::After(ms)) => Some(ms),
             _ => None,
         },
+        frequency_cap: request.frequency_cap,
     };
     Ok(store.create_campaign(&campaign, now).await?)
 }
@@ -499,6 +502,10 @@ pub struct CampaignStatus {
     pub last_run: Option<LastRun>,
     /// Providers currently slowed down at their own request.
     pub slowed_providers: Vec<crate::store::ProviderState>,
+    /// At most so many messages per period to one recipient, e.g. "1/1d".
+    pub frequency_cap: Option<String>,
+    /// `hold` or `defer`: what happens to messages over the cap.
+    pub when_capped: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -537,6 +544,7 @@ pub async fn status(
         .into_iter()
         .filter(|p| p.rate != p.base_rate && now - p.updated_at < 60_000)
         .collect();
+    let cap = store.frequency_cap(campaign.id).await?;
     Ok(CampaignStatus {
         id: campaign.id,
         name: campaign.name.clone(),
@@ -558,6 +566,8 @@ pub async fn status(
             total: r.total,
         }),
         slowed_providers,
+        frequency_cap: cap.map(|p| p.cap.to_string()),
+        when_capped: cap.map(|p| p.when.to_string()),
     })
 }
 

@@ -39,6 +39,8 @@ vocabulary!(
 
 vocabulary!(
     /// Where a message stands. Every message is in exactly one of these.
+    /// `capped`: held for good, sending it would have exceeded its
+    /// campaign's frequency cap.
     MessageStatus {
         Queued => "queued",
         Sending => "sending",
@@ -49,6 +51,7 @@ vocabulary!(
         Suppressed => "suppressed",
         Expired => "expired",
         Cancelled => "cancelled",
+        Capped => "capped",
     }
 );
 
@@ -134,6 +137,8 @@ pub struct NewCampaign {
     pub window_end: Option<String>,
     pub expires_at: Option<i64>,
     pub expires_after: Option<i64>,
+    /// Its frequency cap, if any (kept in `campaign_caps`).
+    pub frequency_cap: Option<crate::domain::CapPolicy>,
 }
 
 /// When a campaign runs: once at `start_at`, or monthly.
@@ -184,6 +189,8 @@ pub struct StatusCounts {
     pub suppressed: i64,
     pub expired: i64,
     pub cancelled: i64,
+    /// Held by the frequency cap: never sent.
+    pub capped: i64,
 }
 
 impl StatusCounts {
@@ -198,6 +205,7 @@ impl StatusCounts {
             MessageStatus::Suppressed => &mut self.suppressed,
             MessageStatus::Expired => &mut self.expired,
             MessageStatus::Cancelled => &mut self.cancelled,
+            MessageStatus::Capped => &mut self.capped,
         };
         *slot += n;
     }
@@ -212,6 +220,7 @@ impl StatusCounts {
             + self.suppressed
             + self.expired
             + self.cancelled
+            + self.capped
     }
 
     pub fn pending(&self) -> i64 {

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use super::{print, print_json, thousands, Context};
 use crate::campaigns::manage::{self, CampaignRequest, CampaignStatus};
 use crate::campaigns::CampaignSchedule;
-use crate::domain::ChannelKind;
+use crate::domain::{CapPolicy, ChannelKind, FrequencyCap, WhenCapped};
 use crate::schedule::{parse_at, parse_expires, Monthly, Window};
 use crate::templates::LangMode;
 
@@ -134,8 +134,36 @@ pub struct CreateArgs {
     /// Unsent messages expire at this time (YYYY-MM-DD HH:MM) or this long after a run starts (72h)
     #[arg(long, value_name = "TIME|DURATION")]
     pub expires: Option<String>,
+    /// At most COUNT messages per PERIOD (h, d or w) to one recipient on this
+    /// channel, counted across every capped campaign, even ones sending at the
+    /// same time: `--frequency-cap 1/1d` (one a day), `2/7d` (two a week);
+    /// `none` for no cap [default: `frequency_cap` under [sms] or [email] in
+    /// aviso.toml, else none]
+    #[arg(long, value_name = "COUNT/PERIOD", value_parser = parse_cap)]
+    pub frequency_cap: Option<CapChoice>,
+    /// What happens to a message over the cap: `hold` (status `capped`, never
+    /// sent) or `defer` (waits, and goes when the recipient's period leaves
+    /// room, unless the campaign expires first), e.g. --when-capped defer
+    #[arg(long, value_name = "hold|defer", default_value = "hold", value_parser = WhenCapped::parse)]
+    pub when_capped: WhenCapped,
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--frequency-cap`: a cap, or none even if aviso.toml sets one.
+#[derive(Debug, Clone, Copy)]
+pub enum CapChoice {
+    Cap(FrequencyCap),
+    Uncapped,
+}
+
+fn parse_cap(value: &str) -> Result<CapChoice, String> {
+    if value.trim().eq_ignore_ascii_case("none") {
+        return Ok(CapChoice::Uncapped);
+    }
+    FrequencyCap::parse(value)
+        .map(CapChoice::Cap)
+        .map_err(|e| format!("{e}; or `none`"))
 }
 
 #[derive(Debug, Args)]
@@ -427,6 +455,7 @@ async fn create(ctx: &Context, args: CreateArgs) -> anyhow::Result<i64> {
             .as_deref()
             .map(|e| parse_expires(e, zone))
             .transpose()?,
+        frequency_cap: None,
     };
     let store = ctx.store().await?;
     // The provider must exist before anything is queued for it.
@@ -435,9 +464,22 @@ async fn create(ctx: &Context, args: CreateArgs) -> anyhow::Result<i64> {
         .await?
         .and_then(|a| a.channel)
         .and_then(|c| ChannelKind::parse(&c).ok());
-    if let Some(kind) = channel.or(activity_channel) {
+    let kind = channel.or(activity_channel);
+    if let Some(kind) = kind {
         ctx.check_provider(kind, args.provider.as_deref())?;
     }
+    let cap = match args.frequency_cap {
+        Some(CapChoice::Cap(cap)) => Some(cap),
+        Some(CapChoice::Uncapped) => None,
+        None => kind.and_then(|kind| ctx.config.frequency_cap(kind)),
+    };
+    let request = CampaignRequest {
+        frequency_cap: cap.map(|cap| CapPolicy {
+            cap,
+            when: args.when_capped,
+        }),
+        ..request
+    };
     Ok(manage::create_campaign(store.as_ref(), &renderer, request, ctx.now_ms()).await?)
 }
 
@@ -457,7 +499,7 @@ fn print_status(s: &CampaignStatus) {
     ));
     let c = &s.counts;
     print(&format!(
-        "  total {}: queued {}, sending {}, sent {}, delivered {}, retrying {}, failed {}, suppressed {}, expired {}, cancelled {}",
+        "  total {}: queued {}, sending {}, sent {}, delivered {}, retrying {}, failed {}, suppressed {}, expired {}, cancelled {}, capped {}",
         thousands(s.total),
         thousands(c.queued),
         thousands(c.sending),
@@ -467,8 +509,14 @@ fn print_status(s: &CampaignStatus) {
         thousands(c.failed),
         thousands(c.suppressed),
         thousands(c.expired),
-        thousands(c.cancelled)
+        thousands(c.cancelled),
+        thousands(c.capped)
     ));
+    if let (Some(cap), Some(when)) = (&s.frequency_cap, &s.when_capped) {
+        print(&format!(
+            "  frequency cap {cap} per recipient across campaigns; over it: {when}"
+        ));
+    }
     if s.no_address > 0 {
         print(&format!(
             "  {} contacts have no {} address",

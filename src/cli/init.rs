@@ -30,12 +30,19 @@ from = "Voto desde el Extranjero <avisos@votoextranjero.example>"
 # the key before it sends anything. See it signed:
 #   aviso templates preview registro_abierto --channel email --eml
 provider = "file://outbox/email"
+# At most COUNT e-mails per PERIOD (h, d or w) to one address, counted across
+# campaigns; what goes over is held as `capped` (or deferred with
+# `campaign create --when-capped defer`). A campaign can set its own with
+# --frequency-cap. Fixed when a campaign is created. Unset: no cap.
+# frequency_cap = "2/7d"
 
 [sms]
 # kannel://host:13013?from=INE, twilio://api.twilio.com?from=+1…,
 # webhook+https://host/path, or file://outbox/sms. Credentials or signing
 # secret: AVISO_SMS_USERNAME and AVISO_SMS_PASSWORD.
 provider = "file://outbox/sms"
+# At most one SMS a day to one phone, across campaigns (see [email] above).
+# frequency_cap = "1/1d"
 
 [retry]
 # Temporary failures wait 30 s, then 60 s, … up to 30 min, 8 attempts in all.

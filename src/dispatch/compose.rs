@@ -29,6 +29,8 @@ pub struct CampaignPlan {
     pub expires_at: Option<i64>,
     /// Send only inside this window of the recipient's local time.
     pub window: Option<Window>,
+    /// The campaign's frequency cap (read from the store, not the campaign row).
+    pub cap: Option<crate::domain::CapPolicy>,
 }
 
 impl CampaignPlan {
@@ -61,6 +63,7 @@ impl CampaignPlan {
                 }
                 _ => default_window,
             },
+            cap: None,
         })
     }
 }

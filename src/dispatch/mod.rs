@@ -387,7 +387,8 @@ impl Dispatcher {
             let plan = match plans.get(&campaign.id) {
                 Some(plan) => plan.clone(),
                 None => match CampaignPlan::prepare(campaign, opts.default_window) {
-                    Ok(plan) => {
+                    Ok(mut plan) => {
+                        plan.cap = self.store.frequency_cap(campaign.id).await?;
                         let plan = Arc::new(plan);
                         plans.insert(campaign.id, plan.clone());
                         plan
@@ -420,15 +421,50 @@ impl Dispatcher {
             };
             let limit = (opts.batch - claimed.len()) as i64;
             let lease_ms = opts.lease.as_millis() as i64;
-            for m in self
-                .store
-                .claim(campaign.id, &opts.worker_id, now, lease_ms, limit)
-                .await?
-            {
+            let messages = match &plan.cap {
+                None => {
+                    self.store
+                        .claim(campaign.id, &opts.worker_id, now, lease_ms, limit)
+                        .await?
+                }
+                Some(policy) => self.claim_capped(campaign.id, policy, now, limit).await?,
+            };
+            for m in messages {
                 claimed.push((plan.clone(), channel.clone(), m));
             }
         }
         Ok(claimed)
+    }
+
+    /// Claims for a capped campaign until some message fits its cap or none
+    /// is due: a batch the cap held whole is not the end of the campaign.
+    /// Each round takes its messages out of the due ones, so this ends.
+    async fn claim_capped(
+        &self,
+        campaign_id: i64,
+        policy: &crate::domain::CapPolicy,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<ClaimedMessage>, DispatchError> {
+        let opts = &self.options;
+        let lease_ms = opts.lease.as_millis() as i64;
+        loop {
+            let round = self
+                .store
+                .claim_capped(campaign_id, &opts.worker_id, now, lease_ms, limit, policy)
+                .await?;
+            if round.held + round.deferred > 0 {
+                tracing::info!(
+                    "campaign {campaign_id}: frequency cap {}: {} message(s) held, {} deferred",
+                    policy.cap,
+                    round.held,
+                    round.deferred
+                );
+            }
+            if !round.claimed.is_empty() || round.held + round.deferred == 0 {
+                return Ok(round.claimed);
+            }
+        }
     }
 
     /// Pauses running campaigns whose recent attempts mostly failed for good: a

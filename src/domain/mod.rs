@@ -2,6 +2,7 @@
 //! Parsing lives here so the rest of the program never re-checks an address.
 
 mod address;
+mod cap;
 mod country;
 mod email;
 mod entity;
@@ -13,6 +14,7 @@ mod vocab;
 pub(crate) use vocab::vocabulary;
 
 pub use address::Address;
+pub use cap::{CapPolicy, FrequencyCap, WhenCapped};
 pub use country::Country;
 pub use email::EmailAddress;
 pub use entity::Entity;

@@ -17,19 +17,20 @@ pub fn format_pct(p: Option<f64>) -> String {
 }
 
 /// The measure columns, in the order every format uses.
-pub(super) const MEASURES: [&str; 8] = [
+pub(super) const MEASURES: [&str; 9] = [
     "programmed",
     "sent",
     "delivered",
     "failed",
     "suppressed",
     "expired",
+    "capped",
     "indicator_pct",
     "delivery_rate_pct",
 ];
 
 /// The measures in `MEASURES` order, as JSON values.
-fn measure_values(m: &Measures) -> [Value; 8] {
+fn measure_values(m: &Measures) -> [Value; MEASURES.len()] {
     [
         m.programmed.map(Value::from).unwrap_or(Value::Null),
         m.sent.into(),
@@ -37,6 +38,7 @@ fn measure_values(m: &Measures) -> [Value; 8] {
         m.failed.into(),
         m.suppressed.into(),
         m.expired.into(),
+        m.capped.into(),
         m.indicator_pct().map(Value::from).unwrap_or(Value::Null),
         m.delivery_rate_pct()
             .map(Value::from)
@@ -93,6 +95,7 @@ pub fn to_csv(report: &Report) -> Vec<u8> {
                 m.failed.to_string(),
                 m.suppressed.to_string(),
                 m.expired.to_string(),
+                m.capped.to_string(),
                 format_pct(m.indicator_pct()),
                 format_pct(m.delivery_rate_pct()),
             ]);
@@ -119,6 +122,7 @@ pub fn title(key: &str, lang: Language) -> &'static str {
         "failed" => ("Fallidos", "Failed"),
         "suppressed" => ("Suprimidos", "Suppressed"),
         "expired" => ("Vencidos", "Expired"),
+        "capped" => ("Retenidos", "Capped"),
         "indicator_pct" => ("Indicador %", "Indicator %"),
         "delivery_rate_pct" => ("Entrega %", "Delivery %"),
         "total" => ("Total", "Total"),
@@ -150,6 +154,7 @@ pub fn to_table(report: &Report, lang: Language) -> String {
             thousands(m.failed),
             thousands(m.suppressed),
             thousands(m.expired),
+            thousands(m.capped),
             m.indicator_pct()
                 .map(|p| format!("{p:.1}"))
                 .unwrap_or_else(|| "—".into()),

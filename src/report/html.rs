@@ -67,6 +67,7 @@ pub fn to_html(report: &Report, lang: Language) -> Result<String, ExportError> {
             "es",
             "Indicadores del programa de trabajo",
             "Indicador = (enviados / programados) × 100; entrega = (entregados / enviados) × 100. \
+             Retenidos: mensajes que el tope de frecuencia no dejó salir; no cuentan como enviados. \
              «—»: el programa no da la cifra para esta agrupación.",
             "Agrupado por",
             "Indicadores",
@@ -78,6 +79,7 @@ pub fn to_html(report: &Report, lang: Language) -> Result<String, ExportError> {
             "en",
             "Work programme indicators",
             "Indicator = (sent / programmed) × 100; delivery = (delivered / sent) × 100. \
+             Capped: messages the frequency cap held back; they do not count as sent. \
              “—”: the programme gives no figure for this grouping.",
             "Grouped by",
             "Indicators",
@@ -92,7 +94,7 @@ pub fn to_html(report: &Report, lang: Language) -> Result<String, ExportError> {
         .map(|k| title(k.name(), lang).to_lowercase())
         .collect();
     let columns = header(report, lang);
-    let text_columns = columns.len() - 8;
+    let text_columns = columns.len() - super::export::MEASURES.len();
 
     let mut out = String::new();
     let w = &mut out;

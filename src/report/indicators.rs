@@ -77,6 +77,8 @@ pub struct Measures {
     pub failed: i64,
     pub suppressed: i64,
     pub expired: i64,
+    /// Held by the frequency cap: not sent, so not in `sent` nor the indicator.
+    pub capped: i64,
     /// The part of `sent` recorded as done (calls, events): it has no delivery.
     #[serde(skip)]
     pub done: i64,
@@ -99,6 +101,7 @@ impl Measures {
         self.failed += other.failed;
         self.suppressed += other.suppressed;
         self.expired += other.expired;
+        self.capped += other.capped;
         self.done += other.done;
     }
 }
@@ -192,6 +195,7 @@ pub async fn indicators(
             "failed" => m.failed += f.count,
             "suppressed" => m.suppressed += f.count,
             "expired" => m.expired += f.count,
+            "capped" => m.capped += f.count,
             _ => {}
         }
     }

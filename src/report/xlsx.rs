@@ -26,7 +26,7 @@ pub(super) enum Value {
 }
 
 /// The measures of `m` in [`MEASURES`] order.
-pub(super) fn measure_values(m: &Measures) -> [Value; 8] {
+pub(super) fn measure_values(m: &Measures) -> [Value; MEASURES.len()] {
     let count = |n: i64| Value::Count(n);
     [
         m.programmed.map(count).unwrap_or(Value::Empty),
@@ -35,6 +35,7 @@ pub(super) fn measure_values(m: &Measures) -> [Value; 8] {
         count(m.failed),
         count(m.suppressed),
         count(m.expired),
+        count(m.capped),
         m.indicator_pct().map(Value::Pct).unwrap_or(Value::Empty),
         m.delivery_rate_pct()
             .map(Value::Pct)

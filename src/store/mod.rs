@@ -7,6 +7,7 @@ pub mod backup;
 pub mod copy;
 mod fleet;
 mod inbound;
+mod cap;
 mod portable;
 mod postgres;
 mod sqlite;
@@ -22,7 +23,7 @@ use crate::campaigns::{
     NewReceipt, Outcome, ReceiptOutcome, ReceiptTarget, RecordReport, Run, RunStart, StatusCounts,
 };
 use crate::contacts::{Contact, ContactRecord, Segment};
-use crate::domain::ChannelKind;
+use crate::domain::{CapPolicy, ChannelKind};
 use crate::domain::{SuppressionReason, SuppressionScope};
 use crate::replies::{AppliedReply, InboundRecord, NewInbound, ReplyStatus};
 
@@ -30,6 +31,7 @@ pub use fleet::{
     PaceGrant, PaceSignal, WorkerHealth, WorkerInfo, WorkerRow, LOST_WORKERS_KEPT_MS, PACE_FLOOR,
     PACE_RECOVERY, PACE_STEP_MS, SLOWED_REASON,
 };
+pub use cap::CappedClaim;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -365,6 +367,21 @@ pub trait Store: Send + Sync {
         lease_ms: i64,
         limit: i64,
     ) -> StoreResult<Vec<ClaimedMessage>>;
+    /// A campaign's frequency cap, if it has one.
+    async fn frequency_cap(&self, campaign_id: i64) -> StoreResult<Option<CapPolicy>>;
+    /// `claim` for a campaign with a frequency cap: in the claim's transaction,
+    /// each claimed message either takes a place under its recipient's cap
+    /// (counted across campaigns) and is returned, or is held (`capped`) or
+    /// deferred to when the cap leaves room, as the policy says.
+    async fn claim_capped(
+        &self,
+        campaign_id: i64,
+        worker: &str,
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+        policy: &CapPolicy,
+    ) -> StoreResult<CappedClaim>;
     /// Records outcomes in one transaction, each only if its lease still holds.
     async fn record_outcomes(
         &self,

@@ -129,6 +129,20 @@ pub(super) const CLAIMED_COLUMNS: &str = "id, run_id, campaign_id, contact_id, c
      kind, first_name, last_name, entity, country, language, credential, population, modality, \
      attempts, lease_epoch";
 
+/// Leases due messages of a running campaign; binds: worker, lease expiry,
+/// now, campaign, limit. `lock` is the backend's row-locking clause.
+pub(super) fn claim_sql(lock: &str) -> String {
+    format!(
+        "UPDATE messages SET status = 'sending', lease_owner = $1, lease_expires_at = $2, \
+         lease_epoch = lease_epoch + 1, updated_at = $3 \
+         WHERE id IN (SELECT id FROM messages WHERE campaign_id = $4 \
+           AND status IN ('queued', 'retrying') AND next_attempt_at <= $3 \
+           AND EXISTS (SELECT 1 FROM campaigns WHERE id = $4 AND state = 'running') \
+           LIMIT $5{lock}) \
+         RETURNING {CLAIMED_COLUMNS}"
+    )
+}
+
 /// Campaign rows with their activity's code and list's name.
 pub(super) const CAMPAIGN_SELECT: &str = "SELECT c.id, c.activity_id, a.code AS activity_code, \
      c.name, c.template, c.channel, c.list_id, l.name AS list_name, c.segment, c.lang_mode, \
@@ -899,7 +913,8 @@ macro_rules! portable_store {
                 c: &$crate::campaigns::NewCampaign,
                 now: i64,
             ) -> StoreResult<i64> {
-                Ok(sqlx::query_scalar(
+                let mut tx = self.pool.begin().await?;
+                let id: i64 = sqlx::query_scalar(
                     "INSERT INTO campaigns (activity_id, name, template, channel, list_id, segment, \
                      lang_mode, provider, vars, attachments, state, start_at, recurrence, recur_day, \
                      recur_time, recur_until, window_start, window_end, expires_at, expires_after, created_at, updated_at) \
@@ -927,8 +942,13 @@ macro_rules! portable_store {
                 .bind(c.expires_at)
                 .bind(c.expires_after)
                 .bind(now)
-                .fetch_one(&self.pool)
-                .await?)
+                .fetch_one(&mut *tx)
+                .await?;
+                if let Some(policy) = &c.frequency_cap {
+                    Self::save_frequency_cap(&mut tx, id, policy).await?;
+                }
+                tx.commit().await?;
+                Ok(id)
             }
 
             async fn campaign(&self, id: i64) -> StoreResult<Option<$crate::campaigns::Campaign>> {
@@ -1302,6 +1322,25 @@ macro_rules! portable_store {
                 Ok(n)
             }
 
+            async fn frequency_cap(
+                &self,
+                campaign_id: i64,
+            ) -> StoreResult<Option<$crate::domain::CapPolicy>> {
+                self.read_frequency_cap(campaign_id).await
+            }
+
+            async fn claim_capped(
+                &self,
+                campaign_id: i64,
+                worker: &str,
+                now: i64,
+                lease_ms: i64,
+                limit: i64,
+                policy: &$crate::domain::CapPolicy,
+            ) -> StoreResult<$crate::store::CappedClaim> {
+                self.claim_within_cap(campaign_id, worker, now, lease_ms, limit, policy).await
+            }
+
             async fn claim(
                 &self,
                 campaign_id: i64,
@@ -1310,17 +1349,7 @@ macro_rules! portable_store {
                 lease_ms: i64,
                 limit: i64,
             ) -> StoreResult<Vec<$crate::campaigns::ClaimedMessage>> {
-                let sql = format!(
-                    "UPDATE messages SET status = 'sending', lease_owner = $1, lease_expires_at = $2, \
-                     lease_epoch = lease_epoch + 1, updated_at = $3 \
-                     WHERE id IN (SELECT id FROM messages WHERE campaign_id = $4 \
-                       AND status IN ('queued', 'retrying') AND next_attempt_at <= $3 \
-                       AND EXISTS (SELECT 1 FROM campaigns WHERE id = $4 AND state = 'running') \
-                       LIMIT $5{}) \
-                     RETURNING {}",
-                    $claim_lock,
-                    super::portable::CLAIMED_COLUMNS
-                );
+                let sql = super::portable::claim_sql($claim_lock);
                 Ok(sqlx::query_as(&sql)
                     .bind(worker)
                     .bind(now + lease_ms)

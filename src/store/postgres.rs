@@ -45,3 +45,5 @@ super::portable::portable_store!(
     "SET CONSTRAINTS ALL DEFERRED",
     super::portable::Placeholders::Numbered
 );
+
+super::cap::cap_store!(PostgresStore, Postgres, " FOR UPDATE SKIP LOCKED");

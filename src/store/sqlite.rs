@@ -109,3 +109,5 @@ super::portable::portable_store!(
     "PRAGMA defer_foreign_keys = ON",
     super::portable::Placeholders::Positional
 );
+
+super::cap::cap_store!(SqliteStore, Sqlite, "");

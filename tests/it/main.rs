@@ -6,6 +6,7 @@
 mod support;
 
 mod calls;
+mod cap;
 mod cli_basics;
 mod demo;
 mod dispatch;

@@ -24,19 +24,20 @@ use crate::support::Workspace;
 
 const WAIT: Duration = Duration::from_secs(90);
 
-const MEASURES: [&str; 8] = [
+const MEASURES: [&str; 9] = [
     "programmed",
     "sent",
     "delivered",
     "failed",
     "suppressed",
     "expired",
+    "capped",
     "indicator_pct",
     "delivery_rate_pct",
 ];
 
 /// Column titles in Spanish, the default language of every format.
-const TITLES_ES: [(&str, &str); 15] = [
+const TITLES_ES: [(&str, &str); 16] = [
     ("activity", "Actividad"),
     ("activity_name", "Nombre"),
     ("month", "Mes"),
@@ -50,11 +51,12 @@ const TITLES_ES: [(&str, &str); 15] = [
     ("failed", "Fallidos"),
     ("suppressed", "Suprimidos"),
     ("expired", "Vencidos"),
+    ("capped", "Retenidos"),
     ("indicator_pct", "Indicador %"),
     ("delivery_rate_pct", "Entrega %"),
 ];
 
-const TITLES_EN: [(&str, &str); 15] = [
+const TITLES_EN: [(&str, &str); 16] = [
     ("activity", "Activity"),
     ("activity_name", "Name"),
     ("month", "Month"),
@@ -68,6 +70,7 @@ const TITLES_EN: [(&str, &str); 15] = [
     ("failed", "Failed"),
     ("suppressed", "Suppressed"),
     ("expired", "Expired"),
+    ("capped", "Capped"),
     ("indicator_pct", "Indicator %"),
     ("delivery_rate_pct", "Delivery %"),
 ];
@@ -472,6 +475,7 @@ struct Counts {
     failed: i64,
     suppressed: i64,
     expired: i64,
+    capped: i64,
 }
 
 impl Counts {
@@ -481,6 +485,7 @@ impl Counts {
         self.failed += o.failed;
         self.suppressed += o.suppressed;
         self.expired += o.expired;
+        self.capped += o.capped;
     }
 }
 
@@ -513,7 +518,7 @@ fn sql_groups(ws: &Workspace, keys: &[&str]) -> BTreeMap<Key, Counts> {
         "SELECT {select}\
          COALESCE(SUM(m.status IN ('sent', 'delivered')), 0), COALESCE(SUM(m.status = 'delivered'), 0), \
          COALESCE(SUM(m.status = 'failed'), 0), COALESCE(SUM(m.status = 'suppressed'), 0), \
-         COALESCE(SUM(m.status = 'expired'), 0) \
+         COALESCE(SUM(m.status = 'expired'), 0), COALESCE(SUM(m.status = 'capped'), 0) \
          FROM messages m JOIN campaigns c ON c.id = m.campaign_id \
          JOIN activities a ON a.id = c.activity_id{group}"
     );
@@ -531,6 +536,7 @@ fn sql_groups(ws: &Workspace, keys: &[&str]) -> BTreeMap<Key, Counts> {
                     failed: n(2),
                     suppressed: n(3),
                     expired: n(4),
+                    capped: n(5),
                 };
                 (key, counts)
             })
@@ -604,9 +610,9 @@ fn printed_pct(s: &str) -> Option<f64> {
     Some(value)
 }
 
-/// Eight printed measures (in `MEASURES` order) into a row.
+/// The printed measures (in `MEASURES` order) into a row.
 fn printed_row(key: Key, cells: &[String]) -> Row {
-    assert_eq!(cells.len(), 8, "{cells:?}");
+    assert_eq!(cells.len(), MEASURES.len(), "{cells:?}");
     let count =
         |i: usize| printed_int(&cells[i]).unwrap_or_else(|| panic!("no count in {cells:?}"));
     Row {
@@ -618,9 +624,10 @@ fn printed_row(key: Key, cells: &[String]) -> Row {
             failed: count(3),
             suppressed: count(4),
             expired: count(5),
+            capped: count(6),
         },
-        indicator: printed_pct(&cells[6]),
-        delivery: printed_pct(&cells[7]),
+        indicator: printed_pct(&cells[7]),
+        delivery: printed_pct(&cells[8]),
     }
 }
 
@@ -651,6 +658,7 @@ fn parse_json(bytes: &[u8], by: &str) -> Parsed {
                     failed: count("failed"),
                     suppressed: count("suppressed"),
                     expired: count("expired"),
+                    capped: count("capped"),
                 },
                 indicator: o["indicator_pct"].as_f64(),
                 delivery: o["delivery_rate_pct"].as_f64(),
@@ -702,7 +710,7 @@ fn parse_table(bytes: &[u8], by: &str, titles: &[(&str, &str)]) -> Parsed {
     let keys = keys_of(by);
     let measures = |line: &str| -> Vec<String> {
         let tokens: Vec<&str> = line.split_whitespace().collect();
-        tokens[tokens.len() - 8..]
+        tokens[tokens.len() - MEASURES.len()..]
             .iter()
             .map(|t| t.to_string())
             .collect()
@@ -777,14 +785,17 @@ fn parse_html(bytes: &[u8], by: &str, titles: &[(&str, &str)]) -> Parsed {
                 .iter()
                 .map(|c| (c != "—").then(|| c.clone()))
                 .collect();
-            printed_row(key, &cells[cells.len() - 8..])
+            printed_row(key, &cells[cells.len() - MEASURES.len()..])
         })
         .collect();
     let foot = html_cells(between(&text, "<tfoot>", "</tfoot>"));
     assert_eq!(foot[0], "Total");
     Parsed {
         rows,
-        total: Some(printed_row(Vec::new(), &foot[foot.len() - 8..])),
+        total: Some(printed_row(
+            Vec::new(),
+            &foot[foot.len() - MEASURES.len()..],
+        )),
     }
 }
 
@@ -900,7 +911,7 @@ fn parse_sheet(sheet: &Value, by: &str, titles: &[(&str, &str)]) -> Parsed {
     let keys = keys_of(by);
     let (last, body) = rows[1..].split_last().expect("a totals row");
     let measures = |cells: &[Value], total: bool| -> Row {
-        let m = &cells[cells.len() - 8..];
+        let m = &cells[cells.len() - MEASURES.len()..];
         for c in m {
             if total && !c["v"].is_null() {
                 assert_eq!(c["bold"], true, "sheet {name}: bold totals {c}");
@@ -939,9 +950,10 @@ fn parse_sheet(sheet: &Value, by: &str, titles: &[(&str, &str)]) -> Parsed {
                 failed: count(&m[3]),
                 suppressed: count(&m[4]),
                 expired: count(&m[5]),
+                capped: count(&m[6]),
             },
-            indicator: pct(&m[6]),
-            delivery: pct(&m[7]),
+            indicator: pct(&m[7]),
+            delivery: pct(&m[8]),
         }
     };
     let rows = body

@@ -16,6 +16,7 @@ use aviso::campaigns::{
     RecordReport, StatusCounts,
 };
 use aviso::contacts::{Contact, Segment};
+use aviso::domain::{CapPolicy, FrequencyCap, WhenCapped};
 use aviso::domain::{
     ChannelKind, ContactKind, Country, Credential, EmailAddress, Entity, Language, Modality,
     PhoneNumber, Population, SuppressionReason, SuppressionScope,
@@ -134,6 +135,9 @@ conformance!(
     workers_register_report_in_hold_leases_and_are_forgotten,
     baja_suppresses_and_alta_lifts_only_the_citizens_own_baja,
     replies_are_recorded_with_their_outcome_and_read_in_pages,
+    frequency_caps_are_kept_with_their_campaigns,
+    capped_claims_count_across_campaigns_and_hold_or_defer,
+    capped_claims_at_once_share_the_cap,
 );
 
 // ---------------------------------------------------------------------------
@@ -653,6 +657,7 @@ async fn campaigns_round_trip_every_field(b: &Backend) {
         window_end: Some("20:00".into()),
         expires_at: Some(T0 + 86_400_000),
         expires_after: Some(172_800_000),
+        frequency_cap: None,
     };
     let id = s.create_campaign(&new, T0).await.unwrap();
     let c = s.campaign(id).await.unwrap().unwrap();
@@ -682,6 +687,7 @@ async fn campaigns_round_trip_every_field(b: &Backend) {
         window_end: c.window_end.clone(),
         expires_at: c.expires_at,
         expires_after: c.expires_after,
+        frequency_cap: None,
     };
     assert_eq!(back, new);
     assert_eq!((c.created_at, c.updated_at, c.pause_reason), (T0, T0, None));
@@ -1992,4 +1998,194 @@ async fn replies_are_recorded_with_their_outcome_and_read_in_pages(b: &Backend) 
     assert_eq!(page.len(), 1);
     assert_eq!(page[0].id, unknown.id);
     assert!(s.inbound_log(alta.id, 10).await.unwrap().is_empty());
+// The frequency cap
+
+const DAY: i64 = 86_400_000;
+
+fn cap_policy(cap: &str, when: WhenCapped) -> CapPolicy {
+    CapPolicy {
+        cap: FrequencyCap::parse(cap).unwrap(),
+        when,
+    }
+}
+
+/// A started SMS campaign over `contacts` with `policy` as its cap.
+async fn capped(
+    store: &dyn Store,
+    name: &str,
+    contacts: &[Contact],
+    policy: Option<CapPolicy>,
+) -> Campaign {
+    let list_id = save(store, &format!("list-{name}"), contacts).await;
+    let activity_id = store
+        .create_activity(&activity(&format!("ACT-{name}")), T0)
+        .await
+        .unwrap();
+    let id = store
+        .create_campaign(
+            &NewCampaign {
+                activity_id,
+                name: name.into(),
+                template: "registro_abierto".into(),
+                channel: "sms".into(),
+                list_id,
+                lang_mode: "contact".into(),
+                vars: "{}".into(),
+                attachments: "[]".into(),
+                state: "draft".into(),
+                frequency_cap: policy,
+                ..NewCampaign::default()
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    let campaign = store.campaign(id).await.unwrap().unwrap();
+    let start = store
+        .start_run(
+            &campaign,
+            ChannelKind::Sms,
+            &Segment::default(),
+            "once",
+            None,
+            T0,
+        )
+        .await
+        .unwrap();
+    assert!(start.created);
+    campaign
+}
+
+async fn frequency_caps_are_kept_with_their_campaigns(b: &Backend) {
+    let policy = cap_policy("2/7d", WhenCapped::Defer);
+    let with = capped(b.s(), "with", &people(1), Some(policy)).await;
+    let without = capped(b.s(), "without", &people(1), None).await;
+    assert_eq!(b.s().frequency_cap(with.id).await.unwrap(), Some(policy));
+    assert_eq!(b.s().frequency_cap(without.id).await.unwrap(), None);
+    assert_eq!(b.s().frequency_cap(9999).await.unwrap(), None);
+}
+
+async fn capped_claims_count_across_campaigns_and_hold_or_defer(b: &Backend) {
+    let s = b.s();
+    let hold = cap_policy("1/1d", WhenCapped::Hold);
+    let defer = cap_policy("1/1d", WhenCapped::Defer);
+    let everyone = people(5);
+    let first = capped(s, "first", &everyone, Some(hold)).await;
+    let second = capped(s, "second", &everyone, Some(hold)).await;
+    let third = capped(s, "third", &everyone[..3], Some(defer)).await;
+
+    let got = s
+        .claim_capped(first.id, "w1", T0, LEASE, 100, &hold)
+        .await
+        .unwrap();
+    assert_eq!((got.claimed.len(), got.held, got.deferred), (5, 0, 0));
+    record(
+        s,
+        "w1",
+        &got.claimed.iter().map(sent).collect::<Vec<_>>(),
+        T0 + 10,
+    )
+    .await;
+
+    // Another campaign to the same people within the day: held for good.
+    let got = s
+        .claim_capped(second.id, "w1", T0 + 1000, LEASE, 100, &hold)
+        .await
+        .unwrap();
+    assert_eq!((got.claimed.len(), got.held, got.deferred), (0, 5, 0));
+    let c = counts(s, second.id).await;
+    assert_eq!((c.capped, c.sending, c.queued), (5, 0, 0));
+    let ledger = s.message_ledger(second.id, &[], 0, 100).await.unwrap();
+    assert!(ledger
+        .iter()
+        .all(|r| r.status == "capped" && r.last_code.as_deref() == Some("cap")));
+    assert_eq!(
+        s.metrics()
+            .await
+            .unwrap()
+            .messages
+            .iter()
+            .find(|(_, st, _)| st == "capped")
+            .map(|m| m.2),
+        Some(5)
+    );
+
+    // Deferred: back in the queue until the day has passed.
+    let got = s
+        .claim_capped(third.id, "w1", T0 + 2000, LEASE, 100, &defer)
+        .await
+        .unwrap();
+    assert_eq!((got.claimed.len(), got.held, got.deferred), (0, 0, 3));
+    assert_eq!(counts(s, third.id).await.queued, 3);
+    let early = s
+        .claim_capped(third.id, "w1", T0 + DAY - 1, LEASE, 100, &defer)
+        .await
+        .unwrap();
+    assert_eq!(
+        early,
+        aviso::store::CappedClaim::default(),
+        "nothing is due before the day has passed"
+    );
+    let got = s
+        .claim_capped(third.id, "w1", T0 + DAY + 1, LEASE, 100, &defer)
+        .await
+        .unwrap();
+    assert_eq!((got.claimed.len(), got.held, got.deferred), (3, 0, 0));
+
+    // A message claimed again (its lease expired) keeps its place; others wait.
+    s.housekeeping(T0 + DAY + 1 + LEASE).await.unwrap();
+    let again = s
+        .claim_capped(third.id, "w2", T0 + DAY + 2 + LEASE, LEASE, 100, &defer)
+        .await
+        .unwrap();
+    assert_eq!((again.claimed.len(), again.deferred), (3, 0));
+    assert_eq!(counts(s, third.id).await.total(), 3);
+}
+
+async fn capped_claims_at_once_share_the_cap(b: &Backend) {
+    const N: usize = 200;
+    let hold = cap_policy("1/1d", WhenCapped::Hold);
+    let everyone = people(N);
+    let mut campaigns = Vec::new();
+    for name in ["a", "b", "c"] {
+        campaigns.push(capped(b.s(), name, &everyone, Some(hold)).await);
+    }
+    // A store per worker, as separate processes would have.
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let store = aviso::store::open(&b.url).await.unwrap();
+        let ids: Vec<i64> = campaigns.iter().map(|c| c.id).collect();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let mut none = true;
+                for i in 0..ids.len() {
+                    let id = ids[(i + w) % ids.len()];
+                    let got = store
+                        .claim_capped(id, &format!("w{w}"), T0, LEASE, 7, &hold)
+                        .await
+                        .unwrap();
+                    none &= got.claimed.is_empty() && got.held == 0;
+                    mine.extend(got.claimed.into_iter().map(|m| m.address));
+                }
+                if none {
+                    return mine;
+                }
+            }
+        }));
+    }
+    let mut addresses = Vec::new();
+    for t in tasks {
+        addresses.extend(t.await.unwrap());
+    }
+    let distinct: BTreeSet<&String> = addresses.iter().collect();
+    assert_eq!(distinct.len(), N, "every recipient got a message");
+    assert_eq!(addresses.len(), N, "no recipient got two");
+    let mut capped_total = 0;
+    for c in &campaigns {
+        let c = counts(b.s(), c.id).await;
+        assert_eq!(c.sending + c.capped, N as i64, "{c:?}");
+        capped_total += c.capped;
+    }
+    assert_eq!(capped_total, 2 * N as i64);
 }
