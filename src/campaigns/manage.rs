@@ -110,6 +110,8 @@ pub struct CampaignRequest {
     /// Send only inside this window of each recipient's local time.
     pub window: Option<Window>,
     pub expires: Option<Expiry>,
+    /// Refuse runs whose estimate costs more (see `crate::cost`).
+    pub budget: Option<crate::cost::Money>,
 }
 
 /// Creates a campaign after checking everything that can be checked: the
@@ -292,6 +294,7 @@ pub async fn create_campaign(
             Some(Expiry::After(ms)) => Some(ms),
             _ => None,
         },
+        budget_micros: request.budget.map(|b| b.micros()),
     };
     Ok(store.create_campaign(&campaign, now).await?)
 }

@@ -5,9 +5,10 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::{print, print_json, thousands, Context};
+use super::{estimate, print, print_json, thousands, Context};
 use crate::campaigns::manage::{self, CampaignRequest, CampaignStatus};
 use crate::campaigns::CampaignSchedule;
+use crate::cost::Money;
 use crate::domain::ChannelKind;
 use crate::schedule::{parse_at, parse_expires, Monthly, Window};
 use crate::templates::LangMode;
@@ -22,6 +23,16 @@ pub enum CampaignCommand {
     /// real audience, its variables are given, the provider is configured.
     /// Nothing is sent until `aviso campaign start`.
     Create(CreateArgs),
+    /// What the next run would send and cost, before it starts.
+    ///
+    /// Recipients as a run would freeze them (list, segment, an address for
+    /// the channel, suppressions), every SMS rendered and measured as the
+    /// worker sends it (GSM-7 or UCS-2, segments), and the cost by country and
+    /// entity from [prices] in aviso.toml. A country without a price shows
+    /// "no price", never zero.
+    ///
+    /// Example: aviso campaign estimate 3 --json
+    Estimate(IdArgs),
     /// Freeze the audience into the outbox; workers then send it
     Start(IdArgs),
     /// Stop sending (what is in flight finishes); `resume` continues
@@ -133,8 +144,17 @@ pub struct CreateArgs {
     /// Unsent messages expire at this time (YYYY-MM-DD HH:MM) or this long after a run starts (72h)
     #[arg(long, value_name = "TIME|DURATION")]
     pub expires: Option<String>,
+    /// Refuse to start a run whose estimate costs more than this, in the
+    /// currency of [prices] (overrides `budget` there), e.g. --budget 1500
+    #[arg(long, value_name = "AMOUNT", value_parser = parse_money)]
+    pub budget: Option<Money>,
+    /// Print the id and the estimate as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_money(text: &str) -> Result<Money, String> {
+    Money::parse(text)
 }
 
 #[derive(Debug, Args)]
@@ -177,15 +197,29 @@ pub async fn run(ctx: &Context, cmd: CampaignCommand) -> anyhow::Result<ExitCode
         CampaignCommand::Create(args) => {
             let json = args.json;
             let id = create(ctx, args).await?;
+            let estimate = estimate::of(ctx, store, id).await?;
             if json {
-                print_json(&serde_json::json!({ "id": id }))?;
+                print_json(&serde_json::json!({ "id": id, "estimate": estimate }))?;
             } else {
                 print(&format!(
                     "campaign {id} created; send it with `aviso campaign start {id}`"
                 ));
+                estimate::print_estimate(&estimate);
+            }
+        }
+        CampaignCommand::Estimate(args) => {
+            let estimate = estimate::of(ctx, store, args.id).await?;
+            if args.json {
+                print_json(&estimate)?;
+            } else {
+                estimate::print_estimate(&estimate);
             }
         }
         CampaignCommand::Start(args) => {
+            if let Some(campaign) = store.campaign(args.id).await? {
+                let guard = ctx.budget_guard(std::sync::Arc::new(ctx.renderer()?))?;
+                guard.check(store, &campaign).await?;
+            }
             let run = manage::start(store, args.id, ctx.zone()?, now).await?;
             if args.json {
                 print_json(&run)?;
@@ -393,6 +427,7 @@ async fn create(ctx: &Context, args: CreateArgs) -> anyhow::Result<i64> {
             .as_deref()
             .map(|e| parse_expires(e, zone))
             .transpose()?,
+        budget: args.budget,
     };
     let store = ctx.store().await?;
     // The provider must exist before anything is queued for it.

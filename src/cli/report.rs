@@ -89,7 +89,10 @@ pub async fn run(ctx: &Context, cmd: ReportCommand) -> anyhow::Result<ExitCode> 
                 Lang::En => Language::En,
             };
             let zone = ctx.zone()?;
-            let main = report::indicators(store.as_ref(), &keys, args.from, args.to, zone).await?;
+            let prices = ctx.config.prices()?;
+            let prices = prices.as_ref();
+            let main =
+                report::indicators(store.as_ref(), &keys, args.from, args.to, zone, prices).await?;
             let bytes = match args.format {
                 Format::Table => format!("{}\n", report::to_table(&main, lang)).into_bytes(),
                 Format::Csv => report::to_csv(&main),
@@ -105,6 +108,7 @@ pub async fn run(ctx: &Context, cmd: ReportCommand) -> anyhow::Result<ExitCode> 
                                     args.from,
                                     args.to,
                                     zone,
+                                    prices,
                                 )
                                 .await?,
                             );
@@ -174,7 +178,7 @@ async fn export_ledger(store: &dyn crate::store::Store, args: &MessagesArgs) -> 
 }
 
 /// A new file only its owner can read (exports list recipients).
-fn open_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+pub(super) fn open_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]

@@ -9,7 +9,8 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::campaigns::Activity;
-use crate::domain::Invalid;
+use crate::cost::{Money, PriceTable};
+use crate::domain::{ChannelKind, Country, Invalid};
 use crate::store::{Store, StoreResult};
 
 /// A dimension rows can be grouped by.
@@ -77,6 +78,13 @@ pub struct Measures {
     pub failed: i64,
     pub suppressed: i64,
     pub expired: i64,
+    /// SMS segments gateways accepted (what SMS prices bill).
+    pub segments: i64,
+    /// What the accepted messages cost at the prices of `[prices]`: SMS
+    /// segments, or e-mails, × the price of their country. `None` without prices.
+    pub spent: Option<Money>,
+    /// Accepted messages to countries without a price: not in `spent`.
+    pub no_price: i64,
     /// The part of `sent` recorded as done (calls, events): it has no delivery.
     #[serde(skip)]
     pub done: i64,
@@ -99,6 +107,12 @@ impl Measures {
         self.failed += other.failed;
         self.suppressed += other.suppressed;
         self.expired += other.expired;
+        self.segments += other.segments;
+        self.spent = match (self.spent, other.spent) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or_default().plus(b.unwrap_or_default())),
+        };
+        self.no_price += other.no_price;
         self.done += other.done;
     }
 }
@@ -120,6 +134,8 @@ pub struct Report {
     pub total: Measures,
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
+    /// The currency of `spent`, when `[prices]` is set.
+    pub currency: Option<String>,
 }
 
 impl Report {
@@ -131,13 +147,14 @@ impl Report {
 }
 
 /// Builds the report for `keys`, counting events between `from` and `to`
-/// (inclusive days in `zone`).
+/// (inclusive days in `zone`), with the spent cost at `prices`.
 pub async fn indicators(
     store: &dyn Store,
     keys: &[GroupKey],
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
     zone: Tz,
+    prices: Option<&PriceTable>,
 ) -> StoreResult<Report> {
     let start = from.and_then(|d| {
         zone.from_local_datetime(&d.and_hms_opt(0, 0, 0)?)
@@ -193,6 +210,21 @@ pub async fn indicators(
             "suppressed" => m.suppressed += f.count,
             "expired" => m.expired += f.count,
             _ => {}
+        }
+        m.segments += f.segments;
+        if let Some(prices) = prices {
+            let channel = ChannelKind::parse(&f.channel).ok();
+            let country = f.country.as_deref().and_then(|c| Country::parse(c).ok());
+            let units = match channel {
+                Some(ChannelKind::Sms) => f.segments,
+                _ => f.accepted,
+            };
+            match channel.and_then(|c| prices.price(c, country)) {
+                Some(price) => {
+                    m.spent = Some(m.spent.unwrap_or_default().plus(price.times(units)));
+                }
+                None => m.no_price += f.accepted,
+            }
         }
     }
     for (activity_id, done, date) in store.activity_records().await? {
@@ -287,6 +319,7 @@ pub async fn indicators(
         total,
         from,
         to,
+        currency: prices.map(|p| p.currency.to_string()),
     })
 }
 

@@ -285,6 +285,7 @@ fn sent(m: &ClaimedMessage) -> Outcome {
         m,
         OutcomeKind::Sent {
             provider_ref: Some(format!("ref-{}", m.id)),
+            segments: Some(1),
         },
     )
 }
@@ -1125,7 +1126,10 @@ async fn record_timed_outcomes(s: &dyn Store, campaign: &Campaign) {
     let mut outcomes = Vec::new();
     for (i, m) in claimed.iter().enumerate() {
         let kind = match i % 3 {
-            0 => OutcomeKind::Sent { provider_ref: None },
+            0 => OutcomeKind::Sent {
+                provider_ref: None,
+                segments: None,
+            },
             1 => OutcomeKind::Retry {
                 next_attempt_at: T0 + 60_000,
             },
