@@ -24,7 +24,7 @@ use crate::support::Workspace;
 
 const WAIT: Duration = Duration::from_secs(90);
 
-const MEASURES: [&str; 8] = [
+const MEASURES: [&str; 11] = [
     "programmed",
     "sent",
     "delivered",
@@ -33,10 +33,16 @@ const MEASURES: [&str; 8] = [
     "expired",
     "indicator_pct",
     "delivery_rate_pct",
+    "segments",
+    "spent",
+    "no_price",
 ];
 
+/// Printed measures per row.
+const N: usize = MEASURES.len();
+
 /// Column titles in Spanish, the default language of every format.
-const TITLES_ES: [(&str, &str); 15] = [
+const TITLES_ES: [(&str, &str); 18] = [
     ("activity", "Actividad"),
     ("activity_name", "Nombre"),
     ("month", "Mes"),
@@ -52,9 +58,12 @@ const TITLES_ES: [(&str, &str); 15] = [
     ("expired", "Vencidos"),
     ("indicator_pct", "Indicador %"),
     ("delivery_rate_pct", "Entrega %"),
+    ("segments", "Segmentos SMS"),
+    ("spent", "Gasto"),
+    ("no_price", "Sin precio"),
 ];
 
-const TITLES_EN: [(&str, &str); 15] = [
+const TITLES_EN: [(&str, &str); 18] = [
     ("activity", "Activity"),
     ("activity_name", "Name"),
     ("month", "Month"),
@@ -70,6 +79,9 @@ const TITLES_EN: [(&str, &str); 15] = [
     ("expired", "Expired"),
     ("indicator_pct", "Indicator %"),
     ("delivery_rate_pct", "Delivery %"),
+    ("segments", "SMS segments"),
+    ("spent", "Spent"),
+    ("no_price", "No price"),
 ];
 
 const GROUPINGS: [&str; 6] = [
@@ -472,6 +484,9 @@ struct Counts {
     failed: i64,
     suppressed: i64,
     expired: i64,
+    segments: i64,
+    /// Accepted messages without a price (all of them: these workspaces set no prices).
+    no_price: i64,
 }
 
 impl Counts {
@@ -481,6 +496,8 @@ impl Counts {
         self.failed += o.failed;
         self.suppressed += o.suppressed;
         self.expired += o.expired;
+        self.segments += o.segments;
+        self.no_price += o.no_price;
     }
 }
 
@@ -513,7 +530,7 @@ fn sql_groups(ws: &Workspace, keys: &[&str]) -> BTreeMap<Key, Counts> {
         "SELECT {select}\
          COALESCE(SUM(m.status IN ('sent', 'delivered')), 0), COALESCE(SUM(m.status = 'delivered'), 0), \
          COALESCE(SUM(m.status = 'failed'), 0), COALESCE(SUM(m.status = 'suppressed'), 0), \
-         COALESCE(SUM(m.status = 'expired'), 0) \
+         COALESCE(SUM(m.status = 'expired'), 0), COALESCE(SUM(m.segments), 0) \
          FROM messages m JOIN campaigns c ON c.id = m.campaign_id \
          JOIN activities a ON a.id = c.activity_id{group}"
     );
@@ -531,6 +548,8 @@ fn sql_groups(ws: &Workspace, keys: &[&str]) -> BTreeMap<Key, Counts> {
                     failed: n(2),
                     suppressed: n(3),
                     expired: n(4),
+                    segments: n(5),
+                    no_price: 0,
                 };
                 (key, counts)
             })
@@ -604,9 +623,13 @@ fn printed_pct(s: &str) -> Option<f64> {
     Some(value)
 }
 
-/// Eight printed measures (in `MEASURES` order) into a row.
+/// The printed measures (in `MEASURES` order) into a row.
 fn printed_row(key: Key, cells: &[String]) -> Row {
-    assert_eq!(cells.len(), 8, "{cells:?}");
+    assert_eq!(cells.len(), N, "{cells:?}");
+    assert!(
+        cells[9].is_empty() || cells[9] == "—",
+        "no spent cost without prices: {cells:?}"
+    );
     let count =
         |i: usize| printed_int(&cells[i]).unwrap_or_else(|| panic!("no count in {cells:?}"));
     Row {
@@ -618,6 +641,8 @@ fn printed_row(key: Key, cells: &[String]) -> Row {
             failed: count(3),
             suppressed: count(4),
             expired: count(5),
+            segments: count(8),
+            no_price: count(10),
         },
         indicator: printed_pct(&cells[6]),
         delivery: printed_pct(&cells[7]),
@@ -651,6 +676,8 @@ fn parse_json(bytes: &[u8], by: &str) -> Parsed {
                     failed: count("failed"),
                     suppressed: count("suppressed"),
                     expired: count("expired"),
+                    segments: count("segments"),
+                    no_price: count("no_price"),
                 },
                 indicator: o["indicator_pct"].as_f64(),
                 delivery: o["delivery_rate_pct"].as_f64(),
@@ -702,7 +729,7 @@ fn parse_table(bytes: &[u8], by: &str, titles: &[(&str, &str)]) -> Parsed {
     let keys = keys_of(by);
     let measures = |line: &str| -> Vec<String> {
         let tokens: Vec<&str> = line.split_whitespace().collect();
-        tokens[tokens.len() - 8..]
+        tokens[tokens.len() - N..]
             .iter()
             .map(|t| t.to_string())
             .collect()
@@ -777,14 +804,14 @@ fn parse_html(bytes: &[u8], by: &str, titles: &[(&str, &str)]) -> Parsed {
                 .iter()
                 .map(|c| (c != "—").then(|| c.clone()))
                 .collect();
-            printed_row(key, &cells[cells.len() - 8..])
+            printed_row(key, &cells[cells.len() - N..])
         })
         .collect();
     let foot = html_cells(between(&text, "<tfoot>", "</tfoot>"));
     assert_eq!(foot[0], "Total");
     Parsed {
         rows,
-        total: Some(printed_row(Vec::new(), &foot[foot.len() - 8..])),
+        total: Some(printed_row(Vec::new(), &foot[foot.len() - N..])),
     }
 }
 
@@ -900,7 +927,7 @@ fn parse_sheet(sheet: &Value, by: &str, titles: &[(&str, &str)]) -> Parsed {
     let keys = keys_of(by);
     let (last, body) = rows[1..].split_last().expect("a totals row");
     let measures = |cells: &[Value], total: bool| -> Row {
-        let m = &cells[cells.len() - 8..];
+        let m = &cells[cells.len() - N..];
         for c in m {
             if total && !c["v"].is_null() {
                 assert_eq!(c["bold"], true, "sheet {name}: bold totals {c}");
@@ -939,6 +966,8 @@ fn parse_sheet(sheet: &Value, by: &str, titles: &[(&str, &str)]) -> Parsed {
                 failed: count(&m[3]),
                 suppressed: count(&m[4]),
                 expired: count(&m[5]),
+                segments: count(&m[8]),
+                no_price: count(&m[10]),
             },
             indicator: pct(&m[6]),
             delivery: pct(&m[7]),
