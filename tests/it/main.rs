@@ -5,8 +5,10 @@
 
 mod support;
 
+mod call_centre;
 mod calls;
 mod cli_basics;
+mod cost;
 mod demo;
 mod dispatch;
 mod import;
