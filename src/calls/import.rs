@@ -11,9 +11,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::campaigns::Activity;
-use crate::contacts::{
-    classify_call, suppressions_for, CallAttempt, CallOutcome, CrlfAsLf,
-};
+use crate::contacts::{classify_call, suppressions_for, CallAttempt, CallOutcome, CrlfAsLf};
 use crate::domain::{fold, Country, PhoneNumber};
 use crate::store::{Store, StoreError};
 
@@ -86,8 +84,8 @@ pub async fn import_results(
             .position(|h| names.contains(&fold(h.trim_start_matches('\u{feff}')).as_str()))
     };
     let (contact_col, phone_col, lada_col) = (column(CONTACT), column(PHONE), column(LADA));
-    let date_col =
-        column(DATE).ok_or_else(|| fail("required column \"fecha\" (or \"date\") is missing".into()))?;
+    let date_col = column(DATE)
+        .ok_or_else(|| fail("required column \"fecha\" (or \"date\") is missing".into()))?;
     let outcome_col = column(OUTCOME)
         .ok_or_else(|| fail("required column \"resultado\" (or \"outcome\") is missing".into()))?;
     if contact_col.is_none() && phone_col.is_none() {
@@ -175,7 +173,8 @@ async fn read_row<'a>(
 ) -> Result<Result<Row<'a>, String>, StoreError> {
     let Some(outcome) = classify_call(label) else {
         return Ok(Err(if label.is_empty() {
-            "no outcome (resultado): fill it in, or leave the row out if the call was not made".into()
+            "no outcome (resultado): fill it in, or leave the row out if the call was not made"
+                .into()
         } else {
             format!("unknown outcome {label:?}: use one the call centre's list names (e.g. Contestó, No contestó, Número equivocado, Ciudadano fallecido)")
         }));
@@ -197,7 +196,9 @@ async fn read_row<'a>(
         });
     }
     let Some(record) = store.contact(contact_id).await? else {
-        return Ok(Err(format!("contact {contact_id:?} is not in the database")));
+        return Ok(Err(format!(
+            "contact {contact_id:?} is not in the database"
+        )));
     };
     let phone = match (written, record.contact.phone) {
         (Some(Ok(phone)), _) | (_, Some(phone)) => phone,
@@ -208,5 +209,11 @@ async fn read_row<'a>(
             )))
         }
     };
-    Ok(Ok((Some(contact_id.to_string()), phone, date, label, outcome)))
+    Ok(Ok((
+        Some(contact_id.to_string()),
+        phone,
+        date,
+        label,
+        outcome,
+    )))
 }

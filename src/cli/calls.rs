@@ -100,8 +100,12 @@ pub async fn run(ctx: &Context, cmd: CallsCommand) -> anyhow::Result<ExitCode> {
                 .map(|(e, n)| format!("{e} {}", thousands(*n)))
                 .collect::<Vec<_>>()
                 .join(", ");
+            let by_entity = match by_entity.is_empty() {
+                true => String::new(),
+                false => format!(" ({by_entity})"),
+            };
             say(&format!(
-                "{} citizens to call ({by_entity})",
+                "{} citizens to call{by_entity}",
                 thousands(list.items.len() as i64)
             ));
             let without: i64 = list.without_phone.values().sum();
@@ -120,15 +124,12 @@ pub async fn run(ctx: &Context, cmd: CallsCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         CallsCommand::Import(args) => {
-            let activity = store
-                .activity(&args.activity)
-                .await?
-                .with_context(|| {
-                    format!(
-                        "activity {:?} does not exist (create it with `aviso activity create`)",
-                        args.activity
-                    )
-                })?;
+            let activity = store.activity(&args.activity).await?.with_context(|| {
+                format!(
+                    "activity {:?} does not exist (create it with `aviso activity create`)",
+                    args.activity
+                )
+            })?;
             let region = args.country.as_deref().map(Country::parse).transpose()?;
             let report =
                 import_results(store.as_ref(), &args.file, &activity, region, ctx.now_ms()).await?;

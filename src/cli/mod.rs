@@ -270,7 +270,10 @@ impl Context {
     }
 
     /// What refuses runs over budget, with the prices of aviso.toml.
-    pub fn budget_guard(&self, renderer: Arc<Renderer>) -> anyhow::Result<crate::cost::BudgetGuard> {
+    pub fn budget_guard(
+        &self,
+        renderer: Arc<Renderer>,
+    ) -> anyhow::Result<crate::cost::BudgetGuard> {
         Ok(crate::cost::BudgetGuard {
             prices: self.config.prices()?.map(Arc::new),
             renderer,

@@ -3,9 +3,7 @@
 //! mean nothing for messaging. An outcome not listed here is reported, never
 //! guessed.
 
-use crate::domain::{
-    fold, PhoneNumber, SuppressionReason, SuppressionScope,
-};
+use crate::domain::{fold, PhoneNumber, SuppressionReason, SuppressionScope};
 use crate::store::{Store, StoreResult, Suppression};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,7 +153,10 @@ mod tests {
             Some(CallOutcome::DoNotContact)
         );
         assert_eq!(classify_call(" BUZÓN DE VOZ. "), Some(CallOutcome::Neutral));
-        assert_eq!(classify_call("Wrong number"), Some(CallOutcome::WrongNumber));
+        assert_eq!(
+            classify_call("Wrong number"),
+            Some(CallOutcome::WrongNumber)
+        );
         assert_eq!(
             classify_call("Asked not to be contacted"),
             Some(CallOutcome::DoNotContact)

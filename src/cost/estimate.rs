@@ -220,7 +220,11 @@ pub async fn estimate(
                 }
                 ChannelKind::Email => 0,
             };
-            let billed = if channel == ChannelKind::Sms { segments } else { 1 };
+            let billed = if channel == ChannelKind::Sms {
+                segments
+            } else {
+                1
+            };
             let cost = cost_of(prices, channel, contact.country, billed);
             if prices.is_some() && cost.is_none() {
                 no_price.insert(country_key(contact.country));
@@ -246,12 +250,14 @@ pub async fn estimate(
     estimate.by_entity = entities.into_vec();
     estimate.by_encoding = encodings
         .into_iter()
-        .map(|((language, encoding), (messages, segments))| EncodingLine {
-            language,
-            encoding,
-            messages,
-            segments,
-        })
+        .map(
+            |((language, encoding), (messages, segments))| EncodingLine {
+                language,
+                encoding,
+                messages,
+                segments,
+            },
+        )
         .collect();
     Ok(estimate)
 }

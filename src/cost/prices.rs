@@ -174,7 +174,11 @@ impl PriceTable {
             match key.as_str() {
                 "currency" => {
                     let text = value.as_str().ok_or_else(|| {
-                        error("prices", key, "write the currency as text, e.g. \"MXN\"".into())
+                        error(
+                            "prices",
+                            key,
+                            "write the currency as text, e.g. \"MXN\"".into(),
+                        )
                     })?;
                     currency = Some(Currency::parse(text).map_err(|e| error("prices", key, e))?);
                 }
@@ -302,14 +306,23 @@ mod tests {
     fn mistakes_name_the_file_table_and_key() {
         let e = table("[prices]\ncurrency = \"MXN\"\n[prices.sms]\nXX = 0.35\n").unwrap_err();
         assert_eq!((e.table.as_str(), e.key.as_str()), ("prices.sms", "XX"));
-        assert!(e.to_string().starts_with("aviso.toml: [prices.sms] XX: unknown country"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("aviso.toml: [prices.sms] XX: unknown country"),
+            "{e}"
+        );
         let e = table("[prices]\ncurrency = \"MXN\"\n[prices.sms]\nUS = -0.1\n").unwrap_err();
-        assert!(e.to_string().contains("[prices.sms] US: a price cannot be negative"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("[prices.sms] US: a price cannot be negative"),
+            "{e}"
+        );
         let e = table("[prices]\n[prices.sms]\nUS = 0.1\n").unwrap_err();
         assert_eq!(e.key, "currency");
         let e = table("[prices]\ncurrency = \"pesos\"\n").unwrap_err();
         assert_eq!(e.key, "currency");
-        let e = table("[prices]\ncurrency = \"MXN\"\n[prices.email]\nUS = \"gratis\"\n").unwrap_err();
+        let e =
+            table("[prices]\ncurrency = \"MXN\"\n[prices.email]\nUS = \"gratis\"\n").unwrap_err();
         assert!(e.to_string().contains("[prices.email] US"), "{e}");
     }
 }

@@ -159,7 +159,10 @@ pub fn to_table(report: &Report, lang: Language) -> String {
     if with_name {
         header.push(title("activity_name", lang).into());
     }
-    header.extend(MEASURES.iter().map(|m| title(m, lang).to_string()));
+    header.extend(MEASURES.iter().map(|m| match (*m, &report.currency) {
+        ("spent", Some(currency)) => format!("{} {currency}", title(m, lang)),
+        _ => title(m, lang).to_string(),
+    }));
     let numbers = |m: &Measures| -> Vec<String> {
         vec![
             m.programmed.map(thousands).unwrap_or_else(|| "—".into()),

@@ -256,7 +256,9 @@ fn write_sheet(
         match value {
             Value::Count(n) => sheet.write_number_with_format(r, col, *n as f64, &f.total_count)?,
             Value::Pct(p) => sheet.write_number_with_format(r, col, p / 100.0, &f.total_pct)?,
-            Value::Money(m) => sheet.write_number_with_format(r, col, m.as_f64(), &f.total_money)?,
+            Value::Money(m) => {
+                sheet.write_number_with_format(r, col, m.as_f64(), &f.total_money)?
+            }
             Value::Empty => sheet.write_blank(r, col, &f.total_blank)?,
         };
         fit(text_columns + i, shown_len(value) + 1);

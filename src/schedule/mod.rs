@@ -227,7 +227,12 @@ pub async fn tick(
 /// A run the budget guard refused: the campaign pauses with the reason, for
 /// staff to see in `campaign status`, instead of the scheduler retrying it
 /// every second.
-async fn refuse_run(store: &dyn Store, campaign: &Campaign, reason: &str, now: i64) -> StoreResult<()> {
+async fn refuse_run(
+    store: &dyn Store,
+    campaign: &Campaign,
+    reason: &str,
+    now: i64,
+) -> StoreResult<()> {
     tracing::warn!("campaign {} not started: {reason}", campaign.id);
     let from = [CampaignState::Scheduled, CampaignState::Running];
     store

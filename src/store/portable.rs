@@ -497,19 +497,20 @@ macro_rules! portable_store {
                 Ok(())
             }
 
-            /// Audience members (in the list and segment, with an address for the
-            /// channel) with an id after `after`, in `order`.
+            /// Audience members (in the list and segment, with an address for
+            /// the channel, or without one: `address`) with an id after
+            /// `after`, in `order`.
             async fn audience(
                 &self,
                 list_id: i64,
                 segment: &$crate::contacts::Segment,
-                channel: $crate::domain::ChannelKind,
+                address: (&$crate::domain::ChannelKind, bool),
                 after: &str,
                 order: &str,
                 limit: i64,
-                with_address: bool,
             ) -> StoreResult<Vec<$crate::contacts::Contact>> {
-                let address = super::portable::address_column(channel);
+                let (channel, with_address) = address;
+                let address = super::portable::address_column(*channel);
                 let present = if with_address { "IS NOT NULL" } else { "IS NULL" };
                 let (condition, binds) = segment.to_sql("c", 4);
                 let columns = super::portable::CONTACT_COLUMNS
@@ -667,7 +668,7 @@ macro_rules! portable_store {
                 limit: i64,
             ) -> StoreResult<Vec<$crate::contacts::Contact>> {
                 let order = "LENGTH(COALESCE(c.first_name, '')) + LENGTH(COALESCE(c.last_name, '')) DESC, c.id";
-                self.audience(list_id, segment, channel, "", order, limit, true).await
+                self.audience(list_id, segment, (&channel, true), "", order, limit).await
             }
 
             async fn audience_page(
@@ -678,7 +679,7 @@ macro_rules! portable_store {
                 after: &str,
                 limit: i64,
             ) -> StoreResult<Vec<$crate::contacts::Contact>> {
-                self.audience(list_id, segment, channel, after, "c.id", limit, true).await
+                self.audience(list_id, segment, (&channel, true), after, "c.id", limit).await
             }
 
             async fn without_address_page(
@@ -689,7 +690,7 @@ macro_rules! portable_store {
                 after: &str,
                 limit: i64,
             ) -> StoreResult<Vec<$crate::contacts::Contact>> {
-                self.audience(list_id, segment, channel, after, "c.id", limit, false).await
+                self.audience(list_id, segment, (&channel, false), after, "c.id", limit).await
             }
 
             async fn unreached_messages(

@@ -59,8 +59,19 @@ fn the_demos_unreached_citizens_round_trip_through_the_call_centre_into_llamadas
     // The registration e-mail (campaign 2) could not reach the CPVE holders
     // without an e-mail address: the call centre gets them, by entity.
     let list = ws.path().join("llamar.csv");
-    let out = aviso(&["calls", "export", "--campaign", "2", "--out", list.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = aviso(&[
+        "calls",
+        "export",
+        "--campaign",
+        "2",
+        "--out",
+        list.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     let mode = std::fs::metadata(&list).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the work list holds personal data");
@@ -68,20 +79,40 @@ fn the_demos_unreached_citizens_round_trip_through_the_call_centre_into_llamadas
     assert_eq!(
         header,
         [
-            "id_contacto", "entidad", "nombre", "apellidos", "telefono", "telefono_nacional",
-            "idioma", "motivo", "detalle", "fecha", "resultado"
+            "id_contacto",
+            "entidad",
+            "nombre",
+            "apellidos",
+            "telefono",
+            "telefono_nacional",
+            "idioma",
+            "motivo",
+            "detalle",
+            "fecha",
+            "resultado"
         ]
     );
-    let status: Value = serde_json::from_slice(
-        &aviso(&["campaign", "status", "2", "--json"]).stdout,
-    )
-    .unwrap();
-    assert_eq!(rows.len() as i64, status["no_address"].as_i64().unwrap(), "{said}");
-    assert!(said.contains(&format!("{} citizens to call", aviso::report::thousands(rows.len() as i64))), "{said}");
+    let status: Value =
+        serde_json::from_slice(&aviso(&["campaign", "status", "2", "--json"]).stdout).unwrap();
+    assert_eq!(
+        rows.len() as i64,
+        status["no_address"].as_i64().unwrap(),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "{} citizens to call",
+            aviso::report::thousands(rows.len() as i64)
+        )),
+        "{said}"
+    );
     let entities: Vec<&str> = rows.iter().map(|r| r[1].as_str()).collect();
     assert!(entities.windows(2).all(|w| w[0] <= w[1]), "by entity");
     for r in &rows {
-        assert!(r[4].starts_with("'+"), "E.164 kept from running as a formula: {r:?}");
+        assert!(
+            r[4].starts_with("'+"),
+            "E.164 kept from running as a formula: {r:?}"
+        );
         assert!(!r[5].starts_with(['=', '+', '-', '@']), "{r:?}");
         assert_eq!(r[7], "no e-mail address");
         assert!(r[6] == "es" || r[6] == "en");
@@ -123,21 +154,48 @@ fn the_demos_unreached_citizens_round_trip_through_the_call_centre_into_llamadas
     results.write_record(&unknown).unwrap();
     let file = ws.write("resultados.csv", results.into_inner().unwrap());
     let out = aviso(&["calls", "import", &file, "--activity", "LLAMADAS", "--json"]);
-    assert_eq!(out.status.code(), Some(1), "rejected rows make the exit status 1");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "rejected rows make the exit status 1"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("line 22: rejected: date (fecha)"), "{stderr}");
-    assert!(stderr.contains("line 23: rejected: contact \"NOBODY\""), "{stderr}");
+    assert!(
+        stderr.contains("line 22: rejected: date (fecha)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 23: rejected: contact \"NOBODY\""),
+        "{stderr}"
+    );
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
-        (&summary["read"], &summary["imported"], &summary["rejected"], &summary["new_attempts"]),
-        (&Value::from(22), &Value::from(20), &Value::from(2), &Value::from(20))
+        (
+            &summary["read"],
+            &summary["imported"],
+            &summary["rejected"],
+            &summary["new_attempts"]
+        ),
+        (
+            &Value::from(22),
+            &Value::from(20),
+            &Value::from(2),
+            &Value::from(20)
+        )
     );
-    assert_eq!(llamadas(ws.path(), &config), before + 20, "the attempts fill the indicator");
+    assert_eq!(
+        llamadas(ws.path(), &config),
+        before + 20,
+        "the attempts fill the indicator"
+    );
 
     // The same file again counts nothing twice.
     let out = aviso(&["calls", "import", &file, "--activity", "LLAMADAS", "--json"]);
     let again: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((&again["new_attempts"], &again["already_recorded"]), (&Value::from(0), &Value::from(20)));
+    assert_eq!(
+        (&again["new_attempts"], &again["already_recorded"]),
+        (&Value::from(0), &Value::from(20))
+    );
     assert_eq!(llamadas(ws.path(), &config), before + 20);
 
     // The deceased citizen is never messaged again, on any channel.
@@ -145,9 +203,13 @@ fn the_demos_unreached_citizens_round_trip_through_the_call_centre_into_llamadas
     let listed: Value =
         serde_json::from_slice(&aviso(&["suppress", "list", "--json"]).stdout).unwrap();
     assert!(
-        listed.as_array().unwrap().iter().any(|s| s["address"] == deceased.as_str()
-            && s["reason"] == "deceased"
-            && s["scope"] == "all"),
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["address"] == deceased.as_str()
+                && s["reason"] == "deceased"
+                && s["scope"] == "all"),
         "{listed}"
     );
     // Calls count only against counted work, never a messaging activity.
@@ -175,19 +237,37 @@ fn e_mails_refused_by_smtp_sink_put_their_citizens_on_the_work_list() {
     );
     ws.ok(&["contacts", "import", &contacts, "--list", "l"]);
     ws.ok(&[
-        "activity", "create", "--code", "MAIL", "--name", "Correos", "--channel", "email",
-        "--programmed", "3",
+        "activity",
+        "create",
+        "--code",
+        "MAIL",
+        "--name",
+        "Correos",
+        "--channel",
+        "email",
+        "--programmed",
+        "3",
     ]);
     let id = ws.json(&[
-        "campaign", "create", "--activity", "MAIL", "--template", "registro_abierto", "--list",
-        "l", "--json",
+        "campaign",
+        "create",
+        "--activity",
+        "MAIL",
+        "--template",
+        "registro_abierto",
+        "--list",
+        "l",
+        "--json",
     ])["id"]
         .as_i64()
         .unwrap()
         .to_string();
     ws.ok(&["campaign", "start", &id]);
     ws.ok(&["worker", "--once"]);
-    assert_eq!(ws.json(&["campaign", "status", &id, "--json"])["counts"]["failed"], 2);
+    assert_eq!(
+        ws.json(&["campaign", "status", &id, "--json"])["counts"]["failed"],
+        2
+    );
     let out = ws.run(&["calls", "export", "--campaign", &id]);
     assert!(out.status.success());
     let (_, rows) = rows_of(&String::from_utf8_lossy(&out.stdout));
@@ -204,7 +284,11 @@ fn e_mails_refused_by_smtp_sink_put_their_citizens_on_the_work_list() {
             ("R3", "'=HYPERLINK(\"x\")", "no e-mail address")
         ]
     );
-    assert!(rows[0][8].contains("550"), "the server's answer: {:?}", rows[0]);
+    assert!(
+        rows[0][8].contains("550"),
+        "the server's answer: {:?}",
+        rows[0]
+    );
     assert_eq!(rows[0][5], "(213) 555-0101");
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(

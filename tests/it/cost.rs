@@ -46,13 +46,18 @@ fn sent_by_country(ledger: &Value) -> BTreeMap<String, (i64, i64)> {
     let mut out: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     for m in ledger.as_array().unwrap() {
         if m["status"] != "sent" && m["status"] != "delivered" {
-            assert!(m["segments"].is_null(), "only sent messages have segments: {m}");
+            assert!(
+                m["segments"].is_null(),
+                "only sent messages have segments: {m}"
+            );
             continue;
         }
         let country = m["country"].as_str().unwrap_or("none").to_string();
         let slot = out.entry(country).or_default();
         slot.0 += 1;
-        slot.1 += m["segments"].as_i64().unwrap_or_else(|| panic!("segments of {m}"));
+        slot.1 += m["segments"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("segments of {m}"));
     }
     out
 }
@@ -66,7 +71,10 @@ fn estimated_by_country(estimate: &Value) -> BTreeMap<String, (i64, i64)> {
         .map(|l| {
             (
                 l["key"].as_str().unwrap().to_string(),
-                (l["recipients"].as_i64().unwrap(), l["segments"].as_i64().unwrap()),
+                (
+                    l["recipients"].as_i64().unwrap(),
+                    l["segments"].as_i64().unwrap(),
+                ),
             )
         })
         .collect()
@@ -82,13 +90,28 @@ fn on_the_demo_the_estimate_equals_the_segments_sent_country_by_country() {
 
     // A third SMS send to the same audience, estimated before it starts.
     let created = json(&[
-        "campaign", "create", "--activity", "SMS-REG", "--template", "recordatorio_voto",
-        "--channel", "sms", "--list", "ciudadania", "--segment", "credential=CPVE",
-        "--name", "tercer envío", "--json",
+        "campaign",
+        "create",
+        "--activity",
+        "SMS-REG",
+        "--template",
+        "recordatorio_voto",
+        "--channel",
+        "sms",
+        "--list",
+        "ciudadania",
+        "--segment",
+        "credential=CPVE",
+        "--name",
+        "tercer envío",
+        "--json",
     ]);
     let id = created["id"].as_i64().unwrap().to_string();
     let estimate = json(&["campaign", "estimate", &id, "--json"]);
-    assert_eq!(created["estimate"], estimate, "create prints the same estimate");
+    assert_eq!(
+        created["estimate"], estimate,
+        "create prints the same estimate"
+    );
     assert_eq!(estimate["currency"], "MXN");
     assert!(estimate["segments"].as_i64().unwrap() > estimate["recipients"].as_i64().unwrap());
     // Countries without a price are "no price", not free.
@@ -98,14 +121,20 @@ fn on_the_demo_the_estimate_equals_the_segments_sent_country_by_country() {
         .iter()
         .map(|c| c.as_str().unwrap())
         .collect();
-    assert!(no_price.contains(&"IT") && !no_price.contains(&"US"), "{no_price:?}");
+    assert!(
+        no_price.contains(&"IT") && !no_price.contains(&"US"),
+        "{no_price:?}"
+    );
     let italy = estimate["by_country"]
         .as_array()
         .unwrap()
         .iter()
         .find(|l| l["key"] == "IT")
         .unwrap();
-    assert!(italy["cost"].is_null() && italy["unpriced"].as_i64() > Some(0), "{italy}");
+    assert!(
+        italy["cost"].is_null() && italy["unpriced"].as_i64() > Some(0),
+        "{italy}"
+    );
     let text = aviso(&["campaign", "estimate", &id]);
     assert!(text.contains("no price"), "{text}");
 
@@ -113,7 +142,11 @@ fn on_the_demo_the_estimate_equals_the_segments_sent_country_by_country() {
     aviso(&["worker", "--once"]);
     let ledger = json(&["report", "messages", "--campaign", &id, "--format", "json"]);
     let sent = sent_by_country(&ledger);
-    assert_eq!(estimated_by_country(&estimate), sent, "estimate vs. sent, by country");
+    assert_eq!(
+        estimated_by_country(&estimate),
+        sent,
+        "estimate vs. sent, by country"
+    );
     let suppressed = ledger
         .as_array()
         .unwrap()
@@ -129,15 +162,29 @@ fn on_the_demo_the_estimate_equals_the_segments_sent_country_by_country() {
         let e = json(&["campaign", "estimate", campaign, "--json"]);
         assert_eq!(e["channel"], "sms");
         for l in e["by_country"].as_array().unwrap() {
-            let slot = expected.entry(l["key"].as_str().unwrap().into()).or_default();
+            let slot = expected
+                .entry(l["key"].as_str().unwrap().into())
+                .or_default();
             slot.0 += l["segments"].as_i64().unwrap();
             slot.1 += l["cost"].as_str().map(micros).unwrap_or(0);
             slot.2 += l["unpriced"].as_i64().unwrap();
         }
     }
-    let rows = json(&["report", "indicators", "--by", "activity,country", "--format", "json"]);
+    let rows = json(&[
+        "report",
+        "indicators",
+        "--by",
+        "activity,country",
+        "--format",
+        "json",
+    ]);
     let mut reported: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
-    for r in rows.as_array().unwrap().iter().filter(|r| r["activity"] == "SMS-REG") {
+    for r in rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["activity"] == "SMS-REG")
+    {
         assert_eq!(r["currency"], "MXN");
         reported.insert(
             r["country"].as_str().unwrap().into(),
@@ -149,7 +196,14 @@ fn on_the_demo_the_estimate_equals_the_segments_sent_country_by_country() {
         );
     }
     assert_eq!(reported, expected);
-    let csv = aviso(&["report", "indicators", "--by", "activity,country", "--format", "csv"]);
+    let csv = aviso(&[
+        "report",
+        "indicators",
+        "--by",
+        "activity,country",
+        "--format",
+        "csv",
+    ]);
     let mut reader = csv::Reader::from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
@@ -167,7 +221,8 @@ fn on_the_demo_the_estimate_equals_the_segments_sent_country_by_country() {
 
 /// Contacts in three countries and both languages: Spanish keeps its
 /// accents (UCS-2), English is GSM-7, long names add parts.
-const KANNEL_CONTACTS: &str = "id_contacto,nombre,apellidos,entidad,pais,email,lada,telefono,idioma\n\
+const KANNEL_CONTACTS: &str =
+    "id_contacto,nombre,apellidos,entidad,pais,email,lada,telefono,idioma\n\
     K1,José María,Pérez Hernández,OAX,US,,1,2135550101,es\n\
     K2,Ann,Lee,DGO,US,,1,2135550102,en\n\
     K3,Guadalupe Concepción,Ramírez de la Fuente Villaseñor,TAM,ES,,34,612345678,es\n\
@@ -194,10 +249,13 @@ fn kannel_receives_exactly_the_estimated_parts_country_by_country() {
         .replace("transliterate = true", "transliterate = false")
         .replace("max_segments = 2", "max_segments = 4");
     std::fs::write(&meta, text).unwrap();
-    ws.env("AVISO_SMS_PROVIDER", &format!("kannel://{host_port}?from=INE"))
-        .env("AVISO_SMS_USERNAME", "aviso")
-        .env("AVISO_SMS_PASSWORD", "secret")
-        .env("AVISO_TEMPLATES", &templates.display().to_string());
+    ws.env(
+        "AVISO_SMS_PROVIDER",
+        &format!("kannel://{host_port}?from=INE"),
+    )
+    .env("AVISO_SMS_USERNAME", "aviso")
+    .env("AVISO_SMS_PASSWORD", "secret")
+    .env("AVISO_TEMPLATES", &templates.display().to_string());
     ws.write(
         "aviso.toml",
         "[prices]\ncurrency = \"USD\"\n[prices.sms]\nUS = 0.0079\nES = 0.0712\n",
@@ -205,12 +263,27 @@ fn kannel_receives_exactly_the_estimated_parts_country_by_country() {
     let contacts = ws.write("k.csv", KANNEL_CONTACTS);
     ws.ok(&["contacts", "import", &contacts, "--list", "k"]);
     ws.ok(&[
-        "activity", "create", "--code", "SMS", "--name", "SMS", "--channel", "sms",
-        "--programmed", "5",
+        "activity",
+        "create",
+        "--code",
+        "SMS",
+        "--name",
+        "SMS",
+        "--channel",
+        "sms",
+        "--programmed",
+        "5",
     ]);
     let created = ws.json(&[
-        "campaign", "create", "--activity", "SMS", "--template", "registro_abierto", "--list",
-        "k", "--json",
+        "campaign",
+        "create",
+        "--activity",
+        "SMS",
+        "--template",
+        "registro_abierto",
+        "--list",
+        "k",
+        "--json",
     ]);
     let id = created["id"].as_i64().unwrap().to_string();
     let estimate = ws.json(&["campaign", "estimate", &id, "--json"]);
@@ -218,7 +291,12 @@ fn kannel_receives_exactly_the_estimated_parts_country_by_country() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|l| (l["language"].as_str().unwrap(), l["encoding"].as_str().unwrap()))
+        .map(|l| {
+            (
+                l["language"].as_str().unwrap(),
+                l["encoding"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(encodings, [("en", "GSM-7"), ("es", "UCS-2")]);
     assert_eq!(estimate["no_price"], serde_json::json!(["MX"]));
@@ -230,7 +308,10 @@ fn kannel_receives_exactly_the_estimated_parts_country_by_country() {
         .filter(|l| l["key"] != "MX")
         .map(|l| {
             let price = if l["key"] == "US" { 7_900 } else { 71_200 };
-            assert_eq!(micros(l["cost"].as_str().unwrap()), price * l["segments"].as_i64().unwrap());
+            assert_eq!(
+                micros(l["cost"].as_str().unwrap()),
+                price * l["segments"].as_i64().unwrap()
+            );
             price * l["segments"].as_i64().unwrap()
         })
         .sum();
@@ -256,10 +337,21 @@ fn kannel_receives_exactly_the_estimated_parts_country_by_country() {
         slot.1 += sms.parts as i64;
         parts_of.insert(sms.to.clone(), sms.parts as i64);
     }
-    assert_eq!(estimated_by_country(&estimate), parts, "estimate vs. the SMS centre's parts");
-    assert!(parts.values().any(|(_, p)| *p > 1), "some messages take several parts");
+    assert_eq!(
+        estimated_by_country(&estimate),
+        parts,
+        "estimate vs. the SMS centre's parts"
+    );
+    assert!(
+        parts.values().any(|(_, p)| *p > 1),
+        "some messages take several parts"
+    );
     let ledger = ws.json(&["report", "messages", "--campaign", &id, "--format", "json"]);
-    assert_eq!(sent_by_country(&ledger), parts, "the ledger records what Kannel got");
+    assert_eq!(
+        sent_by_country(&ledger),
+        parts,
+        "the ledger records what Kannel got"
+    );
 }
 
 #[test]
@@ -274,13 +366,28 @@ fn a_run_over_budget_is_refused_by_start_and_by_the_scheduler() {
     let contacts = ws.write("k.csv", KANNEL_CONTACTS);
     ws.ok(&["contacts", "import", &contacts, "--list", "k"]);
     ws.ok(&[
-        "activity", "create", "--code", "SMS", "--name", "SMS", "--channel", "sms",
-        "--programmed", "5",
+        "activity",
+        "create",
+        "--code",
+        "SMS",
+        "--name",
+        "SMS",
+        "--channel",
+        "sms",
+        "--programmed",
+        "5",
     ]);
     let create = |extra: &[&str]| -> String {
         let mut args = vec![
-            "campaign", "create", "--activity", "SMS", "--template", "registro_abierto",
-            "--list", "k", "--json",
+            "campaign",
+            "create",
+            "--activity",
+            "SMS",
+            "--template",
+            "registro_abierto",
+            "--list",
+            "k",
+            "--json",
         ];
         args.extend_from_slice(extra);
         ws.json(&args)["id"].as_i64().unwrap().to_string()
@@ -295,12 +402,18 @@ fn a_run_over_budget_is_refused_by_start_and_by_the_scheduler() {
         "{refused}"
     );
     let status = ws.json(&["campaign", "status", &first, "--json"]);
-    assert_eq!((status["runs"].as_i64(), status["total"].as_i64()), (Some(0), Some(0)));
+    assert_eq!(
+        (status["runs"].as_i64(), status["total"].as_i64()),
+        (Some(0), Some(0))
+    );
 
     // A campaign's own budget wins over the table's.
     let generous = create(&["--budget", "1000"]);
     ws.ok(&["campaign", "start", &generous]);
-    assert_eq!(ws.json(&["campaign", "status", &generous, "--json"])["total"], 5);
+    assert_eq!(
+        ws.json(&["campaign", "status", &generous, "--json"])["total"],
+        5
+    );
 
     // The scheduler refuses it too, and pauses the campaign with the reason.
     let now = chrono::Utc::now().to_rfc3339();
@@ -310,13 +423,28 @@ fn a_run_over_budget_is_refused_by_start_and_by_the_scheduler() {
     assert_eq!(status["state"], "paused", "{status}");
     assert_eq!(status["runs"], 0, "{status}");
     assert!(
-        status["pause_reason"].as_str().unwrap().contains("over the budget of 0.01 MXN"),
+        status["pause_reason"]
+            .as_str()
+            .unwrap()
+            .contains("over the budget of 0.01 MXN"),
         "{status}"
     );
-    let bad = ws.write("bad.toml", "[prices]\ncurrency = \"MXN\"\n[prices.sms]\nXX = 0.35\n");
+    let bad = ws.write(
+        "bad.toml",
+        "[prices]\ncurrency = \"MXN\"\n[prices.sms]\nXX = 0.35\n",
+    );
     let err = ws.fails(&["--config", &bad, "campaign", "estimate", &first], 1);
-    assert!(err.contains("bad.toml: [prices.sms] XX: unknown country"), "{err}");
-    let bad = ws.write("neg.toml", "[prices]\ncurrency = \"MXN\"\n[prices.email]\nUS = -1\n");
+    assert!(
+        err.contains("bad.toml: [prices.sms] XX: unknown country"),
+        "{err}"
+    );
+    let bad = ws.write(
+        "neg.toml",
+        "[prices]\ncurrency = \"MXN\"\n[prices.email]\nUS = -1\n",
+    );
     let err = ws.fails(&["--config", &bad, "campaign", "estimate", &first], 1);
-    assert!(err.contains("neg.toml: [prices.email] US: a price cannot be negative"), "{err}");
+    assert!(
+        err.contains("neg.toml: [prices.email] US: a price cannot be negative"),
+        "{err}"
+    );
 }

@@ -1687,9 +1687,21 @@ async fn unreached_messages_and_members_without_an_address_are_found(b: &Backend
         citizen("F", Entity::Tam, None, Some("+12135550106")), // bounced before
     ];
     s.add_suppressions(&[
-        suppression("+12135550102", SuppressionScope::Sms, SuppressionReason::Invalid),
-        suppression("+12135550103", SuppressionScope::All, SuppressionReason::OptOut),
-        suppression("+12135550106", SuppressionScope::All, SuppressionReason::HardBounce),
+        suppression(
+            "+12135550102",
+            SuppressionScope::Sms,
+            SuppressionReason::Invalid,
+        ),
+        suppression(
+            "+12135550103",
+            SuppressionScope::All,
+            SuppressionReason::OptOut,
+        ),
+        suppression(
+            "+12135550106",
+            SuppressionScope::All,
+            SuppressionReason::HardBounce,
+        ),
     ])
     .await
     .unwrap();
@@ -1717,7 +1729,11 @@ async fn unreached_messages_and_members_without_an_address_are_found(b: &Backend
         .map(|u| (u.contact.id, u.status, u.reason))
         .collect();
     let expect = |id: &str, status: &str, reason: Option<&str>| {
-        (id.to_string(), status.to_string(), reason.map(str::to_string))
+        (
+            id.to_string(),
+            status.to_string(),
+            reason.map(str::to_string),
+        )
     };
     let mut found = found;
     found.sort();
@@ -1763,18 +1779,41 @@ async fn call_attempts_are_recorded_once_by_key_and_counted_by_day(b: &Backend) 
         outcome: "Contestó".into(),
     };
     let first = [attempt("a", 1), attempt("b", 1), attempt("c", 2)];
-    assert_eq!(s.record_call_attempts(id, &first, "f1", T0).await.unwrap(), 3);
+    assert_eq!(
+        s.record_call_attempts(id, &first, "f1", T0).await.unwrap(),
+        3
+    );
     let mut records = s.activity_records().await.unwrap();
     records.sort();
     assert_eq!(
         records,
-        [(id, 1, "2021-10-02".to_string()), (id, 2, "2021-10-01".to_string())]
+        [
+            (id, 1, "2021-10-02".to_string()),
+            (id, 2, "2021-10-01".to_string())
+        ]
     );
     // The same file again, with one more row: only that row counts.
-    let again = [attempt("a", 1), attempt("b", 1), attempt("c", 2), attempt("d", 2)];
-    assert_eq!(s.record_call_attempts(id, &again, "f2", T0).await.unwrap(), 1);
-    let total: i64 = s.activity_records().await.unwrap().iter().map(|r| r.1).sum();
+    let again = [
+        attempt("a", 1),
+        attempt("b", 1),
+        attempt("c", 2),
+        attempt("d", 2),
+    ];
+    assert_eq!(
+        s.record_call_attempts(id, &again, "f2", T0).await.unwrap(),
+        1
+    );
+    let total: i64 = s
+        .activity_records()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.1)
+        .sum();
     assert_eq!(total, 4);
-    assert_eq!(s.record_call_attempts(id, &again, "f2", T0).await.unwrap(), 0);
+    assert_eq!(
+        s.record_call_attempts(id, &again, "f2", T0).await.unwrap(),
+        0
+    );
     assert_eq!(s.activity_records().await.unwrap().len(), 3);
 }
