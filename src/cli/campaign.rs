@@ -196,6 +196,8 @@ pub async fn run(ctx: &Context, cmd: CampaignCommand) -> anyhow::Result<ExitCode
     match cmd {
         CampaignCommand::Create(args) => {
             let json = args.json;
+            // A mistake in [prices] stops creation, not the estimate after it.
+            ctx.config.prices()?;
             let id = create(ctx, args).await?;
             let estimate = estimate::of(ctx, store, id).await?;
             if json {

@@ -1,26 +1,13 @@
 //! The call centre: the work list of the citizens a campaign could not reach,
 //! and its results brought back into the calls activity's indicator.
 
+use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
 
-use serde_json::Value;
-
+use crate::cost::configured;
 use crate::support::peers::SmtpSink;
-use crate::support::{aviso_bin, Workspace};
-
-fn with_config(dir: &Path, config: &Path, args: &[&str]) -> Output {
-    Command::new(aviso_bin())
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("AVISO_DATABASE_URL")
-        .env("AVISO_LOG", "warn")
-        .output()
-        .unwrap()
-}
+use crate::support::Workspace;
 
 /// The work list's rows, by column name, without the byte-order mark.
 fn rows_of(csv_text: &str) -> (Vec<String>, Vec<Vec<String>>) {
@@ -38,7 +25,7 @@ fn rows_of(csv_text: &str) -> (Vec<String>, Vec<Vec<String>>) {
 
 /// The LLAMADAS row of the indicators.
 fn llamadas(dir: &Path, config: &Path) -> i64 {
-    let out = with_config(dir, config, &["report", "indicators", "--format", "json"]);
+    let out = configured(dir, config, &["report", "indicators", "--format", "json"]);
     let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
     rows.as_array()
         .unwrap()
@@ -54,7 +41,7 @@ fn the_demos_unreached_citizens_round_trip_through_the_call_centre_into_llamadas
     let ws = Workspace::new();
     ws.ok(&["demo", "--dir", "demo"]);
     let config = ws.path().join("demo/aviso.toml");
-    let aviso = |args: &[&str]| with_config(ws.path(), &config, args);
+    let aviso = |args: &[&str]| configured(ws.path(), &config, args);
 
     // The registration e-mail (campaign 2) could not reach the CPVE holders
     // without an e-mail address: the call centre gets them, by entity.
@@ -76,22 +63,7 @@ fn the_demos_unreached_citizens_round_trip_through_the_call_centre_into_llamadas
     let mode = std::fs::metadata(&list).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the work list holds personal data");
     let (header, rows) = rows_of(&std::fs::read_to_string(&list).unwrap());
-    assert_eq!(
-        header,
-        [
-            "id_contacto",
-            "entidad",
-            "nombre",
-            "apellidos",
-            "telefono",
-            "telefono_nacional",
-            "idioma",
-            "motivo",
-            "detalle",
-            "fecha",
-            "resultado"
-        ]
-    );
+    assert_eq!(header, aviso::calls::WORK_LIST_COLUMNS);
     let status: Value =
         serde_json::from_slice(&aviso(&["campaign", "status", "2", "--json"]).stdout).unwrap();
     assert_eq!(
