@@ -36,6 +36,9 @@ pub struct ConfigFile {
     /// Named providers a campaign can choose with `--provider NAME`.
     #[serde(default)]
     pub providers: std::collections::BTreeMap<String, NamedProvider>,
+    /// `[prices]`: currency, budget and `[prices.sms]` / `[prices.email]` by
+    /// country; read into a `PriceTable` by [`Config::prices`].
+    pub prices: Option<toml::Table>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -287,6 +290,20 @@ impl Config {
             crate::domain::ChannelKind::Email => self.file.email.frequency_cap,
             crate::domain::ChannelKind::Sms => self.file.sms.frequency_cap,
         }
+    }
+
+    /// The price table, if `[prices]` is set; its mistakes name this file.
+    pub fn prices(&self) -> Result<Option<crate::cost::PriceTable>, crate::cost::PriceError> {
+        let file = self
+            .path
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| DEFAULT_CONFIG.to_string());
+        self.file
+            .prices
+            .as_ref()
+            .map(|table| crate::cost::PriceTable::from_toml(table, &file))
+            .transpose()
     }
 
     pub fn resolve(&self, path: &Path) -> PathBuf {

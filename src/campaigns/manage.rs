@@ -112,6 +112,8 @@ pub struct CampaignRequest {
     pub expires: Option<Expiry>,
     /// At most so many messages per period to one recipient, across campaigns.
     pub frequency_cap: Option<crate::domain::CapPolicy>,
+    /// Refuse runs whose estimate costs more (see `crate::cost`).
+    pub budget: Option<crate::cost::Money>,
 }
 
 /// Creates a campaign after checking everything that can be checked: the
@@ -295,6 +297,7 @@ pub async fn create_campaign(
             _ => None,
         },
         frequency_cap: request.frequency_cap,
+        budget_micros: request.budget.map(|b| b.micros()),
     };
     Ok(store.create_campaign(&campaign, now).await?)
 }

@@ -111,6 +111,8 @@ pub struct Campaign {
     pub window_end: Option<String>,
     pub expires_at: Option<i64>,
     pub expires_after: Option<i64>,
+    /// The campaign's own budget in millionths of the price currency.
+    pub budget_micros: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -139,6 +141,8 @@ pub struct NewCampaign {
     pub expires_after: Option<i64>,
     /// Its frequency cap, if any (kept in `campaign_caps`).
     pub frequency_cap: Option<crate::domain::CapPolicy>,
+    /// Millionths of the price currency; `None`: the budget of aviso.toml, if any.
+    pub budget_micros: Option<i64>,
 }
 
 /// When a campaign runs: once at `start_at`, or monthly.

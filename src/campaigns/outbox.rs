@@ -75,7 +75,11 @@ pub struct Outcome {
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutcomeKind {
     /// Accepted by the provider.
-    Sent { provider_ref: Option<String> },
+    Sent {
+        provider_ref: Option<String>,
+        /// SMS segments handed to the gateway (none for e-mail): what it bills.
+        segments: Option<i64>,
+    },
     /// A temporary failure: try again at `next_attempt_at`.
     Retry { next_attempt_at: i64 },
     /// Given up: permanently, or out of attempts. A permanent failure may also

@@ -5,9 +5,10 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::{print, print_json, thousands, Context};
+use super::{estimate, print, print_json, thousands, Context};
 use crate::campaigns::manage::{self, CampaignRequest, CampaignStatus};
 use crate::campaigns::CampaignSchedule;
+use crate::cost::Money;
 use crate::domain::{CapPolicy, ChannelKind, FrequencyCap, WhenCapped};
 use crate::schedule::{parse_at, parse_expires, Monthly, Window};
 use crate::templates::LangMode;
@@ -22,6 +23,16 @@ pub enum CampaignCommand {
     /// real audience, its variables are given, the provider is configured.
     /// Nothing is sent until `aviso campaign start`.
     Create(CreateArgs),
+    /// What the next run would send and cost, before it starts.
+    ///
+    /// Recipients as a run would freeze them (list, segment, an address for
+    /// the channel, suppressions), every SMS rendered and measured as the
+    /// worker sends it (GSM-7 or UCS-2, segments), and the cost by country and
+    /// entity from [prices] in aviso.toml. A country without a price shows
+    /// "no price", never zero.
+    ///
+    /// Example: aviso campaign estimate 3 --json
+    Estimate(IdArgs),
     /// Freeze the audience into the outbox; workers then send it
     Start(IdArgs),
     /// Stop sending (what is in flight finishes); `resume` continues.
@@ -146,6 +157,11 @@ pub struct CreateArgs {
     /// room, unless the campaign expires first), e.g. --when-capped defer
     #[arg(long, value_name = "hold|defer", default_value = "hold", value_parser = WhenCapped::parse)]
     pub when_capped: WhenCapped,
+    /// Refuse to start a run whose estimate costs more than this, in the
+    /// currency of [prices] (overrides `budget` there), e.g. --budget 1500
+    #[arg(long, value_name = "AMOUNT", value_parser = parse_money)]
+    pub budget: Option<Money>,
+    /// Print the id and the estimate as JSON
     #[arg(long)]
     pub json: bool,
 }
@@ -164,6 +180,10 @@ fn parse_cap(value: &str) -> Result<CapChoice, String> {
     FrequencyCap::parse(value)
         .map(CapChoice::Cap)
         .map_err(|e| format!("{e}; or `none`"))
+}
+
+fn parse_money(text: &str) -> Result<Money, String> {
+    Money::parse(text)
 }
 
 #[derive(Debug, Args)]
@@ -217,16 +237,32 @@ pub async fn run(ctx: &Context, cmd: CampaignCommand) -> anyhow::Result<ExitCode
     match cmd {
         CampaignCommand::Create(args) => {
             let json = args.json;
+            // A mistake in [prices] stops creation, not the estimate after it.
+            ctx.config.prices()?;
             let id = create(ctx, args).await?;
+            let estimate = estimate::of(ctx, store, id).await?;
             if json {
-                print_json(&serde_json::json!({ "id": id }))?;
+                print_json(&serde_json::json!({ "id": id, "estimate": estimate }))?;
             } else {
                 print(&format!(
                     "campaign {id} created; send it with `aviso campaign start {id}`"
                 ));
+                estimate::print_estimate(&estimate);
+            }
+        }
+        CampaignCommand::Estimate(args) => {
+            let estimate = estimate::of(ctx, store, args.id).await?;
+            if args.json {
+                print_json(&estimate)?;
+            } else {
+                estimate::print_estimate(&estimate);
             }
         }
         CampaignCommand::Start(args) => {
+            if let Some(campaign) = store.campaign(args.id).await? {
+                let guard = ctx.budget_guard(std::sync::Arc::new(ctx.renderer()?))?;
+                guard.check(store, &campaign).await?;
+            }
             let run = manage::start(store, args.id, ctx.zone()?, now).await?;
             if args.json {
                 print_json(&run)?;
@@ -456,6 +492,7 @@ async fn create(ctx: &Context, args: CreateArgs) -> anyhow::Result<i64> {
             .map(|e| parse_expires(e, zone))
             .transpose()?,
         frequency_cap: None,
+        budget: args.budget,
     };
     let store = ctx.store().await?;
     // The provider must exist before anything is queued for it.

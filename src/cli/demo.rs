@@ -39,6 +39,24 @@ provider = "file://outbox/email"
 
 [sms]
 provider = "file://outbox/sms"
+
+# What a message costs (sample prices): per SMS segment and per e-mail, by
+# destination country. A country with no price (and no default) shows as
+# "no price" in `campaign estimate` and the indicators, never as free.
+[prices]
+currency = "MXN"
+
+[prices.sms]
+US = 0.16
+CA = 0.18
+MX = 0.35
+ES = 0.95
+DE = 1.40
+FR = 1.20
+GB = 0.85
+
+[prices.email]
+default = 0.0
 "#;
 
 #[derive(Debug, Args)]
@@ -343,6 +361,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         None,
         None,
         zone,
+        ctx.config.prices()?.as_ref(),
     )
     .await?;
     print(&crate::report::to_table(

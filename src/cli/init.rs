@@ -64,6 +64,22 @@ autopause_ratio = 0.5
 # Messages being prepared or sent at once (each provider also caps its connections with pool=).
 concurrency = 32
 lease_seconds = 60
+
+# What a message costs, for `aviso campaign estimate`, budgets and the spent
+# cost in `aviso report indicators`: per SMS segment and per e-mail, by the
+# recipient's country (ISO code), in one currency, up to six decimals. A
+# country with neither a price nor a default shows as "no price", never free.
+# Uncomment the section below to use it.
+# [prices]
+# currency = "MXN"
+# budget = 1500        # refuse to start a run whose estimate costs more (campaign create --budget overrides it)
+# [prices.sms]
+# US = 0.16
+# CA = 0.18
+# MX = 0.35
+# default = 1.20
+# [prices.email]
+# default = 0.0
 "#;
 
 #[derive(Debug, Args)]
@@ -91,4 +107,25 @@ pub async fn run(config_path: &std::path::Path, args: InitArgs) -> anyhow::Resul
     ));
     print("next: aviso contacts import FILE --list NAME, then aviso templates check");
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TEMPLATE;
+
+    #[test]
+    fn the_documented_prices_are_valid_once_uncommented() {
+        let start = TEMPLATE.find("# [prices]").unwrap();
+        let uncommented: String = TEMPLATE[start..]
+            .lines()
+            .map(|l| l.trim_start_matches("# "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let table: toml::Table = toml::from_str(&uncommented).unwrap();
+        let prices =
+            crate::cost::PriceTable::from_toml(table["prices"].as_table().unwrap(), "aviso.toml")
+                .unwrap();
+        assert_eq!(prices.currency.code(), "MXN");
+        assert!(prices.budget.is_some());
+    }
 }

@@ -2,9 +2,11 @@
 //! command group; no business logic here.
 
 mod activity;
+mod calls;
 mod campaign;
 mod contacts;
 mod demo;
+mod estimate;
 mod init;
 mod report;
 mod serve;
@@ -99,6 +101,9 @@ pub enum Command {
     ///
     /// Example: aviso workers --json
     Workers(workers::WorkersArgs),
+    /// The call centre: who to call after a campaign, and the calls' results
+    #[command(subcommand)]
+    Calls(calls::CallsCommand),
     /// Indicators against the programme, and the message ledger
     #[command(subcommand)]
     Report(report::ReportCommand),
@@ -257,9 +262,11 @@ impl Context {
     ) -> anyhow::Result<Dispatcher> {
         options.retry = RetryPolicy::from_config(&self.config.file.retry);
         let schedule = &self.config.file.schedule;
+        let renderer = Arc::new(self.renderer()?);
         options.schedule = crate::schedule::ScheduleSettings {
             zone: self.zone()?,
             grace_ms: (schedule.grace_hours * 3_600_000.0) as i64,
+            budget: Some(self.budget_guard(renderer.clone())?),
         };
         options.default_window = schedule
             .default_window
@@ -271,7 +278,7 @@ impl Context {
             ratio: schedule.autopause_ratio,
         };
         let composer = Composer::new(
-            Arc::new(self.renderer()?),
+            renderer,
             Tokens::from_store(store.as_ref()).await?,
             self.email_settings()?,
             self.config.public_url(),
@@ -282,6 +289,17 @@ impl Context {
             channels: self.channel_set()?,
             clock: self.clock.clone(),
             options,
+        })
+    }
+
+    /// What refuses runs over budget, with the prices of aviso.toml.
+    pub fn budget_guard(
+        &self,
+        renderer: Arc<Renderer>,
+    ) -> anyhow::Result<crate::cost::BudgetGuard> {
+        Ok(crate::cost::BudgetGuard {
+            prices: self.config.prices()?.map(Arc::new),
+            renderer,
         })
     }
 
@@ -341,6 +359,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(cmd) => report::run(&ctx, cmd).await,
         Command::MigrateStore(args) => store::migrate_store(&ctx, args).await,
         Command::Backup(args) => store::run_backup(&ctx, args).await,
+        Command::Calls(cmd) => calls::run(&ctx, cmd).await,
     }
 }
 

@@ -89,7 +89,10 @@ pub async fn run(ctx: &Context, cmd: ReportCommand) -> anyhow::Result<ExitCode> 
                 Lang::En => Language::En,
             };
             let zone = ctx.zone()?;
-            let main = report::indicators(store.as_ref(), &keys, args.from, args.to, zone).await?;
+            let prices = ctx.config.prices()?;
+            let prices = prices.as_ref();
+            let main =
+                report::indicators(store.as_ref(), &keys, args.from, args.to, zone, prices).await?;
             let bytes = match args.format {
                 Format::Table => format!("{}\n", report::to_table(&main, lang)).into_bytes(),
                 Format::Csv => report::to_csv(&main),
@@ -105,6 +108,7 @@ pub async fn run(ctx: &Context, cmd: ReportCommand) -> anyhow::Result<ExitCode> 
                                     args.from,
                                     args.to,
                                     zone,
+                                    prices,
                                 )
                                 .await?,
                             );

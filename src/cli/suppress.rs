@@ -210,7 +210,7 @@ async fn import(ctx: &Context, args: ImportArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn import_calls(ctx: &Context, args: ImportCallsArgs) -> anyhow::Result<ExitCode> {
-    use crate::contacts::{classify_call, CallOutcome};
+    use crate::contacts::{classify_call, suppressions_for, CallOutcome};
     use crate::domain::{fold, Country, PhoneNumber};
 
     let shown = args.file.display().to_string();
@@ -258,36 +258,7 @@ async fn import_calls(ctx: &Context, args: ImportCallsArgs) -> anyhow::Result<Ex
                 continue;
             }
         };
-        let suppression = |address: String, scope, reason| Suppression {
-            address,
-            scope,
-            reason,
-            source: source.clone(),
-            created_at: now,
-        };
-        let items = match outcome {
-            CallOutcome::WrongNumber => vec![suppression(
-                phone.to_string(),
-                SuppressionScope::Sms,
-                SuppressionReason::Invalid,
-            )],
-            CallOutcome::Deceased | CallOutcome::DoNotContact => {
-                let reason = if outcome == CallOutcome::Deceased {
-                    SuppressionReason::Deceased
-                } else {
-                    SuppressionReason::DoNotContact
-                };
-                let mut addresses = vec![phone.to_string()];
-                for (_, email, _) in store.contacts_with_phone(phone.as_str()).await? {
-                    addresses.extend(email);
-                }
-                addresses
-                    .into_iter()
-                    .map(|a| suppression(a, SuppressionScope::All, reason))
-                    .collect()
-            }
-            CallOutcome::Neutral => Vec::new(),
-        };
+        let items = suppressions_for(store.as_ref(), outcome, &phone, &source, now).await?;
         added += store.add_suppressions(&items).await?;
         applied += 1;
     }

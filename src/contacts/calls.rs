@@ -3,7 +3,8 @@
 //! mean nothing for messaging. An outcome not listed here is reported, never
 //! guessed.
 
-use crate::domain::fold;
+use crate::domain::{fold, PhoneNumber, SuppressionReason, SuppressionScope};
+use crate::store::{Store, StoreResult, Suppression};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallOutcome {
@@ -46,7 +47,74 @@ const OUTCOMES: &[(&str, CallOutcome)] = &[
     ("ocupado", CallOutcome::Neutral),
     ("colgo", CallOutcome::Neutral),
     ("llamar despues", CallOutcome::Neutral),
+    // The same outcomes as English-speaking call-centre staff write them.
+    ("wrong number", CallOutcome::WrongNumber),
+    ("invalid number", CallOutcome::WrongNumber),
+    ("deceased", CallOutcome::Deceased),
+    ("asked not to be contacted", CallOutcome::DoNotContact),
+    ("asked not to be contacted again", CallOutcome::DoNotContact),
+    ("do not contact", CallOutcome::DoNotContact),
+    ("do not call", CallOutcome::DoNotContact),
+    ("answered", CallOutcome::Neutral),
+    ("no answer", CallOutcome::Neutral),
+    ("voicemail", CallOutcome::Neutral),
+    ("busy", CallOutcome::Neutral),
+    ("call back", CallOutcome::Neutral),
 ];
+
+/// A call made by the call centre, as `aviso calls import` records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallAttempt {
+    /// Unique per activity: the same row imported twice is recorded once.
+    pub key: String,
+    pub contact_id: Option<String>,
+    pub phone: Option<PhoneNumber>,
+    pub date: chrono::NaiveDate,
+    /// As the call centre wrote it.
+    pub outcome: String,
+}
+
+/// The suppressions an outcome calls for: a wrong number stops SMS to it;
+/// deceased and "do not contact" stop every channel of the phone and of the
+/// e-mails of every contact with that phone. Nothing for the others.
+pub async fn suppressions_for(
+    store: &dyn Store,
+    outcome: CallOutcome,
+    phone: &PhoneNumber,
+    source: &str,
+    now: i64,
+) -> StoreResult<Vec<Suppression>> {
+    let suppression = |address: String, scope, reason| Suppression {
+        address,
+        scope,
+        reason,
+        source: source.to_string(),
+        created_at: now,
+    };
+    Ok(match outcome {
+        CallOutcome::WrongNumber => vec![suppression(
+            phone.to_string(),
+            SuppressionScope::Sms,
+            SuppressionReason::Invalid,
+        )],
+        CallOutcome::Deceased | CallOutcome::DoNotContact => {
+            let reason = if outcome == CallOutcome::Deceased {
+                SuppressionReason::Deceased
+            } else {
+                SuppressionReason::DoNotContact
+            };
+            let mut addresses = vec![phone.to_string()];
+            for (_, email, _) in store.contacts_with_phone(phone.as_str()).await? {
+                addresses.extend(email);
+            }
+            addresses
+                .into_iter()
+                .map(|a| suppression(a, SuppressionScope::All, reason))
+                .collect()
+        }
+        CallOutcome::Neutral => Vec::new(),
+    })
+}
 
 /// The outcome a call-centre label means, if it is one we know. Case, accents
 /// and punctuation do not matter ("Número equivocado", "NUMERO EQUIVOCADO.").
@@ -85,6 +153,15 @@ mod tests {
             Some(CallOutcome::DoNotContact)
         );
         assert_eq!(classify_call(" BUZÓN DE VOZ. "), Some(CallOutcome::Neutral));
+        assert_eq!(
+            classify_call("Wrong number"),
+            Some(CallOutcome::WrongNumber)
+        );
+        assert_eq!(
+            classify_call("Asked not to be contacted"),
+            Some(CallOutcome::DoNotContact)
+        );
+        assert_eq!(classify_call("No answer"), Some(CallOutcome::Neutral));
         assert_eq!(classify_call("Se mudó a Canadá"), None);
         assert_eq!(classify_call(""), None);
     }

@@ -5,7 +5,7 @@ mod calls;
 mod import;
 mod segment;
 
-pub use calls::{classify_call, CallOutcome};
+pub use calls::{classify_call, suppressions_for, CallAttempt, CallOutcome};
 pub(crate) use import::CrlfAsLf;
 pub use import::{import_file, Encoding, ImportError, ImportOptions, ImportSummary, Rejection};
 pub use segment::{Segment, SegmentError};

@@ -32,7 +32,7 @@ pub use retry::RetryPolicy;
 pub use tokens::{Purpose, Tokens};
 
 use crate::campaigns::{CampaignState, ClaimedMessage, Outcome, OutcomeKind};
-use crate::channels::{Channel, DeliveryError};
+use crate::channels::{Channel, DeliveryError, Outgoing};
 use crate::clock::Clock;
 use crate::domain::{mask_address, ChannelKind, SuppressionScope};
 use crate::schedule::{zones::zones_of, ScheduleSettings, Window};
@@ -92,6 +92,7 @@ impl DispatchOptions {
             schedule: ScheduleSettings {
                 zone: chrono_tz::America::Mexico_City,
                 grace_ms: 24 * 3_600_000,
+                budget: None,
             },
             default_window: None,
             autopause: AutoPause::default(),
@@ -770,6 +771,10 @@ async fn send_one(
             },
         );
     }
+    let segments = match &message {
+        Outgoing::Sms(sms) => Some(sms.segments as i64),
+        Outgoing::Email(_) => None,
+    };
     let started = std::time::Instant::now();
     let result = match tokio::time::timeout(ctx.send_timeout, channel.send(&message)).await {
         Ok(result) => result,
@@ -814,6 +819,7 @@ async fn send_one(
                 latency_ms,
                 OutcomeKind::Sent {
                     provider_ref: accepted.provider_ref,
+                    segments,
                 },
             )
         }

@@ -308,7 +308,10 @@ mod tests {
             code: None,
             reason: None,
             latency_ms: None,
-            kind: OutcomeKind::Sent { provider_ref: None },
+            kind: OutcomeKind::Sent {
+                provider_ref: None,
+                segments: None,
+            },
         }
     }
 

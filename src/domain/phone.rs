@@ -81,6 +81,19 @@ impl PhoneNumber {
     pub fn masked(&self) -> String {
         super::mask_phone(&self.0)
     }
+
+    /// The number as dialled inside its country (`(213) 555-0123`,
+    /// `612 34 56 78`), for call-centre staff; E.164 if it cannot be formatted.
+    pub fn national(&self) -> String {
+        let text = self.0.clone();
+        std::panic::catch_unwind(move || {
+            phonenumber::parse(None, &text)
+                .map(|p| p.format().mode(phonenumber::Mode::National).to_string())
+        })
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_else(|| self.0.clone())
+    }
 }
 
 /// Keeps the digits of a number written with the usual punctuation, and refuses

@@ -513,6 +513,7 @@ mod tests {
             total: Measures::default(),
             from: None,
             to: None,
+            currency: None,
         }
     }
 

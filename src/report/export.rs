@@ -17,7 +17,7 @@ pub fn format_pct(p: Option<f64>) -> String {
 }
 
 /// The measure columns, in the order every format uses.
-pub(super) const MEASURES: [&str; 9] = [
+pub(super) const MEASURES: [&str; 12] = [
     "programmed",
     "sent",
     "delivered",
@@ -27,9 +27,13 @@ pub(super) const MEASURES: [&str; 9] = [
     "capped",
     "indicator_pct",
     "delivery_rate_pct",
+    "segments",
+    "spent",
+    "no_price",
 ];
 
-/// The measures in `MEASURES` order, as JSON values.
+/// The measures in `MEASURES` order, as JSON values (money as a decimal
+/// string: exact, where a JSON number would be a float).
 fn measure_values(m: &Measures) -> [Value; MEASURES.len()] {
     [
         m.programmed.map(Value::from).unwrap_or(Value::Null),
@@ -43,6 +47,11 @@ fn measure_values(m: &Measures) -> [Value; MEASURES.len()] {
         m.delivery_rate_pct()
             .map(Value::from)
             .unwrap_or(Value::Null),
+        m.segments.into(),
+        m.spent
+            .map(|s| Value::String(s.to_string()))
+            .unwrap_or(Value::Null),
+        m.no_price.into(),
     ]
 }
 
@@ -61,6 +70,9 @@ pub fn to_json(report: &Report) -> Value {
             }
             for (name, value) in MEASURES.iter().zip(measure_values(&row.measures)) {
                 object.insert((*name).into(), value);
+            }
+            if let Some(currency) = &report.currency {
+                object.insert("currency".into(), Value::String(currency.clone()));
             }
             Value::Object(object)
         })
@@ -98,6 +110,9 @@ pub fn to_csv(report: &Report) -> Vec<u8> {
                 m.capped.to_string(),
                 format_pct(m.indicator_pct()),
                 format_pct(m.delivery_rate_pct()),
+                m.segments.to_string(),
+                m.spent.map(|s| s.to_string()).unwrap_or_default(),
+                m.no_price.to_string(),
             ]);
             let _ = w.write_record(&cells);
         }
@@ -125,6 +140,9 @@ pub fn title(key: &str, lang: Language) -> &'static str {
         "capped" => ("Retenidos", "Capped"),
         "indicator_pct" => ("Indicador %", "Indicator %"),
         "delivery_rate_pct" => ("Entrega %", "Delivery %"),
+        "segments" => ("Segmentos SMS", "SMS segments"),
+        "spent" => ("Gasto", "Spent"),
+        "no_price" => ("Sin precio", "No price"),
         "total" => ("Total", "Total"),
         _ => ("", ""),
     };
@@ -145,7 +163,10 @@ pub fn to_table(report: &Report, lang: Language) -> String {
     if with_name {
         header.push(title("activity_name", lang).into());
     }
-    header.extend(MEASURES.iter().map(|m| title(m, lang).to_string()));
+    header.extend(MEASURES.iter().map(|m| match (*m, &report.currency) {
+        ("spent", Some(currency)) => format!("{} {currency}", title(m, lang)),
+        _ => title(m, lang).to_string(),
+    }));
     let numbers = |m: &Measures| -> Vec<String> {
         vec![
             m.programmed.map(thousands).unwrap_or_else(|| "—".into()),
@@ -161,6 +182,9 @@ pub fn to_table(report: &Report, lang: Language) -> String {
             m.delivery_rate_pct()
                 .map(|p| format!("{p:.1}"))
                 .unwrap_or_else(|| "—".into()),
+            thousands(m.segments),
+            m.spent.map(|s| s.to_string()).unwrap_or_else(|| "—".into()),
+            thousands(m.no_price),
         ]
     };
     let mut rows: Vec<Vec<String>> = Vec::new();
@@ -229,7 +253,7 @@ fn time(ms: Option<i64>) -> String {
 }
 
 /// The ledger's columns, in the order CSV writes them.
-const LEDGER_COLUMNS: [&str; 17] = [
+const LEDGER_COLUMNS: [&str; 18] = [
     "message_id",
     "run_id",
     "campaign",
@@ -241,6 +265,7 @@ const LEDGER_COLUMNS: [&str; 17] = [
     "language",
     "status",
     "attempts",
+    "segments",
     "last_code",
     "last_reason",
     "created_at",
@@ -297,6 +322,7 @@ impl<W: Write> LedgerWriter<W> {
                         r.language.clone(),
                         r.status.clone(),
                         r.attempts.to_string(),
+                        r.segments.map(|s| s.to_string()).unwrap_or_default(),
                         inert_cell(r.last_code.as_deref().unwrap_or("")),
                         inert_cell(r.last_reason.as_deref().unwrap_or("")),
                         time(Some(r.created_at)),
@@ -402,6 +428,7 @@ fn ledger_json_row(r: &LedgerRow) -> Value {
         "language": r.language,
         "status": r.status,
         "attempts": r.attempts,
+        "segments": r.segments,
         "last_code": r.last_code,
         "last_reason": r.last_reason,
         "created_at": time(Some(r.created_at)),

@@ -36,6 +36,7 @@ fn cell(value: &Value) -> String {
     match value {
         Value::Count(n) => format!("<td class=\"num\">{}</td>", thousands(*n)),
         Value::Pct(p) => format!("<td class=\"num\">{p:.1}</td>"),
+        Value::Money(m) => format!("<td class=\"num\">{m}</td>"),
         Value::Empty => "<td class=\"num none\">—</td>".into(),
     }
 }
@@ -186,6 +187,7 @@ mod tests {
             total: measures,
             from: chrono::NaiveDate::from_ymd_opt(2021, 9, 1),
             to: chrono::NaiveDate::from_ymd_opt(2021, 12, 31),
+            currency: None,
         }
     }
 

@@ -9,7 +9,8 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::campaigns::Activity;
-use crate::domain::Invalid;
+use crate::cost::{Money, PriceTable};
+use crate::domain::{ChannelKind, Country, Invalid};
 use crate::store::{Store, StoreResult};
 
 /// A dimension rows can be grouped by.
@@ -79,6 +80,13 @@ pub struct Measures {
     pub expired: i64,
     /// Held by the frequency cap: not sent, so not in `sent` nor the indicator.
     pub capped: i64,
+    /// SMS segments gateways accepted (what SMS prices bill).
+    pub segments: i64,
+    /// What the accepted messages cost at the prices of `[prices]`: SMS
+    /// segments, or e-mails, × the price of their country. `None` without prices.
+    pub spent: Option<Money>,
+    /// Accepted messages to countries without a price: not in `spent`.
+    pub no_price: i64,
     /// The part of `sent` recorded as done (calls, events): it has no delivery.
     #[serde(skip)]
     pub done: i64,
@@ -102,6 +110,12 @@ impl Measures {
         self.suppressed += other.suppressed;
         self.expired += other.expired;
         self.capped += other.capped;
+        self.segments += other.segments;
+        self.spent = match (self.spent, other.spent) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or_default().plus(b.unwrap_or_default())),
+        };
+        self.no_price += other.no_price;
         self.done += other.done;
     }
 }
@@ -123,6 +137,8 @@ pub struct Report {
     pub total: Measures,
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
+    /// The currency of `spent`, when `[prices]` is set.
+    pub currency: Option<String>,
 }
 
 impl Report {
@@ -134,13 +150,14 @@ impl Report {
 }
 
 /// Builds the report for `keys`, counting events between `from` and `to`
-/// (inclusive days in `zone`).
+/// (inclusive days in `zone`), with the spent cost at `prices`.
 pub async fn indicators(
     store: &dyn Store,
     keys: &[GroupKey],
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
     zone: Tz,
+    prices: Option<&PriceTable>,
 ) -> StoreResult<Report> {
     let start = from.and_then(|d| {
         zone.from_local_datetime(&d.and_hms_opt(0, 0, 0)?)
@@ -197,6 +214,21 @@ pub async fn indicators(
             "expired" => m.expired += f.count,
             "capped" => m.capped += f.count,
             _ => {}
+        }
+        m.segments += f.segments;
+        if let Some(prices) = prices {
+            let channel = ChannelKind::parse(&f.channel).ok();
+            let country = f.country.as_deref().and_then(|c| Country::parse(c).ok());
+            let units = match channel {
+                Some(ChannelKind::Sms) => f.segments,
+                _ => f.accepted,
+            };
+            match channel.and_then(|c| prices.price(c, country)) {
+                Some(price) => {
+                    m.spent = Some(m.spent.unwrap_or_default().plus(price.times(units)));
+                }
+                None => m.no_price += f.accepted,
+            }
         }
     }
     for (activity_id, done, date) in store.activity_records().await? {
@@ -291,6 +323,7 @@ pub async fn indicators(
         total,
         from,
         to,
+        currency: prices.map(|p| p.currency.to_string()),
     })
 }
 

@@ -14,7 +14,11 @@ use rust_xlsxwriter::{Format, FormatAlign, FormatBorder, Workbook, Worksheet, Xl
 use super::export::MEASURES;
 use super::indicators::{GroupKey, Measures, Report};
 use super::{title, ExportError};
+use crate::cost::Money;
 use crate::domain::Language;
+
+/// Money with thousands and at least two decimals (prices go to millionths).
+const MONEY_FORMAT: &str = "#,##0.00####";
 
 /// A measure's value as a sheet shows it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,6 +26,7 @@ pub(super) enum Value {
     Count(i64),
     /// A percentage as computed (e.g. `95.3` for 95.3 %), unrounded.
     Pct(f64),
+    Money(Money),
     Empty,
 }
 
@@ -40,6 +45,9 @@ pub(super) fn measure_values(m: &Measures) -> [Value; MEASURES.len()] {
         m.delivery_rate_pct()
             .map(Value::Pct)
             .unwrap_or(Value::Empty),
+        count(m.segments),
+        m.spent.map(Value::Money).unwrap_or(Value::Empty),
+        count(m.no_price),
     ]
 }
 
@@ -126,10 +134,12 @@ struct Formats {
     inert: Format,
     count: Format,
     pct: Format,
+    money: Format,
     total_text: Format,
     total_inert: Format,
     total_count: Format,
     total_pct: Format,
+    total_money: Format,
     total_blank: Format,
 }
 
@@ -146,10 +156,12 @@ impl Formats {
             inert: Format::new().set_quote_prefix(),
             count: Format::new().set_num_format("#,##0"),
             pct: Format::new().set_num_format("0.0%"),
+            money: Format::new().set_num_format(MONEY_FORMAT),
             total_text: total(),
             total_inert: total().set_quote_prefix(),
             total_count: total().set_num_format("#,##0"),
             total_pct: total().set_num_format("0.0%"),
+            total_money: total().set_num_format(MONEY_FORMAT),
             total_blank: total(),
         }
     }
@@ -190,6 +202,7 @@ fn write_sheet(
     let shown_len = |v: &Value| match v {
         Value::Count(n) => super::thousands(*n).chars().count(),
         Value::Pct(p) => format!("{:.1}%", p).chars().count(),
+        Value::Money(m) => m.to_string().chars().count() + 2,
         Value::Empty => 0,
     };
     let mut r: u32 = 1;
@@ -213,6 +226,9 @@ fn write_sheet(
                 }
                 Value::Pct(p) => {
                     sheet.write_number_with_format(r, col, p / 100.0, &f.pct)?;
+                }
+                Value::Money(m) => {
+                    sheet.write_number_with_format(r, col, m.as_f64(), &f.money)?;
                 }
                 Value::Empty => {}
             }
@@ -241,6 +257,9 @@ fn write_sheet(
         match value {
             Value::Count(n) => sheet.write_number_with_format(r, col, *n as f64, &f.total_count)?,
             Value::Pct(p) => sheet.write_number_with_format(r, col, p / 100.0, &f.total_pct)?,
+            Value::Money(m) => {
+                sheet.write_number_with_format(r, col, m.as_f64(), &f.total_money)?
+            }
             Value::Empty => sheet.write_blank(r, col, &f.total_blank)?,
         };
         fit(text_columns + i, shown_len(value) + 1);

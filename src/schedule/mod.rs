@@ -119,6 +119,8 @@ pub struct ScheduleSettings {
     pub zone: Tz,
     /// A run found later than this after its time is recorded as missed.
     pub grace_ms: i64,
+    /// Refuses runs over budget; `None` starts every run.
+    pub budget: Option<crate::cost::BudgetGuard>,
 }
 
 /// A run the scheduler dealt with.
@@ -196,6 +198,12 @@ pub async fn tick(
                 (None, Some(after)) => Some(now + after),
                 (None, None) => None,
             };
+            if let Some(guard) = &settings.budget {
+                if let Err(refused) = guard.check(store, &campaign).await {
+                    refuse_run(store, &campaign, &refused.to_string(), now).await?;
+                    break;
+                }
+            }
             let run = store
                 .start_run(&campaign, channel, &segment, &period, expires_at, now)
                 .await?;
@@ -214,6 +222,23 @@ pub async fn tick(
         }
     }
     Ok(done)
+}
+
+/// A run the budget guard refused: the campaign pauses with the reason, for
+/// staff to see in `campaign status`, instead of the scheduler retrying it
+/// every second.
+async fn refuse_run(
+    store: &dyn Store,
+    campaign: &Campaign,
+    reason: &str,
+    now: i64,
+) -> StoreResult<()> {
+    tracing::warn!("campaign {} not started: {reason}", campaign.id);
+    let from = [CampaignState::Scheduled, CampaignState::Running];
+    store
+        .set_campaign_state(campaign.id, &from, CampaignState::Paused, Some(reason), now)
+        .await?;
+    Ok(())
 }
 
 /// The periods of a campaign that are due at `now`, with their due times:

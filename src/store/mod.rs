@@ -22,7 +22,7 @@ use crate::campaigns::{
     Activity, Campaign, CampaignSchedule, CampaignState, ClaimedMessage, NewActivity, NewCampaign,
     NewReceipt, Outcome, ReceiptOutcome, ReceiptTarget, RecordReport, Run, RunStart, StatusCounts,
 };
-use crate::contacts::{Contact, ContactRecord, Segment};
+use crate::contacts::{CallAttempt, Contact, ContactRecord, Segment};
 use crate::domain::{CapPolicy, ChannelKind};
 use crate::domain::{SuppressionReason, SuppressionScope};
 use crate::replies::{AppliedReply, InboundRecord, NewInbound, ReplyStatus};
@@ -103,6 +103,10 @@ pub struct MessageFact {
     /// each bucket falls in one local month wherever the report is read.
     pub quarter: i64,
     pub count: i64,
+    /// Of `count`, the messages a gateway accepted (what an e-mail price bills).
+    pub accepted: i64,
+    /// The SMS segments gateways accepted for them (what an SMS price bills).
+    pub segments: i64,
 }
 
 /// One message in the ledger export.
@@ -119,12 +123,24 @@ pub struct LedgerRow {
     pub language: String,
     pub status: String,
     pub attempts: i64,
+    /// SMS segments the gateway accepted; none for e-mail and unsent messages.
+    pub segments: Option<i64>,
     pub last_code: Option<String>,
     pub last_reason: Option<String>,
     pub created_at: i64,
     pub sent_at: Option<i64>,
     pub delivered_at: Option<i64>,
     pub finished_at: Option<i64>,
+}
+
+/// A message that reached nobody, and who it was for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreached {
+    pub contact: Contact,
+    /// `failed` or `suppressed`.
+    pub status: String,
+    /// The provider's reason, or the suppression's.
+    pub reason: Option<String>,
 }
 
 /// A provider's pace as last reported by a worker.
@@ -227,6 +243,31 @@ pub trait Store: Send + Sync {
         after: &str,
         limit: i64,
     ) -> StoreResult<Vec<Contact>>;
+
+    /// The next `limit` audience members after contact id `after` that have
+    /// no address for `channel` (a run counts them, never messages them).
+    async fn without_address_page(
+        &self,
+        list_id: i64,
+        segment: &Segment,
+        channel: ChannelKind,
+        after: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<Contact>>;
+    /// The messages of a campaign that reached nobody, with their contacts:
+    /// failed (including bounces and failed delivery reports), or suppressed
+    /// because the address was invalid or bounced before.
+    async fn unreached_messages(&self, campaign_id: i64) -> StoreResult<Vec<Unreached>>;
+    /// Records the call attempts not recorded before (same activity and key),
+    /// and adds the new ones to the activity's records by day, in one
+    /// transaction; returns how many were new.
+    async fn record_call_attempts(
+        &self,
+        activity_id: i64,
+        attempts: &[CallAttempt],
+        source: &str,
+        now: i64,
+    ) -> StoreResult<u64>;
 
     /// The (id, e-mail, phone) of every contact with this E.164 phone.
     async fn contacts_with_phone(

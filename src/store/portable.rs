@@ -148,7 +148,7 @@ pub(super) const CAMPAIGN_SELECT: &str = "SELECT c.id, c.activity_id, a.code AS 
      c.name, c.template, c.channel, c.list_id, l.name AS list_name, c.segment, c.lang_mode, \
      c.provider, c.vars, c.attachments, c.state, c.pause_reason, c.start_at, c.recurrence, \
      c.recur_day, c.recur_time, c.recur_until, c.window_start, c.window_end, c.expires_at, c.expires_after, \
-     c.created_at, c.updated_at \
+     c.budget_micros, c.created_at, c.updated_at \
      FROM campaigns c JOIN activities a ON a.id = c.activity_id JOIN lists l ON l.id = c.list_id";
 
 /// The columns of the outcomes table a batch is recorded from: message,
@@ -156,11 +156,11 @@ pub(super) const CAMPAIGN_SELECT: &str = "SELECT c.id, c.activity_id, a.code AS 
 /// increment, next attempt, permanent, provider, provider reference, code,
 /// reason, sent at, finished at.
 const OUTCOME_COLUMNS: &str =
-    "mid, epoch, new_status, inc, next_at, perm, prov, pref, pcode, preason, sent, fin";
+    "mid, epoch, new_status, inc, next_at, perm, prov, pref, pcode, preason, sent, fin, segs";
 /// Their types, in the same order.
-const OUTCOME_TYPES: [&str; 12] = [
+const OUTCOME_TYPES: [&str; 13] = [
     "BIGINT", "BIGINT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT",
-    "BIGINT", "BIGINT",
+    "BIGINT", "BIGINT", "BIGINT",
 ];
 
 /// Outcomes recorded per statement: a whole batch of the recorder.
@@ -332,7 +332,7 @@ const RECORD_OUTCOMES: &str = "UPDATE messages SET \
      permanent = v.perm, provider = COALESCE(v.prov, provider), provider_ref = COALESCE(v.pref, provider_ref), \
      last_code = COALESCE(v.pcode, last_code), last_reason = COALESCE(v.preason, last_reason), \
      sent_at = COALESCE(v.sent, sent_at), finished_at = COALESCE(v.fin, finished_at), \
-     lease_owner = NULL, lease_expires_at = NULL, updated_at = ";
+     segments = COALESCE(v.segs, segments), lease_owner = NULL, lease_expires_at = NULL, updated_at = ";
 
 /// The bind values of one outcome in [`RECORD_OUTCOMES`].
 pub(super) struct OutcomeBinds {
@@ -344,6 +344,8 @@ pub(super) struct OutcomeBinds {
     pub sent_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub attempt_outcome: Option<&'static str>,
+    /// SMS segments a gateway accepted.
+    pub segments: Option<i64>,
 }
 
 pub(super) fn outcome_binds(o: &crate::campaigns::Outcome, now: i64) -> OutcomeBinds {
@@ -357,12 +359,17 @@ pub(super) fn outcome_binds(o: &crate::campaigns::Outcome, now: i64) -> OutcomeB
         sent_at: None,
         finished_at: None,
         attempt_outcome: None,
+        segments: None,
     };
     match &o.kind {
-        OutcomeKind::Sent { provider_ref } => OutcomeBinds {
+        OutcomeKind::Sent {
+            provider_ref,
+            segments,
+        } => OutcomeBinds {
             status: "sent",
             increment: 1,
             provider_ref: provider_ref.clone(),
+            segments: *segments,
             sent_at: Some(now),
             attempt_outcome: Some("sent"),
             ..base
@@ -504,18 +511,21 @@ macro_rules! portable_store {
                 Ok(())
             }
 
-            /// Audience members (in the list and segment, with an address for the
-            /// channel) with an id after `after`, in `order`.
+            /// Audience members (in the list and segment, with an address for
+            /// the channel, or without one: `address`) with an id after
+            /// `after`, in `order`.
             async fn audience(
                 &self,
                 list_id: i64,
                 segment: &$crate::contacts::Segment,
-                channel: $crate::domain::ChannelKind,
+                address: (&$crate::domain::ChannelKind, bool),
                 after: &str,
                 order: &str,
                 limit: i64,
             ) -> StoreResult<Vec<$crate::contacts::Contact>> {
-                let address = super::portable::address_column(channel);
+                let (channel, with_address) = address;
+                let address = super::portable::address_column(*channel);
+                let present = if with_address { "IS NOT NULL" } else { "IS NULL" };
                 let (condition, binds) = segment.to_sql("c", 4);
                 let columns = super::portable::CONTACT_COLUMNS
                     .split(", ")
@@ -525,7 +535,7 @@ macro_rules! portable_store {
                 let sql = format!(
                     "SELECT {columns} FROM contacts c \
                      JOIN list_members lm ON lm.contact_id = c.id AND lm.list_id = $1 \
-                     WHERE c.{address} IS NOT NULL AND c.id > $3 AND {condition} \
+                     WHERE c.{address} {present} AND c.id > $3 AND {condition} \
                      ORDER BY {order} LIMIT $2"
                 );
                 let mut q = sqlx::query(&sql).bind(list_id).bind(limit).bind(after);
@@ -672,7 +682,7 @@ macro_rules! portable_store {
                 limit: i64,
             ) -> StoreResult<Vec<$crate::contacts::Contact>> {
                 let order = "LENGTH(COALESCE(c.first_name, '')) + LENGTH(COALESCE(c.last_name, '')) DESC, c.id";
-                self.audience(list_id, segment, channel, "", order, limit).await
+                self.audience(list_id, segment, (&channel, true), "", order, limit).await
             }
 
             async fn audience_page(
@@ -683,7 +693,94 @@ macro_rules! portable_store {
                 after: &str,
                 limit: i64,
             ) -> StoreResult<Vec<$crate::contacts::Contact>> {
-                self.audience(list_id, segment, channel, after, "c.id", limit).await
+                self.audience(list_id, segment, (&channel, true), after, "c.id", limit).await
+            }
+
+            async fn without_address_page(
+                &self,
+                list_id: i64,
+                segment: &$crate::contacts::Segment,
+                channel: $crate::domain::ChannelKind,
+                after: &str,
+                limit: i64,
+            ) -> StoreResult<Vec<$crate::contacts::Contact>> {
+                self.audience(list_id, segment, (&channel, false), after, "c.id", limit).await
+            }
+
+            async fn unreached_messages(
+                &self,
+                campaign_id: i64,
+            ) -> StoreResult<Vec<$crate::store::Unreached>> {
+                let columns = super::portable::CONTACT_COLUMNS
+                    .split(", ")
+                    .map(|c| format!("c.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "SELECT {columns}, m.status, m.last_reason FROM messages m \
+                     JOIN contacts c ON c.id = m.contact_id \
+                     WHERE m.campaign_id = $1 AND (m.status = 'failed' \
+                     OR (m.status = 'suppressed' AND m.last_reason IN ('invalid', 'hard_bounce'))) \
+                     ORDER BY m.id"
+                );
+                let mut out = Vec::new();
+                for row in sqlx::query(&sql).bind(campaign_id).fetch_all(&self.pool).await? {
+                    use sqlx::Row as _;
+                    out.push($crate::store::Unreached {
+                        contact: super::portable::contact_from_row(&row)?,
+                        status: row.try_get(12)?,
+                        reason: row.try_get(13)?,
+                    });
+                }
+                Ok(out)
+            }
+
+            async fn record_call_attempts(
+                &self,
+                activity_id: i64,
+                attempts: &[$crate::contacts::CallAttempt],
+                source: &str,
+                now: i64,
+            ) -> StoreResult<u64> {
+                let mut tx = self.pool.begin().await?;
+                let mut new_by_date: std::collections::BTreeMap<String, i64> = Default::default();
+                for a in attempts {
+                    let inserted = sqlx::query(
+                        "INSERT INTO call_attempts (activity_id, key, contact_id, phone, date, outcome, source, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (activity_id, key) DO NOTHING",
+                    )
+                    .bind(activity_id)
+                    .bind(&a.key)
+                    .bind(&a.contact_id)
+                    .bind(a.phone.as_ref().map(|p| p.as_str()))
+                    .bind(a.date.to_string())
+                    .bind(&a.outcome)
+                    .bind(source)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if inserted > 0 {
+                        *new_by_date.entry(a.date.to_string()).or_default() += 1;
+                    }
+                }
+                // The indicator counts activity records: the new attempts are
+                // added there, by day, in the same transaction.
+                for (date, done) in &new_by_date {
+                    sqlx::query(
+                        "INSERT INTO activity_records (activity_id, done, date, note, created_at) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(activity_id)
+                    .bind(done)
+                    .bind(date)
+                    .bind(source)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(new_by_date.values().sum::<i64>() as u64)
             }
 
             async fn contacts_with_phone(
@@ -852,7 +949,8 @@ macro_rules! portable_store {
             ) -> StoreResult<Vec<$crate::store::MessageFact>> {
                 Ok(sqlx::query_as(
                     "SELECT c.activity_id, m.channel, m.entity, m.country, m.language, m.status, \
-                     COALESCE(m.sent_at, m.finished_at, m.created_at) / 900000 AS quarter, COUNT(*) AS count \
+                     COALESCE(m.sent_at, m.finished_at, m.created_at) / 900000 AS quarter, COUNT(*) AS count, \
+                     COUNT(m.sent_at) AS accepted, CAST(COALESCE(SUM(m.segments), 0) AS BIGINT) AS segments \
                      FROM messages m JOIN campaigns c ON c.id = m.campaign_id \
                      WHERE COALESCE(m.sent_at, m.finished_at, m.created_at) >= $1 \
                      AND COALESCE(m.sent_at, m.finished_at, m.created_at) < $2 \
@@ -888,7 +986,7 @@ macro_rules! portable_store {
                     "SELECT m.id AS message_id, m.run_id, \
                      (SELECT name FROM campaigns WHERE id = m.campaign_id) AS campaign, \
                      m.contact_id, m.channel, m.address, \
-                     m.entity, m.country, m.language, m.status, m.attempts, m.last_code, m.last_reason, \
+                     m.entity, m.country, m.language, m.status, m.attempts, m.segments, m.last_code, m.last_reason, \
                      m.created_at, m.sent_at, m.delivered_at, m.finished_at \
                      FROM messages m WHERE +m.campaign_id = ",
                 );
@@ -917,8 +1015,8 @@ macro_rules! portable_store {
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO campaigns (activity_id, name, template, channel, list_id, segment, \
                      lang_mode, provider, vars, attachments, state, start_at, recurrence, recur_day, \
-                     recur_time, recur_until, window_start, window_end, expires_at, expires_after, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $21) \
+                     recur_time, recur_until, window_start, window_end, expires_at, expires_after, budget_micros, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $22) \
                      RETURNING id",
                 )
                 .bind(c.activity_id)
@@ -941,6 +1039,7 @@ macro_rules! portable_store {
                 .bind(&c.window_end)
                 .bind(c.expires_at)
                 .bind(c.expires_after)
+                .bind(c.budget_micros)
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -1396,7 +1495,8 @@ macro_rules! portable_store {
                             .bind(row.and_then(|(o, _)| o.code.as_deref()))
                             .bind(row.and_then(|(o, _)| o.reason.as_deref()))
                             .bind(row.and_then(|(_, b)| b.sent_at))
-                            .bind(row.and_then(|(_, b)| b.finished_at));
+                            .bind(row.and_then(|(_, b)| b.finished_at))
+                            .bind(row.and_then(|(_, b)| b.segments));
                     }
                     let updated = q.bind(now).fetch_all(&mut *tx).await?;
                     report.recorded += updated.len() as u64;

@@ -5,9 +5,11 @@
 
 mod support;
 
+mod call_centre;
 mod calls;
 mod cap;
 mod cli_basics;
+mod cost;
 mod demo;
 mod dispatch;
 mod dkim;

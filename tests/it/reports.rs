@@ -24,7 +24,7 @@ use crate::support::Workspace;
 
 const WAIT: Duration = Duration::from_secs(90);
 
-const MEASURES: [&str; 9] = [
+const MEASURES: [&str; 12] = [
     "programmed",
     "sent",
     "delivered",
@@ -34,10 +34,16 @@ const MEASURES: [&str; 9] = [
     "capped",
     "indicator_pct",
     "delivery_rate_pct",
+    "segments",
+    "spent",
+    "no_price",
 ];
 
+/// Printed measures per row.
+const N: usize = MEASURES.len();
+
 /// Column titles in Spanish, the default language of every format.
-const TITLES_ES: [(&str, &str); 16] = [
+const TITLES_ES: [(&str, &str); 19] = [
     ("activity", "Actividad"),
     ("activity_name", "Nombre"),
     ("month", "Mes"),
@@ -54,9 +60,12 @@ const TITLES_ES: [(&str, &str); 16] = [
     ("capped", "Retenidos"),
     ("indicator_pct", "Indicador %"),
     ("delivery_rate_pct", "Entrega %"),
+    ("segments", "Segmentos SMS"),
+    ("spent", "Gasto"),
+    ("no_price", "Sin precio"),
 ];
 
-const TITLES_EN: [(&str, &str); 16] = [
+const TITLES_EN: [(&str, &str); 19] = [
     ("activity", "Activity"),
     ("activity_name", "Name"),
     ("month", "Month"),
@@ -73,6 +82,9 @@ const TITLES_EN: [(&str, &str); 16] = [
     ("capped", "Capped"),
     ("indicator_pct", "Indicator %"),
     ("delivery_rate_pct", "Delivery %"),
+    ("segments", "SMS segments"),
+    ("spent", "Spent"),
+    ("no_price", "No price"),
 ];
 
 const GROUPINGS: [&str; 6] = [
@@ -476,6 +488,9 @@ struct Counts {
     suppressed: i64,
     expired: i64,
     capped: i64,
+    segments: i64,
+    /// Accepted messages without a price (all of them: these workspaces set no prices).
+    no_price: i64,
 }
 
 impl Counts {
@@ -486,6 +501,8 @@ impl Counts {
         self.suppressed += o.suppressed;
         self.expired += o.expired;
         self.capped += o.capped;
+        self.segments += o.segments;
+        self.no_price += o.no_price;
     }
 }
 
@@ -518,7 +535,8 @@ fn sql_groups(ws: &Workspace, keys: &[&str]) -> BTreeMap<Key, Counts> {
         "SELECT {select}\
          COALESCE(SUM(m.status IN ('sent', 'delivered')), 0), COALESCE(SUM(m.status = 'delivered'), 0), \
          COALESCE(SUM(m.status = 'failed'), 0), COALESCE(SUM(m.status = 'suppressed'), 0), \
-         COALESCE(SUM(m.status = 'expired'), 0), COALESCE(SUM(m.status = 'capped'), 0) \
+         COALESCE(SUM(m.status = 'expired'), 0), COALESCE(SUM(m.status = 'capped'), 0), \
+         COALESCE(SUM(m.segments), 0) \
          FROM messages m JOIN campaigns c ON c.id = m.campaign_id \
          JOIN activities a ON a.id = c.activity_id{group}"
     );
@@ -537,6 +555,8 @@ fn sql_groups(ws: &Workspace, keys: &[&str]) -> BTreeMap<Key, Counts> {
                     suppressed: n(3),
                     expired: n(4),
                     capped: n(5),
+                    segments: n(6),
+                    no_price: 0,
                 };
                 (key, counts)
             })
@@ -612,7 +632,11 @@ fn printed_pct(s: &str) -> Option<f64> {
 
 /// The printed measures (in `MEASURES` order) into a row.
 fn printed_row(key: Key, cells: &[String]) -> Row {
-    assert_eq!(cells.len(), MEASURES.len(), "{cells:?}");
+    assert_eq!(cells.len(), N, "{cells:?}");
+    assert!(
+        cells[10].is_empty() || cells[10] == "—",
+        "no spent cost without prices: {cells:?}"
+    );
     let count =
         |i: usize| printed_int(&cells[i]).unwrap_or_else(|| panic!("no count in {cells:?}"));
     Row {
@@ -625,6 +649,8 @@ fn printed_row(key: Key, cells: &[String]) -> Row {
             suppressed: count(4),
             expired: count(5),
             capped: count(6),
+            segments: count(9),
+            no_price: count(11),
         },
         indicator: printed_pct(&cells[7]),
         delivery: printed_pct(&cells[8]),
@@ -659,6 +685,8 @@ fn parse_json(bytes: &[u8], by: &str) -> Parsed {
                     suppressed: count("suppressed"),
                     expired: count("expired"),
                     capped: count("capped"),
+                    segments: count("segments"),
+                    no_price: count("no_price"),
                 },
                 indicator: o["indicator_pct"].as_f64(),
                 delivery: o["delivery_rate_pct"].as_f64(),
@@ -710,7 +738,7 @@ fn parse_table(bytes: &[u8], by: &str, titles: &[(&str, &str)]) -> Parsed {
     let keys = keys_of(by);
     let measures = |line: &str| -> Vec<String> {
         let tokens: Vec<&str> = line.split_whitespace().collect();
-        tokens[tokens.len() - MEASURES.len()..]
+        tokens[tokens.len() - N..]
             .iter()
             .map(|t| t.to_string())
             .collect()
@@ -785,17 +813,14 @@ fn parse_html(bytes: &[u8], by: &str, titles: &[(&str, &str)]) -> Parsed {
                 .iter()
                 .map(|c| (c != "—").then(|| c.clone()))
                 .collect();
-            printed_row(key, &cells[cells.len() - MEASURES.len()..])
+            printed_row(key, &cells[cells.len() - N..])
         })
         .collect();
     let foot = html_cells(between(&text, "<tfoot>", "</tfoot>"));
     assert_eq!(foot[0], "Total");
     Parsed {
         rows,
-        total: Some(printed_row(
-            Vec::new(),
-            &foot[foot.len() - MEASURES.len()..],
-        )),
+        total: Some(printed_row(Vec::new(), &foot[foot.len() - N..])),
     }
 }
 
@@ -911,7 +936,7 @@ fn parse_sheet(sheet: &Value, by: &str, titles: &[(&str, &str)]) -> Parsed {
     let keys = keys_of(by);
     let (last, body) = rows[1..].split_last().expect("a totals row");
     let measures = |cells: &[Value], total: bool| -> Row {
-        let m = &cells[cells.len() - MEASURES.len()..];
+        let m = &cells[cells.len() - N..];
         for c in m {
             if total && !c["v"].is_null() {
                 assert_eq!(c["bold"], true, "sheet {name}: bold totals {c}");
@@ -951,6 +976,8 @@ fn parse_sheet(sheet: &Value, by: &str, titles: &[(&str, &str)]) -> Parsed {
                 suppressed: count(&m[4]),
                 expired: count(&m[5]),
                 capped: count(&m[6]),
+                segments: count(&m[9]),
+                no_price: count(&m[11]),
             },
             indicator: pct(&m[7]),
             delivery: pct(&m[8]),

@@ -39,13 +39,13 @@ fn phones_csv(n: usize) -> String {
 
 /// A workspace sending SMS through `kannel`, with `aviso serve` running for
 /// its delivery reports, and templates that keep accents (UCS-2).
-struct SmsSetup {
-    ws: Workspace,
+pub(crate) struct SmsSetup {
+    pub(crate) ws: Workspace,
     serve: Background,
     base: String,
 }
 
-fn setup(kannel: &Kannel, n: usize) -> SmsSetup {
+pub(crate) fn setup(kannel: &Kannel, n: usize) -> SmsSetup {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut ws = sms_workspace(&kannel.provider_url(), KANNEL_USER, &phones_csv(n));

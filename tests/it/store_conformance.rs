@@ -138,6 +138,9 @@ conformance!(
     frequency_caps_are_kept_with_their_campaigns,
     capped_claims_count_across_campaigns_and_hold_or_defer,
     capped_claims_at_once_share_the_cap,
+    sent_segments_are_kept_per_message_and_summed_for_the_indicators,
+    unreached_messages_and_members_without_an_address_are_found,
+    call_attempts_are_recorded_once_by_key_and_counted_by_day,
 );
 
 // ---------------------------------------------------------------------------
@@ -299,6 +302,7 @@ fn sent(m: &ClaimedMessage) -> Outcome {
         m,
         OutcomeKind::Sent {
             provider_ref: Some(format!("ref-{}", m.id)),
+            segments: Some(1),
         },
     )
 }
@@ -658,6 +662,7 @@ async fn campaigns_round_trip_every_field(b: &Backend) {
         expires_at: Some(T0 + 86_400_000),
         expires_after: Some(172_800_000),
         frequency_cap: None,
+        budget_micros: Some(1_500_000_000),
     };
     let id = s.create_campaign(&new, T0).await.unwrap();
     let c = s.campaign(id).await.unwrap().unwrap();
@@ -688,6 +693,7 @@ async fn campaigns_round_trip_every_field(b: &Backend) {
         expires_at: c.expires_at,
         expires_after: c.expires_after,
         frequency_cap: None,
+        budget_micros: c.budget_micros,
     };
     assert_eq!(back, new);
     assert_eq!((c.created_at, c.updated_at, c.pause_reason), (T0, T0, None));
@@ -1141,7 +1147,10 @@ async fn record_timed_outcomes(s: &dyn Store, campaign: &Campaign) {
     let mut outcomes = Vec::new();
     for (i, m) in claimed.iter().enumerate() {
         let kind = match i % 3 {
-            0 => OutcomeKind::Sent { provider_ref: None },
+            0 => OutcomeKind::Sent {
+                provider_ref: None,
+                segments: None,
+            },
             1 => OutcomeKind::Retry {
                 next_attempt_at: T0 + 60_000,
             },
@@ -2188,4 +2197,185 @@ async fn capped_claims_at_once_share_the_cap(b: &Backend) {
         capped_total += c.capped;
     }
     assert_eq!(capped_total, 2 * N as i64);
+// Cost and the call centre
+
+async fn sent_segments_are_kept_per_message_and_summed_for_the_indicators(b: &Backend) {
+    let s = b.s();
+    let c = started(s, "segments", &people(3)).await;
+    let claimed = claim(s, &c, "w", T0, 10).await;
+    assert_eq!(claimed.len(), 3);
+    let with_segments = |m: &ClaimedMessage, n: i64| {
+        outcome(
+            m,
+            OutcomeKind::Sent {
+                provider_ref: None,
+                segments: Some(n),
+            },
+        )
+    };
+    let failed = outcome(
+        &claimed[2],
+        OutcomeKind::Failed {
+            permanent: true,
+            suppress: None,
+        },
+    );
+    let outcomes = [
+        with_segments(&claimed[0], 2),
+        with_segments(&claimed[1], 3),
+        failed,
+    ];
+    assert_eq!(record(s, "w", &outcomes, T0 + 1).await.recorded, 3);
+    let ledger = s.message_ledger(c.id, &[], 0, 10).await.unwrap();
+    let segments: Vec<Option<i64>> = ledger.iter().map(|r| r.segments).collect();
+    assert_eq!(segments, [Some(2), Some(3), None]);
+    let facts = s.message_facts(None, None).await.unwrap();
+    let (accepted, summed) = facts
+        .iter()
+        .fold((0, 0), |(a, n), f| (a + f.accepted, n + f.segments));
+    assert_eq!((accepted, summed), (2, 5));
+    let failed_fact = facts.iter().find(|f| f.status == "failed").unwrap();
+    assert_eq!((failed_fact.accepted, failed_fact.segments), (0, 0));
+}
+
+async fn unreached_messages_and_members_without_an_address_are_found(b: &Backend) {
+    let s = b.s();
+    let audience = [
+        citizen("A", Entity::Oax, None, Some("+12135550101")), // sent
+        citizen("B", Entity::Oax, None, Some("+12135550102")), // invalid before
+        citizen("C", Entity::Dgo, None, Some("+12135550103")), // opted out: not to call
+        citizen("D", Entity::Dgo, Some("d@example.com"), None), // no phone
+        citizen("E", Entity::Tam, None, Some("+12135550105")), // fails now
+        citizen("F", Entity::Tam, None, Some("+12135550106")), // bounced before
+    ];
+    s.add_suppressions(&[
+        suppression(
+            "+12135550102",
+            SuppressionScope::Sms,
+            SuppressionReason::Invalid,
+        ),
+        suppression(
+            "+12135550103",
+            SuppressionScope::All,
+            SuppressionReason::OptOut,
+        ),
+        suppression(
+            "+12135550106",
+            SuppressionScope::All,
+            SuppressionReason::HardBounce,
+        ),
+    ])
+    .await
+    .unwrap();
+    let c = started(s, "unreached", &audience).await;
+    let claimed = claim(s, &c, "w", T0, 10).await;
+    let outcomes: Vec<Outcome> = claimed
+        .iter()
+        .map(|m| match m.contact_id.as_str() {
+            "E" => outcome(
+                m,
+                OutcomeKind::Failed {
+                    permanent: true,
+                    suppress: None,
+                },
+            ),
+            _ => sent(m),
+        })
+        .collect();
+    record(s, "w", &outcomes, T0 + 1).await;
+    let found: Vec<(String, String, Option<String>)> = s
+        .unreached_messages(c.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.contact.id, u.status, u.reason))
+        .collect();
+    let expect = |id: &str, status: &str, reason: Option<&str>| {
+        (
+            id.to_string(),
+            status.to_string(),
+            reason.map(str::to_string),
+        )
+    };
+    let mut found = found;
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            expect("B", "suppressed", Some("invalid")),
+            expect("E", "failed", None),
+            expect("F", "suppressed", Some("hard_bounce")),
+        ]
+    );
+    let without = s
+        .without_address_page(c.list_id, &Segment::default(), ChannelKind::Sms, "", 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&without), ["D"]);
+    assert_eq!(without[0].email, Some(email("d@example.com")));
+    let after = s
+        .without_address_page(c.list_id, &Segment::default(), ChannelKind::Sms, "D", 10)
+        .await
+        .unwrap();
+    assert!(after.is_empty());
+    let by_mail = s
+        .without_address_page(c.list_id, &Segment::default(), ChannelKind::Email, "", 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&by_mail), ["A", "B", "C", "E", "F"]);
+}
+
+async fn call_attempts_are_recorded_once_by_key_and_counted_by_day(b: &Backend) {
+    use aviso::contacts::CallAttempt;
+    let s = b.s();
+    let calls = NewActivity {
+        channel: None,
+        ..activity("LLAMADAS")
+    };
+    let id = s.create_activity(&calls, T0).await.unwrap();
+    let attempt = |key: &str, day: u32| CallAttempt {
+        key: key.into(),
+        contact_id: Some(key.into()),
+        phone: Some(phone("+12135550101")),
+        date: chrono::NaiveDate::from_ymd_opt(2021, 10, day).unwrap(),
+        outcome: "Contestó".into(),
+    };
+    let first = [attempt("a", 1), attempt("b", 1), attempt("c", 2)];
+    assert_eq!(
+        s.record_call_attempts(id, &first, "f1", T0).await.unwrap(),
+        3
+    );
+    let mut records = s.activity_records().await.unwrap();
+    records.sort();
+    assert_eq!(
+        records,
+        [
+            (id, 1, "2021-10-02".to_string()),
+            (id, 2, "2021-10-01".to_string())
+        ]
+    );
+    // The same file again, with one more row: only that row counts.
+    let again = [
+        attempt("a", 1),
+        attempt("b", 1),
+        attempt("c", 2),
+        attempt("d", 2),
+    ];
+    assert_eq!(
+        s.record_call_attempts(id, &again, "f2", T0).await.unwrap(),
+        1
+    );
+    let total: i64 = s
+        .activity_records()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.1)
+        .sum();
+    assert_eq!(total, 4);
+    assert_eq!(
+        s.record_call_attempts(id, &again, "f2", T0).await.unwrap(),
+        0
+    );
+    assert_eq!(s.activity_records().await.unwrap().len(), 3);
 }
