@@ -116,8 +116,10 @@ pub enum Command {
     /// How a text travels as SMS: encoding, length, segments
     SmsInfo(templates::SmsInfoArgs),
     /// Copy the database into another (SQLite to PostgreSQL, or back), verified table by table
+    #[command(long_about = store::MIGRATE_ABOUT)]
     MigrateStore(store::MigrateStoreArgs),
     /// A consistent copy of the SQLite database, taken while workers send
+    #[command(long_about = store::BACKUP_ABOUT)]
     Backup(store::BackupArgs),
 }
 

@@ -11,7 +11,7 @@ use super::{print, print_json, thousands, Context};
 use crate::store::backup::backup;
 use crate::store::copy::{self, CopyReport};
 
-const MIGRATE_ABOUT: &str = "\
+pub(super) const MIGRATE_ABOUT: &str = "\
 Copies this workspace's database (--database-url, AVISO_DATABASE_URL or aviso.toml: \
 the source) into another database, e.g. from the embedded SQLite file to the \
 PostgreSQL server that several workers share, or back.
@@ -33,11 +33,9 @@ Examples:
   aviso migrate-store --verify-only --to postgres://aviso@db.internal/aviso --json";
 
 #[derive(Debug, Args)]
-#[command(long_about = MIGRATE_ABOUT)]
 pub struct MigrateStoreArgs {
     /// The database to copy into: postgres://USER@HOST/DB (an existing, empty
-    /// database; the password comes from PGPASSWORD or ~/.pgpass) or
-    /// sqlite://FILE (created if missing)
+    /// database, made with createdb) or sqlite://FILE (created if missing)
     #[arg(long, value_name = "URL")]
     pub to: String,
     /// Compare the two databases table by table (counts and checksums) and copy
@@ -49,7 +47,7 @@ pub struct MigrateStoreArgs {
     pub json: bool,
 }
 
-const BACKUP_ABOUT: &str = "\
+pub(super) const BACKUP_ABOUT: &str = "\
 Writes a consistent copy of the SQLite database to FILE while workers keep \
 sending: the copy is one moment of the database, every message recorded as sent \
 before it began is in it. FILE is readable by its owner only; it is written under \
@@ -63,7 +61,6 @@ Examples:
   aviso backup nightly.db --force --json";
 
 #[derive(Debug, Args)]
-#[command(long_about = BACKUP_ABOUT)]
 pub struct BackupArgs {
     /// Where to write the copy, e.g. /var/backups/aviso.db
     #[arg(value_name = "FILE")]

@@ -245,15 +245,18 @@ fn odd_values_survive_the_round_trip_and_a_value_postgres_refuses_leaves_it_empt
     assert_eq!(sums(&again, "target"), sums(&there, "source"), "{again}");
 
     // SQLite takes a text where an integer belongs; PostgreSQL does not. The
-    // copy stops, says where, and leaves the target as empty as it found it.
+    // copy stops, says where, and leaves the target as empty as it found it,
+    // though the tables copied before that one (provider_state, settings) had
+    // been written.
     sqlite(
         &db,
-        "UPDATE provider_state SET updated_at = 'ayer' WHERE name = 'c'",
+        "INSERT INTO suppressions (address, channel, reason, source, created_at) \
+         VALUES ('+12135550123', 'all', 'opt_out', 'cli', 'ayer')",
     );
     let empty = create_pg_database(&server);
     let err = ws.fails(&["migrate-store", "--to", &empty], 1);
     assert!(
-        err.contains("table provider_state, column updated_at"),
+        err.contains("table suppressions, column created_at"),
         "{err}"
     );
     for table in pg_tables(&empty) {
@@ -263,6 +266,51 @@ fn odd_values_survive_the_round_trip_and_a_value_postgres_refuses_leaves_it_empt
             "{table}"
         );
     }
+}
+
+#[test]
+fn a_table_only_the_catalogues_know_is_copied_after_the_table_it_references() {
+    let Some(server) = postgres_url() else {
+        return;
+    };
+    let ws = Workspace::new();
+    ws.ok(&["suppress", "list"]);
+    // As a later migration might add it: other types on PostgreSQL than on
+    // SQLite, and a foreign key to a table that sorts after it.
+    sqlite(
+        &ws.path().join("aviso.db"),
+        "CREATE TABLE extra (id INTEGER PRIMARY KEY, provider TEXT REFERENCES provider_state (name), \
+           doc TEXT, flag BOOLEAN, n INTEGER, r REAL, data BLOB); \
+         INSERT INTO provider_state (name, rate, base_rate, reason, updated_at) \
+           VALUES ('smtp', 1.0, 1.0, NULL, 0); \
+         INSERT INTO extra VALUES (1, 'smtp', '{\"a\": 1, \"b\": [true, null]}', 1, 2147483647, 0.5, X'00ff'), \
+           (2, NULL, NULL, 0, -5, NULL, NULL);",
+    );
+    let pg = create_pg_database(&server);
+    ws.ok(&["--database-url", &pg, "suppress", "list"]);
+    psql(
+        &pg,
+        "CREATE TABLE extra (id BIGINT PRIMARY KEY, provider TEXT REFERENCES provider_state (name), \
+           doc JSONB, flag BOOLEAN, n INTEGER, r REAL, data BYTEA)",
+    );
+    let there = ws.json(&["migrate-store", "--to", &pg, "--json"]);
+    let copied = sums(&there, "target");
+    assert_eq!(sums(&there, "source"), copied, "{there}");
+    assert_eq!(copied["extra"].0, 2, "{there}");
+    assert_eq!(
+        psql(
+            &pg,
+            "SELECT doc->'b'->>0, flag, n, r FROM extra WHERE id = 1"
+        ),
+        "true|t|2147483647|0.5"
+    );
+    // Back into a database whose schema lacks the table: refused, by name.
+    let back = format!("sqlite://{}", ws.path().join("back.db").display());
+    let err = ws.fails(&migrate(&pg, &["--to", &back]), 1);
+    assert!(
+        err.contains("table extra is in the source database but not in the target"),
+        "{err}"
+    );
 }
 
 #[test]
