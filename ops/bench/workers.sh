@@ -22,8 +22,9 @@
 #          campaign on SQLite and on PostgreSQL (target <= 64 MB); ENGINES
 #          chooses (default "sqlite postgres").
 #
-# Disk: the rss phase needs about 3 GB (both databases at 1,000,000); on a
-# full disk put the scratch directory in memory with TMPDIR=/dev/shm.
+# Disk: at BIG = 1,000,000 the PostgreSQL cluster grows to about 2 GB (the
+# SQLite database is removed before it starts); on a full disk put the
+# scratch directory in memory with TMPDIR=/dev/shm.
 #
 # Setup is untimed: contacts imported, campaign created and started (outbox
 # frozen) once per database engine and size; each PostgreSQL run gets a fresh
