@@ -19,7 +19,12 @@
 #          seconds of the workers, of PostgreSQL (server and backends) and of
 #          smtp-sink, to show which of them is the ceiling.
 #   rss    peak RSS of one worker (`/usr/bin/time`) through a BIG-message
-#          campaign on PostgreSQL and on SQLite (target <= 64 MB).
+#          campaign on SQLite and on PostgreSQL (target <= 64 MB); ENGINES
+#          chooses (default "sqlite postgres").
+#
+# Disk: at BIG = 1,000,000 the PostgreSQL cluster grows to about 2 GB (the
+# SQLite database is removed before it starts); on a full disk put the
+# scratch directory in memory with TMPDIR=/dev/shm.
 #
 # Setup is untimed: contacts imported, campaign created and started (outbox
 # frozen) once per database engine and size; each PostgreSQL run gets a fresh
@@ -259,7 +264,7 @@ rss_phase() {
     csv=$(contacts_csv "$BIG")
     echo
     echo "peak RSS of one worker through $BIG messages (target <= 64 MB)"
-    for engine in sqlite postgres; do
+    for engine in ${ENGINES:-sqlite postgres}; do
         dir="$WORK/rss-$engine"
         if [[ $engine == postgres ]]; then
             sql "$PG" "CREATE DATABASE rss_big"

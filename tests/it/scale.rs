@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use aviso::dispatch::RECORD_BATCH;
 use serde_json::Value;
 
 use crate::dispatch::{assert_adds_up, email_campaign, postgres_workspace, received_ids, status};
@@ -18,8 +19,6 @@ use crate::support::{eventually, Background, Workspace};
 const WAIT: Duration = Duration::from_secs(240);
 const N: usize = 3000;
 const CONCURRENCY: usize = 8;
-/// aviso's `RECORD_BATCH`: outcomes that may wait for their commit.
-const RECORD_BATCH: usize = 256;
 
 /// One row per line, columns separated by `|`, from the workspace's database.
 fn psql(ws: &Workspace, sql: &str) -> Vec<String> {
