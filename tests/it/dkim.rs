@@ -11,6 +11,15 @@ use crate::support::peers::{require_peers, SmtpSink};
 use crate::support::Workspace;
 
 const PYTHON: &str = "/usr/bin/python3";
+/// The preview of a campaign e-mail as it would be sent, to stdout.
+const PREVIEW_EML: [&str; 6] = [
+    "templates",
+    "preview",
+    "registro_abierto",
+    "--channel",
+    "email",
+    "--eml",
+];
 const SELECTOR: &str = "aviso2026";
 /// The domain of the default sender, so the signature aligns with From (DMARC).
 const DOMAIN: &str = "votoextranjero.example";
@@ -288,14 +297,7 @@ fn the_eml_preview_is_the_signed_message_and_verifies() {
         "{eml}"
     );
     assert!(eml.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
-    let stdout = ws.ok(&[
-        "templates",
-        "preview",
-        "registro_abierto",
-        "--channel",
-        "email",
-        "--eml",
-    ]);
+    let stdout = ws.ok(&PREVIEW_EML);
     let files = [out.display().to_string(), ws.write("stdout.eml", &stdout)];
     assert_eq!(verify_files(&record, &files), [true, true]);
 
@@ -305,14 +307,7 @@ fn the_eml_preview_is_the_signed_message_and_verifies() {
     // Without dkim= the preview is the same message, unsigned.
     let mut plain = Workspace::new();
     plain.env("AVISO_EMAIL_PROVIDER", "smtp://127.0.0.1:9?tls=none");
-    let unsigned = plain.ok(&[
-        "templates",
-        "preview",
-        "registro_abierto",
-        "--channel",
-        "email",
-        "--eml",
-    ]);
+    let unsigned = plain.ok(&PREVIEW_EML);
     assert!(!unsigned.contains("DKIM-Signature"));
     let err = plain.fails(
         &[
