@@ -6,19 +6,18 @@
 //! MIME message keeps its top-level Content-Type with the body part, so lettre
 //! cannot cover Content-Type (it would name it in `h=` without hashing it, and
 //! every signature would fail); it also reads RSA keys only as PKCS#1 and
-//! Ed25519 keys only as bare base64. mail-auth signs bytes, but would bring a
-//! mail parser, a DNS resolver and a second generation of the RustCrypto
-//! crates to every build. So the canonicalisation and the header are here,
-//! checked against dkimpy in `tests/it/dkim.rs`, and the cryptography is the
-//! RustCrypto crates lettre's feature uses (`rsa`, `ed25519-dalek`).
+//! Ed25519 keys only as bare base64, and signs RSA with the pure-Rust `rsa`
+//! crate, which here cost about 4 ms a message. mail-auth signs bytes, but
+//! would bring a mail parser, a DNS resolver and a second generation of the
+//! RustCrypto crates to every build. So the canonicalisation and the header
+//! are here, checked against dkimpy in `tests/it/dkim.rs`, and the signatures
+//! are ring's (already linked for TLS; constant-time, RSA blinded).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use rsa::pkcs1::DecodeRsaPrivateKey;
-use rsa::pkcs8::{DecodePrivateKey, PrivateKeyInfo, SecretDocument};
-use rsa::traits::PublicKeyParts;
+use ring::signature::{Ed25519KeyPair, RsaKeyPair, RSA_PKCS1_SHA256};
 use sha2::{Digest, Sha256};
 
 /// The headers signed, those present in the message: who it is from and to,
@@ -37,11 +36,8 @@ const SIGNED_HEADERS: [&str; 10] = [
     "Content-Transfer-Encoding",
 ];
 
-/// RFC 8301: shorter RSA keys must not be used for signing.
+/// RFC 8301: shorter RSA keys must not be used for signing (ring refuses them).
 const MIN_RSA_BITS: usize = 2048;
-
-const RSA_OID: &str = "1.2.840.113549.1.1.1";
-const ED25519_OID: &str = "1.3.101.112";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DkimError {
@@ -68,8 +64,8 @@ pub struct DkimSigner {
 }
 
 enum SigningKey {
-    Rsa(Box<rsa::RsaPrivateKey>),
-    Ed25519(Box<ed25519_dalek::SigningKey>),
+    Rsa(RsaKeyPair),
+    Ed25519(Ed25519KeyPair),
 }
 
 /// Names only: the key itself never reaches a log.
@@ -149,7 +145,8 @@ impl DkimSigner {
         let fields = header_fields(head);
         let engine = base64::engine::general_purpose::STANDARD;
         let body_hash = engine.encode(relaxed_body_hash(body));
-        let mut hasher = Sha256::new();
+        // What is signed: the canonical headers, then this header itself.
+        let mut signed = Vec::with_capacity(head.len() + 256);
         let mut names = Vec::new();
         for name in SIGNED_HEADERS {
             // The last instance, as verifiers take them from the bottom up.
@@ -158,7 +155,7 @@ impl DkimSigner {
                 .rev()
                 .find(|f| field_name(f).eq_ignore_ascii_case(name))
             {
-                hasher.update(relaxed_header(field));
+                signed.extend_from_slice(&relaxed_header(field));
                 names.push(name.to_ascii_lowercase());
             }
         }
@@ -169,22 +166,24 @@ impl DkimSigner {
             self.selector,
             names.join(":"),
         );
-        // The signature header itself is hashed last, with an empty b= and no CRLF.
+        // The signature header itself comes last, with an empty b= and no CRLF.
         let canonical = relaxed_header(unsigned.as_bytes());
-        hasher.update(&canonical[..canonical.len() - 2]);
-        let digest = hasher.finalize();
+        signed.extend_from_slice(&canonical[..canonical.len() - 2]);
         let signature = match &self.key {
-            SigningKey::Rsa(key) => key
-                .sign_with_rng(
-                    &mut rand::thread_rng(),
-                    rsa::Pkcs1v15Sign::new::<Sha256>(),
-                    &digest,
+            // RSASSA-PKCS1-v1_5 over SHA-256 of the data: ring hashes it.
+            SigningKey::Rsa(key) => {
+                let mut out = vec![0; key.public().modulus_len()];
+                key.sign(
+                    &RSA_PKCS1_SHA256,
+                    &ring::rand::SystemRandom::new(),
+                    &signed,
+                    &mut out,
                 )
-                .map_err(|e| DkimError::Sign(e.to_string()))?,
-            // RFC 8463: Ed25519 signs the SHA-256 hash, as RSA does.
-            SigningKey::Ed25519(key) => ed25519_dalek::Signer::sign(key.as_ref(), &digest)
-                .to_bytes()
-                .to_vec(),
+                .map_err(|_| DkimError::Sign("RSA signing failed".into()))?;
+                out
+            }
+            // RFC 8463: Ed25519 signs the SHA-256 hash of the data.
+            SigningKey::Ed25519(key) => key.sign(&Sha256::digest(&signed)).as_ref().to_vec(),
         };
         let b = engine.encode(signature);
         let mut header = unsigned;
@@ -242,35 +241,38 @@ fn load_key(path: &Path) -> Result<SigningKey, DkimError> {
     })?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| key_error("not a PEM key file (it is not text)".into()))?;
-    let not_pem = || {
+    let (label, der) = pem_block(text).ok_or_else(|| {
         key_error(
             "not a PEM private key: expected -----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----"
                 .into(),
         )
+    })?;
+    let rsa_error = |e: ring::error::KeyRejected| {
+        match e.to_string().as_str() {
+        "TooSmall" => key_error(format!(
+            "an RSA key under {MIN_RSA_BITS} bits: DKIM needs {MIN_RSA_BITS} or more (openssl genrsa -out KEY.pem 2048)"
+        )),
+        "TooLarge" => key_error("an RSA key over 4096 bits: use 2048 to 4096".into()),
+        other => key_error(format!("not a usable RSA private key ({other})")),
+    }
     };
-    let (label, document) = SecretDocument::from_pem(text.trim()).map_err(|_| not_pem())?;
     let key = match label {
-        "RSA PRIVATE KEY" => rsa::RsaPrivateKey::from_pkcs1_der(document.as_bytes())
-            .map(|k| SigningKey::Rsa(Box::new(k)))
-            .map_err(|_| key_error("not a valid PKCS#1 RSA private key".into()))?,
-        "PRIVATE KEY" => {
-            let info: PrivateKeyInfo<'_> = document
-                .decode_msg()
-                .map_err(|_| key_error("not a valid PKCS#8 private key".into()))?;
-            match info.algorithm.oid.to_string().as_str() {
-                RSA_OID => rsa::RsaPrivateKey::from_pkcs8_der(document.as_bytes())
-                    .map(|k| SigningKey::Rsa(Box::new(k)))
-                    .map_err(|_| key_error("not a valid RSA private key".into()))?,
-                ED25519_OID => ed25519_dalek::SigningKey::from_pkcs8_der(document.as_bytes())
-                    .map(|k| SigningKey::Ed25519(Box::new(k)))
-                    .map_err(|_| key_error("not a valid Ed25519 private key".into()))?,
-                other => {
-                    return Err(key_error(format!(
-                        "a key of algorithm {other}: DKIM keys are RSA (2048 bits or more) or Ed25519"
-                    )))
-                }
+        "RSA PRIVATE KEY" => SigningKey::Rsa(RsaKeyPair::from_der(&der).map_err(rsa_error)?),
+        "PRIVATE KEY" => match RsaKeyPair::from_pkcs8(&der) {
+            Ok(key) => SigningKey::Rsa(key),
+            Err(e) if matches!(e.to_string().as_str(), "TooSmall" | "TooLarge") => {
+                return Err(rsa_error(e))
             }
-        }
+            // Not RSA (or not PKCS#8 at all): Ed25519 is the other choice.
+            Err(_) => SigningKey::Ed25519(
+                Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).map_err(|_| {
+                    key_error(
+                        "not a valid PKCS#8 RSA or Ed25519 private key: DKIM keys are RSA (2048 bits or more) or Ed25519"
+                            .into(),
+                    )
+                })?,
+            ),
+        },
         "ENCRYPTED PRIVATE KEY" => {
             return Err(key_error(
                 "the key is encrypted: aviso needs it without a passphrase (openssl pkey -in KEY -out PLAIN.pem), readable by the worker only"
@@ -283,15 +285,20 @@ fn load_key(path: &Path) -> Result<SigningKey, DkimError> {
             )))
         }
     };
-    if let SigningKey::Rsa(rsa_key) = &key {
-        let bits = rsa_key.size() * 8;
-        if bits < MIN_RSA_BITS {
-            return Err(key_error(format!(
-                "an RSA key of {bits} bits: DKIM needs {MIN_RSA_BITS} or more (openssl genrsa -out KEY.pem 2048)"
-            )));
-        }
-    }
     Ok(key)
+}
+
+/// The label and bytes of the first PEM block (RFC 7468) in `text`.
+fn pem_block(text: &str) -> Option<(&str, Vec<u8>)> {
+    let start = text.find("-----BEGIN ")?;
+    let rest = &text[start + "-----BEGIN ".len()..];
+    let (label, rest) = rest.split_once("-----")?;
+    let end = rest.find(&format!("-----END {label}-----"))?;
+    let body: String = rest[..end].split_whitespace().collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .ok()?;
+    (!der.is_empty()).then_some((label, der))
 }
 
 /// Header block (with its final CRLF) and body.

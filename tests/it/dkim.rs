@@ -11,6 +11,15 @@ use crate::support::peers::{require_peers, SmtpSink};
 use crate::support::Workspace;
 
 const PYTHON: &str = "/usr/bin/python3";
+/// The preview of a campaign e-mail as it would be sent, to stdout.
+const PREVIEW_EML: [&str; 6] = [
+    "templates",
+    "preview",
+    "registro_abierto",
+    "--channel",
+    "email",
+    "--eml",
+];
 const SELECTOR: &str = "aviso2026";
 /// The domain of the default sender, so the signature aligns with From (DMARC).
 const DOMAIN: &str = "votoextranjero.example";
@@ -47,7 +56,10 @@ fn verifier_available() -> bool {
 
 #[derive(Clone, Copy, Debug)]
 enum Algo {
+    /// PKCS#8 (`BEGIN PRIVATE KEY`), as OpenSSL 3 writes it.
     Rsa,
+    /// PKCS#1 (`BEGIN RSA PRIVATE KEY`).
+    RsaPkcs1,
     Ed25519,
 }
 
@@ -67,13 +79,14 @@ fn new_key(dir: &Path, algo: Algo) -> (PathBuf, PathBuf) {
     let key_str = key.to_str().unwrap();
     match algo {
         Algo::Rsa => openssl(&["genrsa", "-out", key_str, "2048"]),
+        Algo::RsaPkcs1 => openssl(&["genrsa", "-traditional", "-out", key_str, "2048"]),
         Algo::Ed25519 => openssl(&["genpkey", "-algorithm", "ed25519", "-out", key_str]),
     };
     let spki = openssl(&["pkey", "-in", key_str, "-pubout", "-outform", "DER"]);
     use base64::Engine as _;
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let record = match algo {
-        Algo::Rsa => format!("v=DKIM1; k=rsa; p={}", b64(&spki)),
+        Algo::Rsa | Algo::RsaPkcs1 => format!("v=DKIM1; k=rsa; p={}", b64(&spki)),
         // RFC 8463: the bare 32-byte key, the end of its SubjectPublicKeyInfo.
         Algo::Ed25519 => format!("v=DKIM1; k=ed25519; p={}", b64(&spki[spki.len() - 32..])),
     };
@@ -137,10 +150,12 @@ fn campaign_mail_signed_with_rsa_or_ed25519_verifies_and_a_changed_body_does_not
     if !verifier_available() {
         return;
     }
-    // RSA through a server taking 8-bit bodies, with the key in the URL;
-    // Ed25519 quoted-printable (smtp-sink -8), with the key from the environment.
+    // RSA (PKCS#8) through a server taking 8-bit bodies and RSA (PKCS#1)
+    // quoted-printable (smtp-sink -8), keys in the URL; Ed25519 quoted-printable
+    // with the key from the environment.
     for (algo, sink_args, key_in_env) in [
         (Algo::Rsa, &[][..], false),
+        (Algo::RsaPkcs1, &["-8"][..], false),
         (Algo::Ed25519, &["-8"][..], true),
     ] {
         let Some(sink) = SmtpSink::start(sink_args) else {
@@ -171,7 +186,7 @@ fn campaign_mail_signed_with_rsa_or_ed25519_verifies_and_a_changed_body_does_not
 
         let messages = sink.messages();
         let a = match algo {
-            Algo::Rsa => "a=rsa-sha256",
+            Algo::Rsa | Algo::RsaPkcs1 => "a=rsa-sha256",
             Algo::Ed25519 => "a=ed25519-sha256",
         };
         assert!(messages.iter().all(|m| m.contains(a)), "{algo:?}: {a}");
@@ -221,8 +236,8 @@ fn a_missing_unreadable_malformed_or_short_key_stops_the_worker_before_any_send(
     for (key, says) in [
         (&missing, "cannot read the DKIM key"),
         (&unreadable, "cannot read the DKIM key"),
-        (&malformed, "not a PEM private key"),
-        (&short, "RSA key of 1024 bits"),
+        (&malformed, "not a valid PKCS#8 RSA or Ed25519 private key"),
+        (&short, "an RSA key under 2048 bits"),
     ] {
         let ws = workspace_for(&sink, &dkim_query(key));
         let id = email_campaign(&ws, 3);
@@ -282,14 +297,7 @@ fn the_eml_preview_is_the_signed_message_and_verifies() {
         "{eml}"
     );
     assert!(eml.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
-    let stdout = ws.ok(&[
-        "templates",
-        "preview",
-        "registro_abierto",
-        "--channel",
-        "email",
-        "--eml",
-    ]);
+    let stdout = ws.ok(&PREVIEW_EML);
     let files = [out.display().to_string(), ws.write("stdout.eml", &stdout)];
     assert_eq!(verify_files(&record, &files), [true, true]);
 
@@ -299,14 +307,7 @@ fn the_eml_preview_is_the_signed_message_and_verifies() {
     // Without dkim= the preview is the same message, unsigned.
     let mut plain = Workspace::new();
     plain.env("AVISO_EMAIL_PROVIDER", "smtp://127.0.0.1:9?tls=none");
-    let unsigned = plain.ok(&[
-        "templates",
-        "preview",
-        "registro_abierto",
-        "--channel",
-        "email",
-        "--eml",
-    ]);
+    let unsigned = plain.ok(&PREVIEW_EML);
     assert!(!unsigned.contains("DKIM-Signature"));
     let err = plain.fails(
         &[
