@@ -109,6 +109,13 @@ pub enum Command {
     Report(report::ReportCommand),
     /// Receive delivery reports, bounces, unsubscribes and citizens' SMS replies
     /// (BAJA / ALTA); /healthz and /metrics
+    ///
+    /// Citizens' replies come from Kannel's sms-service (GET
+    /// /inbound/kannel?from=%p&text=%a&coding=%c) or as JSON (POST /inbound/sms),
+    /// both with AVISO_RECEIPTS_SECRET; each is confirmed by SMS through
+    /// AVISO_SMS_PROVIDER. See docs/RECEIPTS.md.
+    ///
+    /// Example: AVISO_RECEIPTS_SECRET=… aviso serve --listen 127.0.0.1:8025
     Serve(serve::ServeArgs),
     /// Check and preview the bilingual message templates
     #[command(subcommand)]

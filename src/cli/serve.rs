@@ -19,20 +19,35 @@ pub struct ServeArgs {
 
 pub async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let store = ctx.store().await?;
-    let renderer = ctx.renderer()?;
-    for template in ["respuesta_baja", "respuesta_alta"] {
-        if let Err(e) = renderer.template(template) {
-            tracing::warn!("{e}: SMS replies to BAJA / ALTA will not be confirmed");
+    // Delivery reports and bounces must keep flowing whatever happens to the
+    // templates or the SMS provider's settings: a problem there only stops
+    // the confirmations of citizens' replies, and says so.
+    let renderer = match ctx.renderer() {
+        Ok(renderer) => {
+            for template in ["respuesta_baja", "respuesta_alta"] {
+                if let Err(e) = renderer.template(template) {
+                    tracing::warn!("{e}: SMS replies to BAJA / ALTA will not be confirmed");
+                }
+            }
+            Some(Arc::new(renderer))
         }
-    }
+        Err(e) => {
+            tracing::warn!("{e:#}: SMS replies to BAJA / ALTA will not be confirmed");
+            None
+        }
+    };
+    let sms = match ctx.channel_set() {
+        Ok(set) => set.sms,
+        Err(e) => {
+            tracing::warn!("{e:#}: SMS replies to BAJA / ALTA will not be confirmed");
+            None
+        }
+    };
     let replies = Replier {
         store: store.clone(),
         clock: ctx.clock.clone(),
-        renderer: Arc::new(renderer),
-        sms: ctx
-            .channel_set()
-            .context("cannot open the SMS provider that confirms citizens' replies")?
-            .sms,
+        renderer,
+        sms,
     };
     let receipts = Receipts {
         tokens: Tokens::from_store(store.as_ref()).await?,

@@ -126,7 +126,8 @@ pub struct InboundOutcome {
 pub struct Replier {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
-    pub renderer: Arc<Renderer>,
+    /// The templates; none when they could not be loaded (the reply then fails).
+    pub renderer: Option<Arc<Renderer>>,
     /// The SMS provider campaigns use; without one, changes still apply and
     /// are recorded, but no confirmation goes out.
     pub sms: Option<Arc<dyn Channel>>,
@@ -226,7 +227,12 @@ impl Replier {
                 recipient = Recipient::from_contact(&record.contact);
             }
         }
-        let rendered = match self.renderer.render_sms(
+        let Some(renderer) = &self.renderer else {
+            return Ok(Err(
+                "the templates could not be loaded when aviso serve started".into(),
+            ));
+        };
+        let rendered = match renderer.render_sms(
             template,
             LangMode::Contact,
             &recipient,

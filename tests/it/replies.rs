@@ -2,13 +2,19 @@
 //! Kannel's `sms-service` hands the SMS to `aviso serve`, and the confirmation
 //! goes back through Kannel's `sendsms` to fakesmsc.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use aviso::replies::{InboundRecord, ReplyAction, ReplyStatus};
+use aviso::channels::Channel;
+use aviso::dispatch::Tokens;
+use aviso::domain::SuppressionReason;
+use aviso::receipts::{router, Receipts};
+use aviso::replies::{InboundRecord, Replier, ReplyAction, ReplyStatus};
 
 use crate::sms::{counts, create_sms_campaign, KANNEL_USER};
+use crate::support::engine::{ms, Setup};
 use crate::support::peers::{free_port, wait_for_port, Kannel};
 use crate::support::{eventually, http, sms_workspace, Background, Workspace};
 
@@ -274,4 +280,87 @@ fn baja_and_alta_through_kannel_change_who_the_next_campaign_reaches() {
         assert_eq!(status, 400, "{answer}");
     }
     assert_eq!(r.inbound().len(), before);
+}
+
+/// `aviso serve`'s router in process, confirming replies through `sms`, with
+/// `secret` as the receipts secret.
+async fn serve_in_process(
+    s: &Setup,
+    secret: Option<&str>,
+    sms: Option<Arc<dyn Channel>>,
+) -> String {
+    let app = router(Receipts {
+        store: s.store.clone(),
+        tokens: Tokens::from_store(s.store.as_ref()).await.unwrap(),
+        clock: s.clock.clone(),
+        bounce_secret: secret.map(str::to_string),
+        replies: Some(Arc::new(Replier {
+            store: s.store.clone(),
+            clock: s.clock.clone(),
+            renderer: Some(s.renderer.clone()),
+            sms,
+        })),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+#[tokio::test]
+async fn without_a_provider_the_change_applies_and_the_missing_reply_is_recorded() {
+    let s = Setup::new(ms("2022-01-10T12:00:00-06:00")).await;
+    let base = serve_in_process(&s, Some(SECRET), None).await;
+    let http = reqwest::Client::new();
+    let post = |text: &str| {
+        http.post(format!("{base}/inbound/sms"))
+            .bearer_auth(SECRET)
+            .json(&serde_json::json!({"from": "12135550199", "text": text}))
+            .send()
+    };
+    let answer: Value = post("Baja por favor").await.unwrap().json().await.unwrap();
+    assert_eq!(answer["action"], "suppressed", "{answer}");
+    assert_eq!(answer["reply"], "no_provider", "{answer}");
+    let answer: Value = post("¿Cuándo es la elección?")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["keyword"], "unknown", "{answer}");
+    assert_eq!(answer["action"], "ignored", "{answer}");
+
+    let log = s.store.inbound_log(0, 10).await.unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!(
+        log[0].phone.as_str(),
+        "+12135550199",
+        "digits without + are international"
+    );
+    assert_eq!(log[0].reply, ReplyStatus::NoProvider);
+    assert_eq!(
+        log[0].reply_detail.as_deref(),
+        Some("no SMS provider is configured")
+    );
+    assert_eq!(log[1].reply, ReplyStatus::NotSent);
+    let suppressed = s.store.suppressions(None).await.unwrap();
+    assert_eq!(suppressed.len(), 1, "only the BAJA suppresses");
+    assert_eq!(suppressed[0].reason, SuppressionReason::Reply);
+}
+
+#[tokio::test]
+async fn without_a_secret_inbound_is_closed() {
+    let s = Setup::new(ms("2022-01-10T12:00:00-06:00")).await;
+    let base = serve_in_process(&s, None, None).await;
+    let refused = reqwest::Client::new()
+        .get(format!(
+            "{base}/inbound/kannel?from=%2B12135550199&text=baja"
+        ))
+        .basic_auth("kannel", Some(SECRET))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    assert!(s.store.inbound_log(0, 10).await.unwrap().is_empty());
+    assert!(s.store.suppressions(None).await.unwrap().is_empty());
 }
