@@ -49,12 +49,12 @@ impl FrequencyCap {
     }
 
     pub fn new(count: u32, period_ms: i64) -> Result<FrequencyCap, Invalid> {
-        if count == 0 || count > MAX_COUNT {
+        if !(1..=MAX_COUNT).contains(&count) {
             return Err(Invalid::new(format!(
                 "the count must be 1 to {MAX_COUNT} (to send nothing, do not start the campaign)"
             )));
         }
-        if period_ms < HOUR_MS || period_ms > MAX_PERIOD_MS || period_ms % HOUR_MS != 0 {
+        if !(HOUR_MS..=MAX_PERIOD_MS).contains(&period_ms) || period_ms % HOUR_MS != 0 {
             return Err(Invalid::new(
                 "the period must be whole hours, from 1h to 366d".to_string(),
             ));

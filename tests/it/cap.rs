@@ -52,7 +52,8 @@ fn workspace(mut ws: Workspace, toml: &str, n: usize) -> Workspace {
     ws
 }
 
-fn create(ws: &Workspace, extra: &[&str]) -> i64 {
+/// `campaign create` of the test's SMS campaign, with `extra` flags.
+fn create_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "campaign",
         "create",
@@ -62,9 +63,14 @@ fn create(ws: &Workspace, extra: &[&str]) -> i64 {
         "registro_abierto",
         "--list",
         "todos",
-        "--json",
     ];
     args.extend_from_slice(extra);
+    args
+}
+
+fn create(ws: &Workspace, extra: &[&str]) -> i64 {
+    let mut args = create_args(extra);
+    args.push("--json");
     ws.json(&args)["id"].as_i64().expect("campaign id")
 }
 
@@ -112,8 +118,8 @@ fn sms_by_phone(ws: &Workspace) -> BTreeMap<String, usize> {
     by_phone
 }
 
-/// (sent, capped) of a campaign from its ledger export.
-fn ledger_counts(ws: &Workspace, id: i64) -> (i64, i64) {
+/// A campaign's ledger export (`report messages`).
+fn ledger(ws: &Workspace, id: i64) -> Vec<Value> {
     let rows = ws.json(&[
         "report",
         "messages",
@@ -122,7 +128,12 @@ fn ledger_counts(ws: &Workspace, id: i64) -> (i64, i64) {
         "--format",
         "json",
     ]);
-    let rows = rows.as_array().unwrap();
+    rows.as_array().unwrap().clone()
+}
+
+/// (sent, capped) of a campaign from its ledger export.
+fn ledger_counts(ws: &Workspace, id: i64) -> (i64, i64) {
+    let rows = ledger(ws, id);
     let count = |status: &str| rows.iter().filter(|r| r["status"] == status).count() as i64;
     assert_eq!(rows.len(), CONTACTS, "one ledger row per message");
     (count("sent") + count("delivered"), count("capped"))
@@ -235,15 +246,7 @@ fn the_cap_in_aviso_toml_applies_and_defer_waits_for_room() {
     assert_eq!(s["counts"]["queued"], 20, "{s}");
     assert_eq!(s["counts"]["capped"], 0, "{s}");
     assert_eq!(s["state"], "running", "{s}");
-    let rows = ws.json(&[
-        "report",
-        "messages",
-        "--campaign",
-        &deferred.to_string(),
-        "--format",
-        "json",
-    ]);
-    for row in rows.as_array().unwrap() {
+    for row in ledger(&ws, deferred) {
         assert_eq!(row["last_code"], "cap", "{row}");
         assert!(
             row["last_reason"]
@@ -285,15 +288,7 @@ fn the_cap_in_aviso_toml_applies_and_defer_waits_for_room() {
     ws.ok(&["worker", "--once"]);
     let s = status(&ws, deferred);
     assert_eq!(s["counts"]["sent"], 20, "{s}");
-    let rows = ws.json(&[
-        "report",
-        "messages",
-        "--campaign",
-        &deferred.to_string(),
-        "--format",
-        "json",
-    ]);
-    for row in rows.as_array().unwrap() {
+    for row in ledger(&ws, deferred) {
         assert_ne!(row["last_code"], "cap", "sent, no longer waiting: {row}");
     }
     assert_eq!(sms_by_phone(&ws).values().sum::<usize>(), 60);
@@ -311,39 +306,11 @@ fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
 fn bad_caps_are_refused_with_what_is_accepted() {
     let ws = workspace(Workspace::new(), "", 3);
     for bad in ["2/7x", "0/1d", "2", "1/400d"] {
-        let err = ws.fails(
-            &[
-                "campaign",
-                "create",
-                "--activity",
-                "SMS-REG",
-                "--template",
-                "registro_abierto",
-                "--list",
-                "todos",
-                "--frequency-cap",
-                bad,
-            ],
-            2,
-        );
+        let err = ws.fails(&create_args(&["--frequency-cap", bad]), 2);
         assert!(err.contains("--frequency-cap"), "{bad}: {err}");
         assert!(err.contains("e.g. 2/7d"), "{bad}: {err}");
     }
-    let err = ws.fails(
-        &[
-            "campaign",
-            "create",
-            "--activity",
-            "SMS-REG",
-            "--template",
-            "registro_abierto",
-            "--list",
-            "todos",
-            "--when-capped",
-            "later",
-        ],
-        2,
-    );
+    let err = ws.fails(&create_args(&["--when-capped", "later"]), 2);
     assert!(err.contains("hold, defer"), "{err}");
     // In aviso.toml: the file, the line and what is accepted.
     ws.write(

@@ -219,6 +219,17 @@ async fn campaign_over(
     contacts: &[Contact],
     recurrence: Option<&str>,
 ) -> Campaign {
+    campaign_with(store, name, contacts, recurrence, None).await
+}
+
+/// [`campaign_over`], with a frequency cap.
+async fn campaign_with(
+    store: &dyn Store,
+    name: &str,
+    contacts: &[Contact],
+    recurrence: Option<&str>,
+    frequency_cap: Option<CapPolicy>,
+) -> Campaign {
     let list_id = save(store, &format!("list-{name}"), contacts).await;
     let activity_id = store
         .create_activity(&activity(&format!("ACT-{name}")), T0)
@@ -238,6 +249,7 @@ async fn campaign_over(
                 attachments: "[]".into(),
                 state: "draft".into(),
                 recurrence: recurrence.map(str::to_string),
+                frequency_cap,
                 ..NewCampaign::default()
             },
             T0,
@@ -249,7 +261,11 @@ async fn campaign_over(
 
 /// A campaign over `contacts` whose one-off run has started (SMS).
 async fn started(store: &dyn Store, name: &str, contacts: &[Contact]) -> Campaign {
-    let campaign = campaign_over(store, name, contacts, None).await;
+    start(store, campaign_over(store, name, contacts, None).await).await
+}
+
+/// Starts the one-off run of an SMS campaign.
+async fn start(store: &dyn Store, campaign: Campaign) -> Campaign {
     let start = store
         .start_run(
             &campaign,
@@ -2025,44 +2041,11 @@ async fn capped(
     contacts: &[Contact],
     policy: Option<CapPolicy>,
 ) -> Campaign {
-    let list_id = save(store, &format!("list-{name}"), contacts).await;
-    let activity_id = store
-        .create_activity(&activity(&format!("ACT-{name}")), T0)
-        .await
-        .unwrap();
-    let id = store
-        .create_campaign(
-            &NewCampaign {
-                activity_id,
-                name: name.into(),
-                template: "registro_abierto".into(),
-                channel: "sms".into(),
-                list_id,
-                lang_mode: "contact".into(),
-                vars: "{}".into(),
-                attachments: "[]".into(),
-                state: "draft".into(),
-                frequency_cap: policy,
-                ..NewCampaign::default()
-            },
-            T0,
-        )
-        .await
-        .unwrap();
-    let campaign = store.campaign(id).await.unwrap().unwrap();
-    let start = store
-        .start_run(
-            &campaign,
-            ChannelKind::Sms,
-            &Segment::default(),
-            "once",
-            None,
-            T0,
-        )
-        .await
-        .unwrap();
-    assert!(start.created);
-    campaign
+    start(
+        store,
+        campaign_with(store, name, contacts, None, policy).await,
+    )
+    .await
 }
 
 async fn frequency_caps_are_kept_with_their_campaigns(b: &Backend) {
