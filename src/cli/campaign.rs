@@ -32,7 +32,7 @@ pub enum CampaignCommand {
     /// "no price", never zero.
     ///
     /// Example: aviso campaign estimate 3 --json
-    Estimate(IdArgs),
+    Estimate(EstimateArgs),
     /// Freeze the audience into the outbox; workers then send it
     Start(IdArgs),
     /// Stop sending (what is in flight finishes); `resume` continues.
@@ -184,6 +184,16 @@ fn parse_cap(value: &str) -> Result<CapChoice, String> {
 
 fn parse_money(text: &str) -> Result<Money, String> {
     Money::parse(text)
+}
+
+#[derive(Debug, Args)]
+pub struct EstimateArgs {
+    /// The campaign (see `aviso campaign list`)
+    pub id: i64,
+    /// Print the estimate as JSON: counts as numbers, money as exact decimal
+    /// strings ("537.31"), and null cost for a country without a price
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
