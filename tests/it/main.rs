@@ -15,6 +15,7 @@ mod peers_smoke;
 mod receipts;
 mod reports;
 mod schedule;
+mod smtp_proof;
 mod sms;
 mod store_conformance;
 mod templates;
