@@ -15,7 +15,7 @@ mod peers_smoke;
 mod receipts;
 mod reports;
 mod schedule;
-mod smtp_proof;
 mod sms;
+mod smtp_proof;
 mod store_conformance;
 mod templates;

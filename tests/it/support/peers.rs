@@ -288,7 +288,10 @@ pub(super) fn print_log_tails(logs: &[PathBuf]) {
 
 /// Calls `attempt` until it succeeds, up to [`START_ATTEMPTS`] times; panics
 /// with every attempt's error.
-pub(super) fn start_with_retries<T>(what: &str, mut attempt: impl FnMut() -> Result<T, String>) -> T {
+pub(super) fn start_with_retries<T>(
+    what: &str,
+    mut attempt: impl FnMut() -> Result<T, String>,
+) -> T {
     let mut errors = Vec::new();
     for _ in 0..START_ATTEMPTS {
         match attempt() {

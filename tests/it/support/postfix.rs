@@ -352,7 +352,10 @@ pub fn as_sent(stored: &[u8]) -> &[u8] {
         b"Received:",
     ];
     loop {
-        let line_end = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |i| i + 1);
+        let line_end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
         let line = &rest[..line_end];
         let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
         if continuation || added.iter().any(|h| line.starts_with(h)) {
@@ -362,4 +365,3 @@ pub fn as_sent(stored: &[u8]) -> &[u8] {
         }
     }
 }
-
