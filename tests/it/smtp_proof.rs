@@ -11,9 +11,11 @@ use aviso::channels::{open_provider, Channel, EmailOut, Outgoing, ProviderContex
 use aviso::domain::{ChannelKind, EmailAddress};
 use aviso::templates::{build_email, EmailHeaders, RenderedEmail};
 use mailparse::{MailHeaderMap, ParsedMail};
+use serde_json::Value;
 
 use crate::dispatch::{assert_adds_up, drain, email_campaign, status, workspace_on};
 use crate::support::postfix::{as_sent, Postfix};
+use crate::support::Workspace;
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -218,9 +220,7 @@ fn a_4xx_in_the_middle_of_a_pipeline_is_retried_and_delivered_once() {
     };
     let ws = workspace_on(postfix.port(), "pool=8");
     let n = 40;
-    let id = email_campaign(&ws, n);
-    ws.ok(&["campaign", "start", &id.to_string()]);
-    let first = ws.json(&["worker", "--once", "--json"]);
+    let (id, first) = start_and_work(&ws, n);
     assert_eq!(first["sent"], n - 1, "{first}");
     assert_eq!(first["failed"], 0, "{first}");
     assert!(first["retrying"].as_i64() >= Some(1), "{first}");
@@ -245,6 +245,14 @@ fn a_4xx_in_the_middle_of_a_pipeline_is_retried_and_delivered_once() {
     assert!(ids.values().all(|copies| copies.len() == 1));
 }
 
+/// An `n`-citizen e-mail campaign started and worked once (`worker --once`):
+/// its id and the worker's report.
+fn start_and_work(ws: &Workspace, n: usize) -> (i64, Value) {
+    let id = email_campaign(ws, n);
+    ws.ok(&["campaign", "start", &id.to_string()]);
+    (id, ws.json(&["worker", "--once", "--json"]))
+}
+
 /// Delivered-To → copies delivered.
 fn recipients(postfix: &Postfix) -> HashMap<String, usize> {
     let mut copies = HashMap::new();
@@ -265,9 +273,7 @@ fn many_messages_over_one_connection_are_each_delivered_once() {
     };
     let ws = workspace_on(postfix.port(), "pool=1");
     let n = 300;
-    let id = email_campaign(&ws, n);
-    ws.ok(&["campaign", "start", &id.to_string()]);
-    let report = ws.json(&["worker", "--once", "--json"]);
+    let (id, report) = start_and_work(&ws, n);
     assert_eq!(report["sent"], n, "{report}");
     assert_eq!(postfix.wait_for_count(n, WAIT), n);
 

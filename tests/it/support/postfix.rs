@@ -102,25 +102,17 @@ impl Postfix {
     }
 
     /// Stops the instance and starts it again on the same port with new
-    /// `settings`; the queue and the delivered mail are kept. (A `postfix
-    /// reload` would leave idle `smtpd`s of the old configuration to take the
-    /// next connection.)
+    /// `settings`; the queue and the delivered mail are kept. Not `postfix
+    /// reload`: its running `smtpd` processes keep the old settings until they
+    /// exit "at their earliest convenience".
     pub fn restart(&mut self, settings: &[(&str, &str)]) {
         self.stop();
         self.settings = owned(settings);
-        let mut errors = Vec::new();
-        for _ in 0..5 {
-            match self.spawn() {
-                Ok(()) => return,
-                Err(error) => errors.push(error),
-            }
-            sleep(Duration::from_millis(200));
-        }
-        panic!(
-            "Postfix did not restart on port {}:\n{}",
-            self.port,
-            errors.join("\n")
-        );
+        // The old smtpd processes may hold the port a moment longer.
+        start_with_retries("Postfix (restarting on the same port)", || {
+            self.spawn()
+                .inspect_err(|_| sleep(Duration::from_millis(200)))
+        });
     }
 
     /// Every delivered message file, oldest first (Maildir names start with
