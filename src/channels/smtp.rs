@@ -330,7 +330,12 @@ impl fmt::Display for DataBlock<'_> {
             rest = &rest[i + 3..];
         }
         f.write_str(rest)?;
-        f.write_str("\r\n.\r\n")
+        // A final CRLF already ends the last line: adding another would
+        // deliver the message with an empty line it did not have.
+        if !self.0.ends_with("\r\n") {
+            f.write_str("\r\n")?;
+        }
+        f.write_str(".\r\n")
     }
 }
 
@@ -366,8 +371,9 @@ mod tests {
         assert_eq!(DataBlock("a\r\nb").to_string(), "a\r\nb\r\n.\r\n");
         assert_eq!(
             DataBlock(".x\r\n.\r\n..y\r\nz.\r\n").to_string(),
-            "..x\r\n..\r\n...y\r\nz.\r\n\r\n.\r\n"
+            "..x\r\n..\r\n...y\r\nz.\r\n.\r\n"
         );
+        assert_eq!(DataBlock("a\r\n").to_string(), "a\r\n.\r\n");
         assert_eq!(DataBlock("ñ\r\n.é").to_string(), "ñ\r\n..é\r\n.\r\n");
         assert_eq!(DataBlock("").to_string(), "\r\n.\r\n");
     }

@@ -31,11 +31,14 @@ pub fn citizens_csv(n: usize) -> String {
 
 /// A workspace sending e-mail to `sink`, with fast retries for tests.
 pub fn workspace_for(sink: &SmtpSink, extra_query: &str) -> Workspace {
+    workspace_on(sink.port(), &format!("pool=8{extra_query}"))
+}
+
+/// A workspace sending e-mail to an SMTP server on 127.0.0.1:`port` (without
+/// TLS, with `query` added to the provider URL), with fast retries for tests.
+pub fn workspace_on(port: u16, query: &str) -> Workspace {
     let mut ws = Workspace::new();
-    let url = format!(
-        "smtp://127.0.0.1:{}?tls=none&pool=8{extra_query}",
-        sink.port()
-    );
+    let url = format!("smtp://127.0.0.1:{port}?tls=none&{query}");
     ws.env("AVISO_EMAIL_PROVIDER", &url);
     ws.write(
         "aviso.toml",
@@ -100,7 +103,7 @@ pub fn assert_adds_up(status: &Value) {
     assert_eq!(sum, status["total"].as_i64().unwrap(), "{status}");
 }
 
-fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+pub fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
     message.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
         k.eq_ignore_ascii_case(name).then(|| v.trim())
@@ -121,7 +124,7 @@ pub fn received_ids(sink: &SmtpSink) -> HashMap<String, usize> {
 
 /// Runs `worker --once` until the campaign has nothing pending (retries wait
 /// in the database, so one pass may leave some for later).
-fn drain(ws: &Workspace, id: i64) -> Value {
+pub fn drain(ws: &Workspace, id: i64) -> Value {
     let deadline = Instant::now() + WAIT;
     loop {
         ws.ok(&["worker", "--once"]);

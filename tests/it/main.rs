@@ -23,6 +23,7 @@ mod reports;
 mod scale;
 mod schedule;
 mod sms;
+mod smtp_proof;
 mod store_conformance;
 mod store_move;
 mod templates;

@@ -4,6 +4,7 @@
 
 pub mod engine;
 pub mod peers;
+pub mod postfix;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -156,10 +156,10 @@ const FAKESMSC: &str = "/usr/lib/kannel/test/fakesmsc";
 /// server binds it.
 const START_ATTEMPTS: usize = 5;
 /// Generous: CI machines build and test on two busy cores.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
+pub(super) const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Time for a graceful stop before SIGKILL (Kannel's boxes took up to 2.5 s after traffic).
-const STOP_GRACE: Duration = Duration::from_secs(10);
-const POLL: Duration = Duration::from_millis(25);
+pub(super) const STOP_GRACE: Duration = Duration::from_secs(10);
+pub(super) const POLL: Duration = Duration::from_millis(25);
 
 const KANNEL_ADMIN_PASSWORD: &str = "adm";
 
@@ -233,7 +233,7 @@ pub fn http_get(url: &str) -> io::Result<(u16, String)> {
 
 /// Whether all `binaries` exist; if not, skip (log why) or, under
 /// `AVISO_REQUIRE_PEERS=1`, panic.
-fn peer_installed(binaries: &[&str]) -> bool {
+pub(super) fn peer_installed(binaries: &[&str]) -> bool {
     let missing: Vec<&str> = binaries
         .iter()
         .copied()
@@ -254,7 +254,7 @@ fn peer_installed(binaries: &[&str]) -> bool {
     false
 }
 
-fn running_as_root() -> bool {
+pub(super) fn running_as_root() -> bool {
     fs::metadata("/proc/self")
         .map(|m| m.uid() == 0)
         .unwrap_or(false)
@@ -276,7 +276,7 @@ fn log_tail_from(path: &Path, offset: u64, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-fn print_log_tails(logs: &[PathBuf]) {
+pub(super) fn print_log_tails(logs: &[PathBuf]) {
     for log in logs {
         eprintln!(
             "---- last lines of {} ----\n{}",
@@ -288,7 +288,10 @@ fn print_log_tails(logs: &[PathBuf]) {
 
 /// Calls `attempt` until it succeeds, up to [`START_ATTEMPTS`] times; panics
 /// with every attempt's error.
-fn start_with_retries<T>(what: &str, mut attempt: impl FnMut() -> Result<T, String>) -> T {
+pub(super) fn start_with_retries<T>(
+    what: &str,
+    mut attempt: impl FnMut() -> Result<T, String>,
+) -> T {
     let mut errors = Vec::new();
     for _ in 0..START_ATTEMPTS {
         match attempt() {
@@ -304,10 +307,10 @@ fn start_with_retries<T>(what: &str, mut attempt: impl FnMut() -> Result<T, Stri
 
 extern "C" {
     // From the C library std already links; std has no way to signal a process group.
-    fn kill(pid: i32, sig: i32) -> i32;
+    pub(super) fn kill(pid: i32, sig: i32) -> i32;
 }
-const SIGKILL: i32 = 9;
-const SIGTERM: i32 = 15;
+pub(super) const SIGKILL: i32 = 9;
+pub(super) const SIGTERM: i32 = 15;
 const SIGSTOP: i32 = 19;
 
 /// A child process leading its own process group, stdout and stderr appended
@@ -359,13 +362,7 @@ impl Proc {
         if self.reaped {
             return false;
         }
-        match fs::read_to_string(format!("/proc/{}/stat", self.pid())) {
-            // The state follows the parenthesised command name.
-            Ok(stat) => stat
-                .rsplit_once(") ")
-                .is_some_and(|(_, rest)| !rest.starts_with('Z')),
-            Err(_) => false,
-        }
+        process_alive(self.pid())
     }
 
     fn signal_group(&self, signal: i32) {
@@ -424,10 +421,21 @@ impl Drop for Proc {
     }
 }
 
+/// Whether process `pid` exists and is not a zombie.
+pub(super) fn process_alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
 /// Whether process `pid` holds a listening TCP socket on `port`. Asking /proc
 /// rather than connecting tells our server apart from another one that won
 /// the race for the port.
-fn listens_on(pid: u32, port: u16) -> bool {
+pub(super) fn listens_on(pid: u32, port: u16) -> bool {
     let Ok(table) = fs::read_to_string("/proc/net/tcp") else {
         return false;
     };
@@ -459,7 +467,7 @@ fn open_files(pid: u32) -> Vec<PathBuf> {
         .collect()
 }
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
+pub(super) fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_owned()];
     while let Some(dir) = pending.pop() {
