@@ -9,7 +9,6 @@ use super::{
     query_param, Accepted, Channel, DeliveryError, Outgoing, ProviderContext, ProviderInfo,
 };
 use crate::domain::ChannelKind;
-use crate::templates::sms::SmsEncoding;
 
 /// Kannel silently cuts messages longer than its `max-messages` parts (10 by default).
 const KANNEL_MAX_PARTS: usize = 10;
@@ -195,7 +194,7 @@ mod tests {
             reference: "m1".into(),
             to: "+12135550100".into(),
             text: "hola".into(),
-            encoding: SmsEncoding::Gsm7,
+            encoding: crate::templates::sms::SmsEncoding::Gsm7,
             segments: 1,
             status_url: None,
         });

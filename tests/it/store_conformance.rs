@@ -1862,6 +1862,9 @@ async fn workers_register_report_in_hold_leases_and_are_forgotten(b: &Backend) {
     let again = s.workers().await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].info.started_at, T0 + 10);
+}
+
+// ---------------------------------------------------------------------------
 // Citizens' SMS replies (BAJA / ALTA)
 
 fn inbound(from: &str, text: &str) -> NewInbound {
@@ -2023,6 +2026,9 @@ async fn replies_are_recorded_with_their_outcome_and_read_in_pages(b: &Backend) 
     assert_eq!(page.len(), 1);
     assert_eq!(page[0].id, unknown.id);
     assert!(s.inbound_log(alta.id, 10).await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------------------
 // The frequency cap
 
 const DAY: i64 = 86_400_000;
@@ -2180,6 +2186,9 @@ async fn capped_claims_at_once_share_the_cap(b: &Backend) {
         capped_total += c.capped;
     }
     assert_eq!(capped_total, 2 * N as i64);
+}
+
+// ---------------------------------------------------------------------------
 // Cost and the call centre
 
 async fn sent_segments_are_kept_per_message_and_summed_for_the_indicators(b: &Backend) {

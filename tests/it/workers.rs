@@ -271,6 +271,7 @@ async fn a_monthly_run_due_on_every_worker_at_the_same_second_starts_once() {
     let settings = ScheduleSettings {
         zone: chrono_tz::America::Mexico_City,
         grace_ms: 86_400_000,
+        budget: None,
     };
     // Eight schedulers, each with its own connections, as eight workers.
     let mut stores = Vec::new();

@@ -24,7 +24,7 @@ pub use rows::Summary;
 use rows::{TableSum, Value};
 use table::{plan, quote, Kind, Table};
 
-use super::{postgres, sqlite, PostgresStore, SqliteStore, StoreError};
+use super::{sqlite, PostgresStore, SqliteStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
