@@ -43,10 +43,7 @@ impl WebhookChannel {
             .ok_or("no signing secret: set AVISO_SMS_PASSWORD (or password under [sms])")?;
         Ok(WebhookChannel {
             info: ProviderInfo {
-                name: format!(
-                    "webhook:{}",
-                    crate::domain::redact_url(parsed.as_str())
-                ),
+                name: format!("webhook:{}", crate::domain::redact_url(parsed.as_str())),
                 kind: ChannelKind::Sms,
                 rate,
                 connections: pool,

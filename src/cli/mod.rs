@@ -243,7 +243,11 @@ impl Context {
         let Some(url) = self.provider_url(ChannelKind::Email) else {
             return Ok(None);
         };
-        Ok(Some(open_provider(&url, ChannelKind::Email, &self.provider_context()?)?))
+        Ok(Some(open_provider(
+            &url,
+            ChannelKind::Email,
+            &self.provider_context()?,
+        )?))
     }
 
     /// Every provider this process can use.

@@ -24,7 +24,10 @@ pub async fn run(ctx: &Context, args: WorkersArgs) -> anyhow::Result<ExitCode> {
         print("no worker is running: start one with `aviso worker`");
         return Ok(ExitCode::SUCCESS);
     }
-    print("state  host:pid                  started                    last heartbeat              leased  campaigns");
+    print(&format!(
+        "{:<6} {:<25} {:<25} {:<38} {:>6}  campaigns",
+        "state", "host:pid", "started", "last heartbeat", "leased"
+    ));
     for w in &workers {
         let state = match w.state {
             WorkerHealth::Live => "live",
@@ -37,7 +40,7 @@ pub async fn run(ctx: &Context, args: WorkersArgs) -> anyhow::Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(", ");
         print(&format!(
-            "{state:<6} {:<25} {:<26} {:<27} {:>6}  {campaigns}",
+            "{state:<6} {:<25} {:<25} {:<38} {:>6}  {campaigns}",
             format!("{}:{}", w.host, w.pid),
             w.started_at,
             format!("{} ({} s ago)", w.last_heartbeat_at, w.silent_seconds),

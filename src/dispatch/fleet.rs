@@ -104,7 +104,7 @@ pub async fn workers_status(
         chrono::DateTime::from_timestamp_millis(ms)
             .unwrap_or_default()
             .with_timezone(&zone)
-            .to_rfc3339()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
     };
     Ok(store
         .workers()

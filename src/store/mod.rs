@@ -4,10 +4,10 @@
 //! `portable.rs`; what differs lives in each backend's file.
 
 pub mod backup;
+mod cap;
 pub mod copy;
 mod fleet;
 mod inbound;
-mod cap;
 mod portable;
 mod postgres;
 mod sqlite;
@@ -27,11 +27,11 @@ use crate::domain::{CapPolicy, ChannelKind};
 use crate::domain::{SuppressionReason, SuppressionScope};
 use crate::replies::{AppliedReply, InboundRecord, NewInbound, ReplyStatus};
 
+pub use cap::CappedClaim;
 pub use fleet::{
     PaceGrant, PaceSignal, WorkerHealth, WorkerInfo, WorkerRow, LOST_WORKERS_KEPT_MS, PACE_FLOOR,
     PACE_RECOVERY, PACE_STEP_MS, SLOWED_REASON,
 };
-pub use cap::CappedClaim;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 

@@ -21,11 +21,11 @@ use aviso::domain::{
     ChannelKind, ContactKind, Country, Credential, EmailAddress, Entity, Language, Modality,
     PhoneNumber, Population, SuppressionReason, SuppressionScope,
 };
-use aviso::store::{
-    PaceSignal, Store, StoreError, Suppression, WorkerHealth, WorkerInfo, LOST_WORKERS_KEPT_MS,
-};
 use aviso::replies::{
     AppliedReply, InboundSource, NewInbound, ReplyAction, ReplyKeyword, ReplyStatus,
+};
+use aviso::store::{
+    PaceSignal, Store, StoreError, Suppression, WorkerHealth, WorkerInfo, LOST_WORKERS_KEPT_MS,
 };
 
 use crate::support::create_pg_database;

@@ -489,7 +489,9 @@ fn location(url: &str) -> Result<Location, CopyError> {
 
 fn ensure_distinct(source_url: &str, target_url: &str) -> Result<(), CopyError> {
     if location(source_url)? == location(target_url)? {
-        return Err(CopyError::SameDatabase(crate::domain::redact_url(target_url)));
+        return Err(CopyError::SameDatabase(crate::domain::redact_url(
+            target_url,
+        )));
     }
     Ok(())
 }
