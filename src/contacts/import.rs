@@ -1003,7 +1003,10 @@ impl RejectsWriter {
 
     fn write(&mut self, rejection: &Rejection, record: &csv::StringRecord) -> std::io::Result<()> {
         if self.writer.is_none() {
-            let mut writer = csv::Writer::from_writer(create_private(&self.path)?);
+            // Flexible: a row with more fields than the header is kept whole.
+            let mut writer = csv::WriterBuilder::new()
+                .flexible(true)
+                .from_writer(create_private(&self.path)?);
             let mut header = vec!["line", "id", "field", "reason"];
             header.extend(self.headers.iter());
             writer.write_record(header)?;
@@ -1020,6 +1023,9 @@ impl RejectsWriter {
             crate::report::inert_cell(&rejection.reason),
         ];
         row.extend(record.iter().map(crate::report::inert_cell));
+        // A row with fewer fields than the header (a reason to reject it) is
+        // padded, so that every cell stays under its column's title.
+        row.resize(row.len().max(4 + self.headers.len()), String::new());
         writer.write_record(&row)?;
         Ok(())
     }

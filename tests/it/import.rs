@@ -220,6 +220,37 @@ fn dirty_fixture_rejects_every_kind_of_defect_it_contains() {
 // ---------------------------------------------------------------------------
 // One test per defect kind of the fixtures README.
 
+/// A short row (a cell cut off, a stray line) is one rejected row, written to
+/// the rejects file under its columns; a long one is kept whole. Before, the
+/// rejects writer refused rows of another length and the whole import failed.
+#[test]
+fn rows_with_too_few_or_too_many_fields_are_rejected_whole_in_the_rejects_file() {
+    let ws = Workspace::new();
+    let file = ws.write(
+        "c.csv",
+        export(&[
+            "C1,Ana,Ruiz,OAX,US,ana@example.com,,,es,CPVE,primaria,postal",
+            "ú",
+            "C3,Rosa,Peña,OAX,US,rosa@example.com,,,es,CPVE,primaria,postal,extra,más",
+        ]),
+    );
+    let s = import(&ws, &file, "l");
+    assert_eq!(n(&s, "read"), n(&s, "imported") + n(&s, "rejected"), "{s}");
+    assert!(n(&s, "rejected") >= 1, "{s}");
+    let header = &csv_rows(&ws.path().join("rejects.csv"))[0];
+    let all = rejects(&ws);
+    let short = all.iter().find(|r| r.line == 3).expect("line 3 rejected");
+    assert_eq!(
+        short.original.len(),
+        header.len() - 4,
+        "padded under the header"
+    );
+    assert_eq!(short.original[0], "ú");
+    if let Some(long) = all.iter().find(|r| r.line == 4) {
+        assert_eq!(long.original.last().map(String::as_str), Some("más"));
+    }
+}
+
 #[test]
 fn malformed_email_is_rejected_with_line_field_and_reason() {
     let ws = Workspace::new();

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use aviso::contacts::{import_file, ImportOptions};
+use aviso::contacts::{import_file, ImportError, ImportOptions};
 
 const HEADER: &str = "id_contacto,nombre,apellidos,entidad,pais,email,lada,telefono,idioma\n";
 
@@ -45,10 +45,19 @@ proptest! {
                 encoding: None,
                 progress: false,
             };
-            if let Ok(s) = import_file(store.as_ref(), &path, &options, 0).await {
-                prop_assert_eq!(s.read, s.imported + s.updated + s.unchanged + s.rejected);
-                let counted = store.count_contacts(store.list_id("fuzz").await.unwrap(), &Default::default()).await.unwrap();
-                prop_assert_eq!(counted.total as u64, s.imported + s.updated + s.unchanged);
+            match import_file(store.as_ref(), &path, &options, 0).await {
+                Ok(s) => {
+                    prop_assert_eq!(s.read, s.imported + s.updated + s.unchanged + s.rejected);
+                    let counted = store.count_contacts(store.list_id("fuzz").await.unwrap(), &Default::default()).await.unwrap();
+                    prop_assert_eq!(counted.total as u64, s.imported + s.updated + s.unchanged);
+                }
+                // A refused file is refused whole, saying which file: nothing
+                // half-imported, and never a database error.
+                Err(e) => {
+                    prop_assert!(!matches!(e, ImportError::Store(_)), "{}", e);
+                    prop_assert!(e.to_string().starts_with(&path.display().to_string()), "{}", e);
+                    prop_assert!(!store.has_contacts().await.unwrap(), "refused, yet contacts were stored: {}", e);
+                }
             }
             Ok(())
         })?;
