@@ -202,6 +202,9 @@ struct SendContext {
     gates: HashMap<String, Arc<ProviderGate>>,
     /// The rate of providers that have one, shared with every other worker.
     shared: HashMap<String, Arc<SharedPace>>,
+    /// When a provider without a shared rate last asked this worker to slow
+    /// down (wall-clock ms), for the state watcher to tell the other workers.
+    refused_at: std::sync::Mutex<HashMap<String, i64>>,
     /// The origin of the monotonic milliseconds the gates count in.
     started: std::time::Instant,
     /// Where recipients of unknown countries are taken to live.
@@ -246,6 +249,7 @@ impl Dispatcher {
             send_timeout: opts.send_timeout,
             gates: self.channels.gates(),
             shared: self.channels.shared_paces(&self.store),
+            refused_at: std::sync::Mutex::default(),
             started: std::time::Instant::now(),
             zone: opts.schedule.zone,
             running: std::sync::RwLock::new(self.running_campaigns().await?),
@@ -507,15 +511,18 @@ impl Dispatcher {
             .collect())
     }
 
-    /// Follows pauses and cancellations while messages wait for their turn, and
-    /// publishes each provider's pace for `campaign status`.
+    /// Follows pauses and cancellations while messages wait for their turn,
+    /// publishes each provider's pace for `campaign status`, and passes on
+    /// slow-downs of providers without a shared rate.
     fn spawn_state_watcher(&self, context: Arc<SendContext>) -> tokio::task::JoinHandle<()> {
         let store = self.store.clone();
         let clock = self.clock.clone();
         tokio::spawn(async move {
             let mut published: HashMap<String, (Option<f64>, i64)> = HashMap::new();
+            let mut slow_downs = SlowDowns::default();
             loop {
                 tokio::time::sleep(Duration::from_millis(500)).await;
+                slow_downs.exchange(store.as_ref(), &context).await;
                 match store.campaigns_in(&[CampaignState::Running]).await {
                     Ok(running) => {
                         let running = running.into_iter().map(|c| c.id).collect();
@@ -557,6 +564,72 @@ impl Dispatcher {
             }
         })
     }
+}
+
+/// A provider without a configured rate is paced by each worker on its own
+/// (it halves what it sends when told to slow down): the fleet slows down
+/// together when every worker halves. A worker told by the provider reports the
+/// time in `provider_state`; the others, seeing a newer time there, halve their
+/// own pace as if told themselves. Only a provider's refusal is reported, never
+/// a halving passed on, so a slow-down does not echo from worker to worker.
+#[derive(Default)]
+struct SlowDowns {
+    /// The latest report seen for each provider; none until the first read,
+    /// so that refusals from before this worker started are not acted on.
+    seen: Option<HashMap<String, i64>>,
+    /// The times this worker reported itself.
+    reported: HashMap<String, i64>,
+}
+
+impl SlowDowns {
+    async fn exchange(&mut self, store: &dyn Store, context: &SendContext) {
+        let refused: Vec<(String, i64)> = match context.refused_at.lock() {
+            Ok(mut refused) => refused.drain().collect(),
+            Err(_) => Vec::new(),
+        };
+        for (name, at) in refused {
+            match store.report_slow_down(&name, at).await {
+                Ok(()) => {
+                    self.reported.insert(name, at);
+                }
+                Err(e) => tracing::warn!("cannot tell the other workers to slow down {name}: {e}"),
+            }
+        }
+        let reports = match store.slow_downs().await {
+            Ok(reports) => reports,
+            Err(e) => {
+                tracing::warn!("cannot read the slow-downs of other workers: {e}");
+                return;
+            }
+        };
+        let first_read = self.seen.is_none();
+        let seen = self.seen.get_or_insert_with(HashMap::new);
+        for (name, at) in reports {
+            let newer = seen.get(&name).is_none_or(|&before| at > before);
+            seen.insert(name.clone(), at);
+            if first_read || !newer || at == 0 || self.reported.get(&name) == Some(&at) {
+                continue;
+            }
+            let own_pace = context
+                .gates
+                .get(&name)
+                .filter(|_| !context.shared.contains_key(&name));
+            if let Some(gate) = own_pace {
+                tracing::info!("another worker was told to slow down {name}: slowing down too");
+                gate.slow_down(context.started.elapsed().as_secs_f64() * 1000.0, None);
+            }
+        }
+    }
+}
+
+/// Milliseconds since the epoch from the system clock: the moments workers
+/// on several hosts compare (NTP keeps them together), not the worker's
+/// `Clock`, which tests may hold still.
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }
 
 /// Claimed messages on their way to the senders.
@@ -802,7 +875,12 @@ async fn send_one(
             }),
             None,
             Some(gate),
-        ) => gate.slow_down(monotonic(), *retry_after),
+        ) => {
+            gate.slow_down(monotonic(), *retry_after);
+            if let Ok(mut refused) = ctx.refused_at.lock() {
+                refused.insert(channel.name().to_string(), wall_clock_ms());
+            }
+        }
         (Ok(_), None, Some(gate)) => gate.recovered(monotonic()),
         _ => {}
     }

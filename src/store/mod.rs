@@ -393,6 +393,11 @@ pub trait Store: Send + Sync {
     /// The pace a worker currently applies to a provider, for `campaign status`.
     async fn save_provider_state(&self, state: &ProviderState) -> StoreResult<()>;
     async fn provider_states(&self) -> StoreResult<Vec<ProviderState>>;
+    /// Tells every worker that a provider without a shared rate asked one of
+    /// them to slow down at `at` (wall-clock ms); a later report wins.
+    async fn report_slow_down(&self, provider: &str, at: i64) -> StoreResult<()>;
+    /// When each provider last asked any worker to slow down (ms; 0: never).
+    async fn slow_downs(&self) -> StoreResult<Vec<(String, i64)>>;
     /// Message counts by status, and contacts left out for having no address.
     async fn status_counts(&self, campaign_id: i64) -> StoreResult<(StatusCounts, i64)>;
     /// Cancels what has not been handed to a provider yet.

@@ -1332,6 +1332,28 @@ macro_rules! portable_store {
                 Ok(())
             }
 
+            async fn report_slow_down(&self, provider: &str, at: i64) -> StoreResult<()> {
+                // A new row is an unlimited provider's (rate 0) that no worker has described yet.
+                sqlx::query(
+                    "INSERT INTO provider_state (name, rate, base_rate, reason, updated_at, slowed_at) \
+                     VALUES ($1, 0, 0, NULL, $2, $2) \
+                     ON CONFLICT (name) DO UPDATE SET slowed_at = CASE \
+                     WHEN provider_state.slowed_at > excluded.slowed_at THEN provider_state.slowed_at \
+                     ELSE excluded.slowed_at END",
+                )
+                .bind(provider)
+                .bind(at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn slow_downs(&self) -> StoreResult<Vec<(String, i64)>> {
+                Ok(sqlx::query_as("SELECT name, slowed_at FROM provider_state ORDER BY name")
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
             async fn provider_states(&self) -> StoreResult<Vec<$crate::store::ProviderState>> {
                 Ok(sqlx::query_as(
                     "SELECT name, rate, base_rate, reason, updated_at FROM provider_state ORDER BY name",

@@ -133,6 +133,7 @@ conformance!(
     shared_pace_hands_out_each_slot_once_at_the_rate,
     shared_pace_slows_down_once_a_second_and_recovers_to_the_ceiling,
     workers_register_report_in_hold_leases_and_are_forgotten,
+    slow_downs_are_reported_to_every_worker_and_the_latest_wins,
     baja_suppresses_and_alta_lifts_only_the_citizens_own_baja,
     replies_are_recorded_with_their_outcome_and_read_in_pages,
     frequency_caps_are_kept_with_their_campaigns,
@@ -1655,6 +1656,38 @@ async fn recent_failures_are_the_campaigns_own_latest_attempts(b: &Backend) {
     assert_eq!((seen, failed), (6, 6));
     let (seen, failed, last) = s.recent_failures(healthy.id, 200).await.unwrap();
     assert_eq!((seen, failed, last), (6, 0, None));
+}
+
+async fn slow_downs_are_reported_to_every_worker_and_the_latest_wins(b: &Backend) {
+    let s = b.s();
+    assert!(s.slow_downs().await.unwrap().is_empty());
+    s.report_slow_down("smtp://relay", T0 + 5).await.unwrap();
+    // An older report arriving late does not hide the newer one.
+    s.report_slow_down("smtp://relay", T0 + 2).await.unwrap();
+    assert_eq!(
+        s.slow_downs().await.unwrap(),
+        [("smtp://relay".to_string(), T0 + 5)]
+    );
+    // A provider a worker described keeps its description.
+    s.save_provider_state(&aviso::store::ProviderState {
+        name: "kannel://gw".into(),
+        rate: 40.0,
+        base_rate: 80.0,
+        reason: Some("slowed".into()),
+        updated_at: T0,
+    })
+    .await
+    .unwrap();
+    s.report_slow_down("kannel://gw", T0 + 9).await.unwrap();
+    assert_eq!(
+        s.slow_downs().await.unwrap(),
+        [
+            ("kannel://gw".to_string(), T0 + 9),
+            ("smtp://relay".to_string(), T0 + 5)
+        ]
+    );
+    let gw = s.provider_states().await.unwrap().remove(0);
+    assert_eq!((gw.rate, gw.base_rate), (40.0, 80.0));
 }
 
 async fn has_contacts_turns_true_with_the_first_contact(b: &Backend) {

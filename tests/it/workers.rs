@@ -101,19 +101,27 @@ struct Fake {
     info: ProviderInfo,
     refusing: Arc<AtomicBool>,
     accepted: Arc<Mutex<Vec<Instant>>>,
+    /// How long an accepted message takes (a provider without a rate is
+    /// limited by its answers alone).
+    answer: Duration,
 }
 
 impl Fake {
     fn new() -> Fake {
+        Fake::with_rate(Some(20.0), Duration::ZERO)
+    }
+
+    fn with_rate(rate: Option<f64>, answer: Duration) -> Fake {
         Fake {
             info: ProviderInfo {
                 name: "fake".into(),
                 kind: ChannelKind::Email,
-                rate: Some(20.0),
+                rate,
                 connections: 4,
             },
             refusing: Arc::default(),
             accepted: Arc::default(),
+            answer,
         }
     }
 }
@@ -132,6 +140,9 @@ impl Channel for Fake {
                 retry_after: None,
                 throttle: true,
             });
+        }
+        if !self.answer.is_zero() {
+            tokio::time::sleep(self.answer).await;
         }
         self.accepted.lock().unwrap().push(Instant::now());
         Ok(Accepted::default())
@@ -250,6 +261,76 @@ async fn a_slow_down_one_worker_is_told_about_slows_the_other_within_a_second() 
         "the other worker: {before}/s before, {after}/s after; the shared rate dropped after {dropped:?}, now {}/s",
         fake.rate
     );
+}
+
+/// A provider without `rate=` is paced by each worker alone; a slow-down one
+/// worker is told about still reaches the others (through `provider_state`),
+/// and each halves what it sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_down_of_a_provider_without_a_rate_reaches_the_other_worker() {
+    let now = ms("2021-10-04T12:00:00-05:00");
+    let Some((s, _)) = postgres_setup(now).await else {
+        return;
+    };
+    s.activity("email").await;
+    s.import("citizens", &citizens_csv(6000)).await;
+    let id = s.campaign(email_request()).await;
+    manage::start(s.store.as_ref(), id, chrono_tz::UTC, now)
+        .await
+        .unwrap();
+
+    let answer = Duration::from_millis(20);
+    let told = Fake::with_rate(None, answer);
+    let other = Fake::with_rate(None, answer);
+    let refusing = told.refusing.clone();
+    let accepted = other.accepted.clone();
+    let (stop, shutdown) = watch::channel(false);
+    let mut running = Vec::new();
+    for (name, channel) in [("told", told), ("other", other)] {
+        let mut worker = s.dispatcher(name).await;
+        worker.channels = ChannelSet {
+            email: Some(Arc::new(channel)),
+            ..ChannelSet::default()
+        };
+        worker.options.concurrency = 4;
+        let shutdown = shutdown.clone();
+        running.push(tokio::spawn(async move {
+            worker.run(false, shutdown).await.unwrap()
+        }));
+    }
+    let per_second = |from: Instant, to: Instant| {
+        let n = accepted
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|&&t| t >= from && t < to)
+            .count();
+        n as f64 / (to - from).as_secs_f64()
+    };
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let flip = Instant::now();
+    let before = per_second(flip - Duration::from_secs(1), flip);
+    refusing.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = per_second(
+        flip + Duration::from_millis(1500),
+        flip + Duration::from_secs(3),
+    );
+    stop.send(true).unwrap();
+    for r in running {
+        r.await.unwrap();
+    }
+
+    // Each worker alone: four connections, 20 ms an answer. Told within a
+    // second (a report and a read, each at most half a second apart), the
+    // other worker halves its pace, and again each second the refusals go on.
+    assert!(before >= 40.0, "{before}/s before the refusals");
+    assert!(
+        after <= before * 0.6,
+        "the other worker still sent {after}/s (before: {before}/s)"
+    );
+    eprintln!("the other worker: {before}/s before, {after}/s after");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
