@@ -169,53 +169,89 @@ fn email_request() -> CampaignRequest {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_down_one_worker_is_told_about_slows_the_other_within_a_second() {
-    let now = ms("2021-10-04T12:00:00-05:00");
-    let Some((s, _)) = postgres_setup(now).await else {
-        return;
-    };
-    s.activity("email").await;
-    s.import("citizens", &citizens_csv(400)).await;
-    let id = s.campaign(email_request()).await;
-    manage::start(s.store.as_ref(), id, chrono_tz::UTC, now)
-        .await
-        .unwrap();
+/// Two in-process workers on a fresh PostgreSQL database sending one started
+/// e-mail campaign of `citizens`, one through `told`, the other through
+/// `other`; `None` without PostgreSQL.
+struct TwoWorkers {
+    s: Setup,
+    /// Makes `told` refuse with 421.
+    refusing: Arc<AtomicBool>,
+    /// When `other` accepted each message.
+    accepted: Arc<Mutex<Vec<Instant>>>,
+    stop: watch::Sender<bool>,
+    running: Vec<tokio::task::JoinHandle<aviso::dispatch::WorkerReport>>,
+}
 
-    let told = Fake::new();
-    let other = Fake::new();
-    let refusing = told.refusing.clone();
-    let accepted = other.accepted.clone();
-    let (stop, shutdown) = watch::channel(false);
-    let mut running = Vec::new();
-    for (name, channel) in [("told", told), ("other", other)] {
-        let mut worker = s.dispatcher(name).await;
-        worker.channels = ChannelSet {
-            email: Some(Arc::new(channel)),
-            ..ChannelSet::default()
-        };
-        worker.options.concurrency = 4;
-        let shutdown = shutdown.clone();
-        running.push(tokio::spawn(async move {
-            worker.run(false, shutdown).await.unwrap()
-        }));
+impl TwoWorkers {
+    async fn start(citizens: usize, told: Fake, other: Fake) -> Option<TwoWorkers> {
+        let now = ms("2021-10-04T12:00:00-05:00");
+        let (s, _) = postgres_setup(now).await?;
+        s.activity("email").await;
+        s.import("citizens", &citizens_csv(citizens)).await;
+        let id = s.campaign(email_request()).await;
+        manage::start(s.store.as_ref(), id, chrono_tz::UTC, now)
+            .await
+            .unwrap();
+        let refusing = told.refusing.clone();
+        let accepted = other.accepted.clone();
+        let (stop, shutdown) = watch::channel(false);
+        let mut running = Vec::new();
+        for (name, channel) in [("told", told), ("other", other)] {
+            let mut worker = s.dispatcher(name).await;
+            worker.channels = ChannelSet {
+                email: Some(Arc::new(channel)),
+                ..ChannelSet::default()
+            };
+            worker.options.concurrency = 4;
+            let shutdown = shutdown.clone();
+            running.push(tokio::spawn(async move {
+                worker.run(false, shutdown).await.unwrap()
+            }));
+        }
+        Some(TwoWorkers {
+            s,
+            refusing,
+            accepted,
+            stop,
+            running,
+        })
     }
-    let per_second = |from: Instant, to: Instant| {
-        let n = accepted
+
+    /// Messages a second `other` accepted between `from` and `to`.
+    fn per_second(&self, from: Instant, to: Instant) -> f64 {
+        let n = self
+            .accepted
             .lock()
             .unwrap()
             .iter()
             .filter(|&&t| t >= from && t < to)
             .count();
         n as f64 / (to - from).as_secs_f64()
+    }
+
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        for r in self.running {
+            r.await.unwrap();
+        }
+    }
+}
+
+/// How long the provider without a rate takes to answer.
+const ANSWER: Duration = Duration::from_millis(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_down_one_worker_is_told_about_slows_the_other_within_a_second() {
+    let Some(two) = TwoWorkers::start(400, Fake::new(), Fake::new()).await else {
+        return;
     };
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     let flip = Instant::now();
-    let before = per_second(flip - Duration::from_secs(1), flip);
-    refusing.store(true, Ordering::SeqCst);
+    let before = two.per_second(flip - Duration::from_secs(1), flip);
+    two.refusing.store(true, Ordering::SeqCst);
     let shared_rate = || async {
-        let states = s.store.provider_states().await.unwrap();
+        let states = two.s.store.provider_states().await.unwrap();
         states
             .into_iter()
             .find(|p| p.name == "fake")
@@ -231,15 +267,12 @@ async fn a_slow_down_one_worker_is_told_about_slows_the_other_within_a_second() 
     let dropped = flip.elapsed();
     tokio::time::sleep((flip + Duration::from_secs(4)).saturating_duration_since(Instant::now()))
         .await;
-    let after = per_second(
+    let after = two.per_second(
         flip + Duration::from_millis(1500),
         flip + Duration::from_secs(4),
     );
     let fake = shared_rate().await;
-    stop.send(true).unwrap();
-    for r in running {
-        r.await.unwrap();
-    }
+    two.stop().await;
 
     // The two share 20/s: about 10 each. The refused worker tells the others
     // with its next take (within half a second), and the refusals go on
@@ -268,59 +301,26 @@ async fn a_slow_down_one_worker_is_told_about_slows_the_other_within_a_second() 
 /// and each halves what it sends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_down_of_a_provider_without_a_rate_reaches_the_other_worker() {
-    let now = ms("2021-10-04T12:00:00-05:00");
-    let Some((s, _)) = postgres_setup(now).await else {
+    let Some(two) = TwoWorkers::start(
+        6000,
+        Fake::with_rate(None, ANSWER),
+        Fake::with_rate(None, ANSWER),
+    )
+    .await
+    else {
         return;
-    };
-    s.activity("email").await;
-    s.import("citizens", &citizens_csv(6000)).await;
-    let id = s.campaign(email_request()).await;
-    manage::start(s.store.as_ref(), id, chrono_tz::UTC, now)
-        .await
-        .unwrap();
-
-    let answer = Duration::from_millis(20);
-    let told = Fake::with_rate(None, answer);
-    let other = Fake::with_rate(None, answer);
-    let refusing = told.refusing.clone();
-    let accepted = other.accepted.clone();
-    let (stop, shutdown) = watch::channel(false);
-    let mut running = Vec::new();
-    for (name, channel) in [("told", told), ("other", other)] {
-        let mut worker = s.dispatcher(name).await;
-        worker.channels = ChannelSet {
-            email: Some(Arc::new(channel)),
-            ..ChannelSet::default()
-        };
-        worker.options.concurrency = 4;
-        let shutdown = shutdown.clone();
-        running.push(tokio::spawn(async move {
-            worker.run(false, shutdown).await.unwrap()
-        }));
-    }
-    let per_second = |from: Instant, to: Instant| {
-        let n = accepted
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|&&t| t >= from && t < to)
-            .count();
-        n as f64 / (to - from).as_secs_f64()
     };
 
     tokio::time::sleep(Duration::from_secs(3)).await;
     let flip = Instant::now();
-    let before = per_second(flip - Duration::from_secs(1), flip);
-    refusing.store(true, Ordering::SeqCst);
+    let before = two.per_second(flip - Duration::from_secs(1), flip);
+    two.refusing.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = per_second(
+    let after = two.per_second(
         flip + Duration::from_millis(1500),
         flip + Duration::from_secs(3),
     );
-    stop.send(true).unwrap();
-    for r in running {
-        r.await.unwrap();
-    }
+    two.stop().await;
 
     // Each worker alone: four connections, 20 ms an answer. Told within a
     // second (a report and a read, each at most half a second apart), the
