@@ -1,8 +1,8 @@
 //! Per-provider pacing: a rate (messages per second) and a cap on connections.
 //! When a provider says "slow down" (SMTP 421/451/452, HTTP 429) the rate
 //! halves, at most once a second (a burst of refusals is one signal, as in TCP
-//! congestion control); successes then raise it by a quarter, at most once a
-//! second, until it is back where it was.
+//! congestion control); once a second has passed without a refusal, successes
+//! raise it by a quarter, at most once a second, until it is back where it was.
 //!
 //! Written by hand rather than with `governor` because the rate must change
 //! while running (halve, then recover), which a fixed quota cannot do.
@@ -36,6 +36,10 @@ struct Pace {
     observed: Throughput,
     /// When the rate last changed (ms), to change it at most once per step.
     changed_at: f64,
+    /// When the provider last refused (ms): every refusal holds recovery back
+    /// for a step, as the shared pace does, so that a success slipping in
+    /// between refusals does not undo the halving.
+    slowed_at: f64,
 }
 
 #[derive(Debug, Default)]
@@ -80,6 +84,7 @@ impl ProviderGate {
                 next_free: 0.0,
                 observed: Throughput::default(),
                 changed_at: f64::MIN,
+                slowed_at: f64::MIN,
             }),
             connections: Semaphore::new(connections.max(1)),
         }
@@ -103,6 +108,7 @@ impl ProviderGate {
         if let Some(wait) = retry_after {
             pace.next_free = pace.next_free.max(now_ms + wait.as_secs_f64() * 1000.0);
         }
+        pace.slowed_at = pace.slowed_at.max(now_ms);
         if now_ms - pace.changed_at < STEP_MS {
             return;
         }
@@ -125,7 +131,10 @@ impl ProviderGate {
     pub fn recovered(&self, now_ms: f64) {
         let mut pace = self.lock();
         let Some(rate) = pace.current else { return };
-        if pace.current == pace.ceiling || now_ms - pace.changed_at < STEP_MS {
+        if pace.current == pace.ceiling
+            || now_ms - pace.changed_at < STEP_MS
+            || now_ms - pace.slowed_at < STEP_MS
+        {
             return;
         }
         pace.changed_at = now_ms;
@@ -198,6 +207,32 @@ mod tests {
             Some(100.0),
             "back to the configured rate"
         );
+    }
+
+    #[test]
+    fn refusals_between_successes_hold_recovery_back() {
+        let gate = ProviderGate::new(None, 1);
+        for i in 0..200 {
+            gate.reserve(i as f64 * 5.0); // 200 messages/s
+        }
+        gate.slow_down(1000.0, None);
+        let mut now = 1000.0;
+        // A refusal every half second, successes in between: the rate only falls.
+        for _ in 0..6 {
+            now += 500.0;
+            gate.recovered(now - 1.0);
+            gate.slow_down(now, None);
+        }
+        let rate = gate.report().current.expect("still limited");
+        assert!(rate < 100.0 / 4.0, "{rate}");
+        gate.recovered(now + 999.0);
+        assert_eq!(
+            gate.report().current,
+            Some(rate),
+            "quiet for less than a step"
+        );
+        gate.recovered(now + 1000.0);
+        assert_eq!(gate.report().current, Some(rate * 1.25));
     }
 
     #[test]

@@ -315,16 +315,16 @@ async fn a_slow_down_of_a_provider_without_a_rate_reaches_the_other_worker() {
     let flip = Instant::now();
     let before = two.per_second(flip - Duration::from_secs(1), flip);
     two.refusing.store(true, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = two.per_second(
-        flip + Duration::from_millis(1500),
-        flip + Duration::from_secs(3),
-    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = two.per_second(flip + Duration::from_secs(2), flip + Duration::from_secs(4));
     two.stop().await;
 
     // Each worker alone: four connections, 20 ms an answer. Told within a
     // second (a report and a read, each at most half a second apart), the
-    // other worker halves its pace, and again each second the refusals go on.
+    // other worker halves its pace, and again each second the refusals go on;
+    // successes in between do not raise it while the refusals last. The
+    // window starts a second after the latest the news can arrive, so a
+    // loaded machine delaying the first halving still passes.
     assert!(before >= 40.0, "{before}/s before the refusals");
     assert!(
         after <= before * 0.6,
