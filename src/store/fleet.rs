@@ -1,5 +1,5 @@
 //! What the store keeps so that several workers act as one sender: a shared
-//! pace per provider, and a heartbeat per worker. The SQL is in `portable.rs`.
+//! pace per provider, and a heartbeat per worker. The SQL is in `sql/fleet.rs`.
 
 use serde::Serialize;
 

@@ -1,15 +1,14 @@
 //! Storage: one [`Store`] interface, two backends. SQLite is the embedded
 //! default (a file, nothing to install); PostgreSQL lets several workers on
-//! several hosts share one outbox. The SQL both understand is written once in
-//! `portable.rs`; what differs lives in each backend's file.
+//! several hosts share one outbox. The SQL both understand is written once, by
+//! area, in `sql/`; how each is opened lives in its own file.
 
 pub mod backup;
 mod cap;
 pub mod copy;
 mod fleet;
-mod inbound;
-mod portable;
 mod postgres;
+mod sql;
 mod sqlite;
 
 use std::collections::{BTreeMap, HashMap};
@@ -32,8 +31,7 @@ pub use fleet::{
     PaceGrant, PaceSignal, WorkerHealth, WorkerInfo, WorkerRow, LOST_WORKERS_KEPT_MS, PACE_FLOOR,
     PACE_RECOVERY, PACE_STEP_MS, SLOWED_REASON,
 };
-pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use sql::SqlStore;
 
 /// Statements slower than this are logged at debug level only: freezing a
 /// million-recipient audience or importing 10,000 rows takes seconds by design,
@@ -65,9 +63,11 @@ pub enum StoreError {
 /// Opens (creating if needed) the database at `url` and brings its schema up to date.
 pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::open(url).await?))
+        let pool = sql::Pool::Postgres(postgres::open_pool(url).await?);
+        Ok(Arc::new(SqlStore::new(pool)))
     } else if url.starts_with("sqlite:") || !url.contains("://") {
-        Ok(Arc::new(SqliteStore::open(url).await?))
+        let pool = sql::Pool::Sqlite(sqlite::open_pool(url).await?);
+        Ok(Arc::new(SqlStore::new(pool)))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_string()))
     }
@@ -188,12 +188,29 @@ pub struct Suppression {
     pub created_at: i64,
 }
 
-#[async_trait]
-pub trait Store: Send + Sync {
+/// Everything aviso keeps, one sub-trait per area; [`SqlStore`] implements
+/// them all for SQLite and PostgreSQL. A `dyn Store` (or `S: Store`) offers
+/// every area's methods without importing the sub-traits.
+pub trait Store:
+    ContactStore
+    + SuppressionStore
+    + SettingStore
+    + ActivityStore
+    + CampaignStore
+    + RunStore
+    + OutboxStore
+    + ReceiptStore
+    + ReportStore
+    + FleetStore
+    + ReplyStore
+{
     /// `sqlite` or `postgres`, for messages and tests.
     fn backend(&self) -> &'static str;
+}
 
-    // Lists and contacts.
+/// Lists and contacts: what imports write and audiences read.
+#[async_trait]
+pub trait ContactStore: Send + Sync {
     async fn ensure_list(&self, name: &str, now: i64) -> StoreResult<i64>;
     async fn list_id(&self, name: &str) -> StoreResult<Option<i64>>;
     /// Whether any contact is stored at all.
@@ -243,7 +260,6 @@ pub trait Store: Send + Sync {
         after: &str,
         limit: i64,
     ) -> StoreResult<Vec<Contact>>;
-
     /// The next `limit` audience members after contact id `after` that have
     /// no address for `channel` (a run counts them, never messages them).
     async fn without_address_page(
@@ -258,37 +274,34 @@ pub trait Store: Send + Sync {
     /// failed (including bounces and failed delivery reports), or suppressed
     /// because the address was invalid or bounced before.
     async fn unreached_messages(&self, campaign_id: i64) -> StoreResult<Vec<Unreached>>;
-    /// Records the call attempts not recorded before (same activity and key),
-    /// and adds the new ones to the activity's records by day, in one
-    /// transaction; returns how many were new.
-    async fn record_call_attempts(
-        &self,
-        activity_id: i64,
-        attempts: &[CallAttempt],
-        source: &str,
-        now: i64,
-    ) -> StoreResult<u64>;
-
     /// The (id, e-mail, phone) of every contact with this E.164 phone.
     async fn contacts_with_phone(
         &self,
         phone: &str,
     ) -> StoreResult<Vec<(String, Option<String>, Option<String>)>>;
+}
 
-    // Suppressions.
+/// Addresses never to be messaged again.
+#[async_trait]
+pub trait SuppressionStore: Send + Sync {
     /// Adds the suppressions not already present; returns how many were new.
     async fn add_suppressions(&self, items: &[Suppression]) -> StoreResult<u64>;
     async fn suppressions(&self, scope: Option<SuppressionScope>) -> StoreResult<Vec<Suppression>>;
+}
 
-    // Installation settings.
+/// Installation settings kept in the database.
+#[async_trait]
+pub trait SettingStore: Send + Sync {
     /// The value of `key`, storing `default` first if there is none yet.
     async fn setting_or_init(&self, key: &str, default: &str) -> StoreResult<String>;
+}
 
-    // Activities.
+/// Activities, their targets and the work recorded against them.
+#[async_trait]
+pub trait ActivityStore: Send + Sync {
     async fn create_activity(&self, activity: &NewActivity, now: i64) -> StoreResult<i64>;
     async fn activity(&self, code: &str) -> StoreResult<Option<Activity>>;
     async fn activities(&self) -> StoreResult<Vec<Activity>>;
-
     /// Per-entity programmed totals of an activity (replaces earlier ones).
     async fn set_activity_targets(
         &self,
@@ -308,29 +321,21 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<i64>;
     /// (activity id, done, date) of every record.
     async fn activity_records(&self) -> StoreResult<Vec<(i64, i64, String)>>;
-    /// Message counts grouped by everything the indicators group by, with the
-    /// quarter hour (since the epoch) of each message's last event: sent, or finished.
-    async fn message_facts(
+    /// Records the call attempts not recorded before (same activity and key),
+    /// and adds the new ones to the activity's records by day, in one
+    /// transaction; returns how many were new.
+    async fn record_call_attempts(
         &self,
-        from: Option<i64>,
-        to: Option<i64>,
-    ) -> StoreResult<Vec<MessageFact>>;
-    /// Up to `limit` messages of a campaign with ids above `after_message_id`,
-    /// by id, for the ledger export: read a page at a time, an export takes the
-    /// same memory for any campaign, and lists each message once even while
-    /// the campaign is sending.
-    async fn message_ledger(
-        &self,
-        campaign_id: i64,
-        statuses: &[String],
-        after_message_id: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<LedgerRow>>;
-    /// The campaign's first message id, where its ledger starts: the outbox
-    /// before it holds only older campaigns.
-    async fn first_message_id(&self, campaign_id: i64) -> StoreResult<Option<i64>>;
+        activity_id: i64,
+        attempts: &[CallAttempt],
+        source: &str,
+        now: i64,
+    ) -> StoreResult<u64>;
+}
 
-    // Campaigns and runs.
+/// Campaigns: their definition, state and schedule.
+#[async_trait]
+pub trait CampaignStore: Send + Sync {
     async fn create_campaign(&self, campaign: &NewCampaign, now: i64) -> StoreResult<i64>;
     async fn campaign(&self, id: i64) -> StoreResult<Option<Campaign>>;
     async fn campaigns(&self) -> StoreResult<Vec<Campaign>>;
@@ -346,6 +351,20 @@ pub trait Store: Send + Sync {
         reason: Option<&str>,
         now: i64,
     ) -> StoreResult<bool>;
+    /// Changes when a campaign runs; it becomes `scheduled`.
+    async fn update_schedule(
+        &self,
+        id: i64,
+        schedule: &CampaignSchedule,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// A campaign's frequency cap, if it has one.
+    async fn frequency_cap(&self, campaign_id: i64) -> StoreResult<Option<CapPolicy>>;
+}
+
+/// Runs: a campaign's audience frozen into the outbox, and how it is going.
+#[async_trait]
+pub trait RunStore: Send + Sync {
     /// Freezes the campaign's audience into the outbox as run `period`, in one
     /// transaction. Starting a period that already has a run queues nothing.
     async fn start_run(
@@ -367,13 +386,6 @@ pub trait Store: Send + Sync {
         now: i64,
     ) -> StoreResult<bool>;
     async fn runs(&self, campaign_id: i64) -> StoreResult<Vec<Run>>;
-    /// Changes when a campaign runs; it becomes `scheduled`.
-    async fn update_schedule(
-        &self,
-        id: i64,
-        schedule: &CampaignSchedule,
-        now: i64,
-    ) -> StoreResult<bool>;
     /// Of the last `window` attempts of a campaign: how many there were, how
     /// many failed for good, and the last failure's code and reason.
     async fn recent_failures(
@@ -390,20 +402,15 @@ pub trait Store: Send + Sync {
         campaign_id: i64,
         now: i64,
     ) -> StoreResult<(i64, Option<i64>)>;
-    /// The pace a worker currently applies to a provider, for `campaign status`.
-    async fn save_provider_state(&self, state: &ProviderState) -> StoreResult<()>;
-    async fn provider_states(&self) -> StoreResult<Vec<ProviderState>>;
-    /// Tells every worker that a provider without a shared rate asked one of
-    /// them to slow down at `at` (wall-clock ms); a later report wins.
-    async fn report_slow_down(&self, provider: &str, at: i64) -> StoreResult<()>;
-    /// When each provider last asked any worker to slow down (ms; 0: never).
-    async fn slow_downs(&self) -> StoreResult<Vec<(String, i64)>>;
     /// Message counts by status, and contacts left out for having no address.
     async fn status_counts(&self, campaign_id: i64) -> StoreResult<(StatusCounts, i64)>;
     /// Cancels what has not been handed to a provider yet.
     async fn cancel_pending(&self, campaign_id: i64, now: i64) -> StoreResult<u64>;
+}
 
-    // The outbox.
+/// The outbox: workers claim messages, record what happened, give them back.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
     /// Leases up to `limit` due messages of a running campaign to `worker`.
     async fn claim(
         &self,
@@ -413,8 +420,6 @@ pub trait Store: Send + Sync {
         lease_ms: i64,
         limit: i64,
     ) -> StoreResult<Vec<ClaimedMessage>>;
-    /// A campaign's frequency cap, if it has one.
-    async fn frequency_cap(&self, campaign_id: i64) -> StoreResult<Option<CapPolicy>>;
     /// `claim` for a campaign with a frequency cap: in the claim's transaction,
     /// each claimed message either takes a place under its recipient's cap
     /// (counted across campaigns) and is returned, or is held (`capped`) or
@@ -439,36 +444,60 @@ pub trait Store: Send + Sync {
     async fn extend_leases(&self, worker: &str, until: i64) -> StoreResult<u64>;
     /// Returns claimed, unsent messages to the queue (graceful stop).
     async fn release(&self, worker: &str, ids: &[i64], now: i64) -> StoreResult<u64>;
-    /// The message a delivery report or bounce names.
-    async fn receipt_target(&self, message_id: i64) -> StoreResult<Option<ReceiptTarget>>;
-    /// Records a report once: a replay (same dedup key) changes nothing.
-    async fn apply_receipt(&self, receipt: &NewReceipt, now: i64) -> StoreResult<ReceiptOutcome>;
-
-    // Citizens' SMS replies.
-    /// Records an inbound SMS and applies its keyword, in one transaction:
-    /// BAJA adds an SMS suppression of the citizen's own; ALTA removes only
-    /// that one, never one from a bounce, an invalid number or the call centre.
-    async fn apply_reply(&self, inbound: &NewInbound, now: i64) -> StoreResult<AppliedReply>;
-    /// How the confirmation reply to inbound SMS `inbound_id` went; false if
-    /// there is no such SMS.
-    async fn record_reply(
-        &self,
-        inbound_id: i64,
-        status: ReplyStatus,
-        detail: Option<String>,
-    ) -> StoreResult<bool>;
-    /// Up to `limit` inbound SMS with ids above `after_id`, in id order.
-    async fn inbound_log(&self, after_id: i64, limit: i64) -> StoreResult<Vec<InboundRecord>>;
-
-    /// Counters for `/metrics`.
-    async fn metrics(&self) -> StoreResult<MetricsSnapshot>;
-
     /// Housekeeping: expired leases back to the queue, cancelled campaigns'
     /// leftovers cancelled, finished runs and one-off campaigns completed,
     /// workers lost for longer than [`LOST_WORKERS_KEPT_MS`] forgotten.
     async fn housekeeping(&self, now: i64) -> StoreResult<()>;
+}
 
-    // Workers as one sender.
+/// Delivery reports and bounces.
+#[async_trait]
+pub trait ReceiptStore: Send + Sync {
+    /// The message a delivery report or bounce names.
+    async fn receipt_target(&self, message_id: i64) -> StoreResult<Option<ReceiptTarget>>;
+    /// Records a report once: a replay (same dedup key) changes nothing.
+    async fn apply_receipt(&self, receipt: &NewReceipt, now: i64) -> StoreResult<ReceiptOutcome>;
+}
+
+/// What the indicators, the ledger and `/metrics` read.
+#[async_trait]
+pub trait ReportStore: Send + Sync {
+    /// Message counts grouped by everything the indicators group by, with the
+    /// quarter hour (since the epoch) of each message's last event: sent, or finished.
+    async fn message_facts(
+        &self,
+        from: Option<i64>,
+        to: Option<i64>,
+    ) -> StoreResult<Vec<MessageFact>>;
+    /// Up to `limit` messages of a campaign with ids above `after_message_id`,
+    /// by id, for the ledger export: read a page at a time, an export takes the
+    /// same memory for any campaign, and lists each message once even while
+    /// the campaign is sending.
+    async fn message_ledger(
+        &self,
+        campaign_id: i64,
+        statuses: &[String],
+        after_message_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<LedgerRow>>;
+    /// The campaign's first message id, where its ledger starts: the outbox
+    /// before it holds only older campaigns.
+    async fn first_message_id(&self, campaign_id: i64) -> StoreResult<Option<i64>>;
+    /// Counters for `/metrics`.
+    async fn metrics(&self) -> StoreResult<MetricsSnapshot>;
+}
+
+/// Workers as one sender: shared pace per provider, heartbeats.
+#[async_trait]
+pub trait FleetStore: Send + Sync {
+    /// The pace a worker currently applies to a provider, for `campaign status`.
+    async fn save_provider_state(&self, state: &ProviderState) -> StoreResult<()>;
+    async fn provider_states(&self) -> StoreResult<Vec<ProviderState>>;
+    /// Tells every worker that a provider without a shared rate asked one of
+    /// them to slow down at `at` (wall-clock ms); a later report wins.
+    async fn report_slow_down(&self, provider: &str, at: i64) -> StoreResult<()>;
+    /// When each provider last asked any worker to slow down (ms; 0: never).
+    async fn slow_downs(&self) -> StoreResult<Vec<(String, i64)>>;
     /// Takes `slots` consecutive send slots from the pace every worker shares
     /// for the provider `name` (created at `ceiling` messages per second, which
     /// also follows a changed configuration), after applying `signal` to its
@@ -491,4 +520,23 @@ pub trait Store: Send + Sync {
     async fn deregister_worker(&self, id: &str) -> StoreResult<()>;
     /// Every registered worker, by start time, with the messages each holds leased.
     async fn workers(&self) -> StoreResult<Vec<WorkerRow>>;
+}
+
+/// Citizens' SMS replies (BAJA / ALTA).
+#[async_trait]
+pub trait ReplyStore: Send + Sync {
+    /// Records an inbound SMS and applies its keyword, in one transaction:
+    /// BAJA adds an SMS suppression of the citizen's own; ALTA removes only
+    /// that one, never one from a bounce, an invalid number or the call centre.
+    async fn apply_reply(&self, inbound: &NewInbound, now: i64) -> StoreResult<AppliedReply>;
+    /// How the confirmation reply to inbound SMS `inbound_id` went; false if
+    /// there is no such SMS.
+    async fn record_reply(
+        &self,
+        inbound_id: i64,
+        status: ReplyStatus,
+        detail: Option<String>,
+    ) -> StoreResult<bool>;
+    /// Up to `limit` inbound SMS with ids above `after_id`, in id order.
+    async fn inbound_log(&self, after_id: i64, limit: i64) -> StoreResult<Vec<InboundRecord>>;
 }

@@ -24,7 +24,7 @@ pub use rows::Summary;
 use rows::{TableSum, Value};
 use table::{plan, quote, Kind, Table};
 
-use super::{sqlite, PostgresStore, SqliteStore, StoreError};
+use super::{postgres, sqlite, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
@@ -132,8 +132,8 @@ impl Side {
     async fn open(url: &str, snapshot: bool) -> Result<Side, CopyError> {
         let begin = CopyError::sql("starting a transaction");
         if is_postgres(url) {
-            let store = PostgresStore::open(url).await?;
-            let mut tx = store.pool.begin().await.map_err(begin)?;
+            let pool = postgres::open_pool(url).await?;
+            let mut tx = pool.begin().await.map_err(begin)?;
             if snapshot {
                 sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                     .execute(&mut *tx)
@@ -144,8 +144,8 @@ impl Side {
         } else {
             // A deferred transaction in WAL mode reads one snapshot, taken at
             // its first read, and lets a worker go on writing meanwhile.
-            let store = SqliteStore::open(url).await?;
-            Ok(Side::Sqlite(store.pool.begin().await.map_err(begin)?))
+            let pool = sqlite::open_pool(url).await?;
+            Ok(Side::Sqlite(pool.begin().await.map_err(begin)?))
         }
     }
 
