@@ -2,7 +2,7 @@
 //!
 //! Terms are separated by spaces and all must hold; the values of one term are
 //! alternatives. The same expression selects contacts for `contacts count` and a
-//! campaign's audience, so it is parsed once here and turned into SQL here.
+//! campaign's audience, so it is parsed once here; the store turns it into SQL.
 
 use std::fmt;
 
@@ -87,52 +87,6 @@ impl Segment {
     pub fn is_empty(&self) -> bool {
         *self == Segment::default()
     }
-
-    /// The condition as SQL over a contact-shaped row aliased `alias`, with
-    /// placeholders `$first`, `$first+1`…, and the values to bind in order. Works on
-    /// both backends: only `IN`, `IS NOT NULL` and numbered placeholders.
-    pub fn to_sql(&self, alias: &str, first: usize) -> (String, Vec<String>) {
-        let mut clauses = Vec::new();
-        let mut binds = Vec::new();
-        let mut any_of = |column: &str, codes: Vec<String>| {
-            if codes.is_empty() {
-                return;
-            }
-            let placeholders: Vec<String> = codes
-                .iter()
-                .enumerate()
-                .map(|(i, _)| format!("${}", first + binds.len() + i))
-                .collect();
-            clauses.push(format!("{alias}.{column} IN ({})", placeholders.join(", ")));
-            binds.extend(codes);
-        };
-        fn codes<T: fmt::Display>(v: &[T]) -> Vec<String> {
-            v.iter().map(|x| x.to_string()).collect()
-        }
-        any_of("entity", codes(&self.entities));
-        any_of("country", codes(&self.countries));
-        any_of("language", codes(&self.languages));
-        any_of("population", codes(&self.populations));
-        any_of("credential", codes(&self.credentials));
-        any_of("modality", codes(&self.modalities));
-        any_of("kind", codes(&self.kinds));
-        if !self.channels.is_empty() {
-            let reachable: Vec<String> = self
-                .channels
-                .iter()
-                .map(|c| match c {
-                    ChannelKind::Sms => format!("{alias}.phone IS NOT NULL"),
-                    ChannelKind::Email => format!("{alias}.email IS NOT NULL"),
-                })
-                .collect();
-            clauses.push(format!("({})", reachable.join(" OR ")));
-        }
-        if clauses.is_empty() {
-            ("1 = 1".to_string(), binds)
-        } else {
-            (clauses.join(" AND "), binds)
-        }
-    }
 }
 
 /// The canonical form, stored with a campaign and shown back to people.
@@ -173,13 +127,6 @@ mod tests {
             s.to_string(),
             "entity=OAX,DGO country=US lang=en channel=sms population=primaria credential=CPVE"
         );
-        let (sql, binds) = s.to_sql("c", 1);
-        assert_eq!(
-            sql,
-            "c.entity IN ($1, $2) AND c.country IN ($3) AND c.language IN ($4) \
-             AND c.population IN ($5) AND c.credential IN ($6) AND (c.phone IS NOT NULL)"
-        );
-        assert_eq!(binds, ["OAX", "DGO", "US", "en", "primaria", "CPVE"]);
     }
 
     #[test]
@@ -212,11 +159,5 @@ mod tests {
                 proptest::prop_assert_eq!(Segment::parse(&seg.to_string()).unwrap(), seg);
             }
         }
-    }
-
-    #[test]
-    fn placeholders_start_where_asked() {
-        let (sql, _) = Segment::parse("entity=AGS").unwrap().to_sql("m", 3);
-        assert_eq!(sql, "m.entity IN ($3)");
     }
 }

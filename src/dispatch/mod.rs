@@ -27,10 +27,10 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+pub use crate::store::RECORD_BATCH;
 pub use compose::{email_bytes, message_id, recipient_of, reference, CampaignPlan, Composer};
 pub use fleet::{workers_status, CampaignLeases, WorkerStatus};
 use recorder::Recorder;
-pub use recorder::RECORD_BATCH;
 pub use retry::RetryPolicy;
 pub use tokens::{Purpose, Tokens};
 

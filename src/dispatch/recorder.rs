@@ -16,12 +16,8 @@ use tokio::sync::{oneshot, Notify};
 use super::WorkerReport;
 use crate::campaigns::{Outcome, OutcomeKind};
 use crate::clock::Clock;
-use crate::store::Store;
+use crate::store::{Store, RECORD_BATCH};
 
-/// Outcomes not yet committed, at most: waiting, plus those in the
-/// transaction under way. Senders wait beyond this, so a slow database slows
-/// sending instead of widening the window of re-sends after a crash.
-pub const RECORD_BATCH: usize = 256;
 /// The committer takes a batch once this many wait, so that the next half can
 /// gather while one commits. (When each commit waited for a full 256 and
 /// another 256 could wait behind it, a database slowed by a busy host let a

@@ -38,6 +38,13 @@ pub use sql::SqlStore;
 /// and sqlx's default (a warning at 1 s) would alarm operators for nothing.
 const SLOW_STATEMENT: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Outcomes not yet committed, at most: waiting, plus those in the
+/// transaction under way. Senders wait beyond this, so a slow database slows
+/// sending instead of widening the window of re-sends after a crash. The
+/// store is built for it: a batch is recorded in one statement, and a claim of
+/// a batch is buffered whole.
+pub const RECORD_BATCH: usize = 256;
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[derive(Debug, thiserror::Error)]

@@ -41,7 +41,7 @@ pub(super) async fn open_pool(url: &str) -> StoreResult<SqlitePool> {
         // A claim returns up to a batch of rows: buffered whole, SQLite's
         // thread hands them over at once instead of waking the caller (and
         // waiting for it) every 50 rows.
-        .row_buffer_size(crate::dispatch::RECORD_BATCH * 2)
+        .row_buffer_size(super::RECORD_BATCH * 2)
         .log_slow_statements(log::LevelFilter::Debug, SLOW_STATEMENT);
     // SQLite has one writer; one connection serialises our own statements
     // instead of letting them wait on each other's locks (busy_timeout

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use super::contact_rows::{self, CONTACT_COLUMNS};
+use super::segment::segment_sql;
 use super::{on_pool, SqlStore};
 use crate::store::{ContactStore, StoreResult};
 
@@ -110,20 +111,24 @@ impl ContactStore for SqlStore {
         segment: &crate::contacts::Segment,
     ) -> StoreResult<crate::store::ContactCounts> {
         on_pool!(&self.pool, |pool| {
-            let (condition, binds) = segment.to_sql("c", 2);
-            let membership = if list_id.is_some() {
-                "JOIN list_members m ON m.contact_id = c.id AND m.list_id = $1"
-            } else {
-                // Keeps $1 used so the numbering is the same either way.
-                "JOIN (SELECT CAST($1 AS BIGINT) AS unused) u ON 1 = 1"
+            // The segment's placeholders follow the list's, if there is one.
+            let (membership, first) = match list_id {
+                Some(_) => (
+                    "JOIN list_members m ON m.contact_id = c.id AND m.list_id = $1",
+                    2,
+                ),
+                None => ("", 1),
             };
+            let (condition, binds) = segment_sql(segment, "c", first);
             let sql = format!(
                 "SELECT c.entity, c.language, c.kind, COUNT(*), COUNT(c.phone), COUNT(c.email) \
                  FROM contacts c {membership} WHERE {condition} \
                  GROUP BY c.entity, c.language, c.kind"
             );
-            let mut q = sqlx::query_as::<_, (Option<String>, String, String, i64, i64, i64)>(&sql)
-                .bind(list_id.unwrap_or(0));
+            let mut q = sqlx::query_as::<_, (Option<String>, String, String, i64, i64, i64)>(&sql);
+            if let Some(list_id) = list_id {
+                q = q.bind(list_id);
+            }
             for b in binds {
                 q = q.bind(b);
             }
@@ -313,7 +318,7 @@ impl SqlStore {
             } else {
                 "IS NULL"
             };
-            let (condition, binds) = segment.to_sql("c", 4);
+            let (condition, binds) = segment_sql(segment, "c", 4);
             let columns = CONTACT_COLUMNS
                 .split(", ")
                 .map(|c| format!("c.{c}"))

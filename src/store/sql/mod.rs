@@ -16,6 +16,7 @@ mod receipts;
 mod record;
 mod reporting;
 mod runs;
+mod segment;
 mod settings;
 mod suppressions;
 

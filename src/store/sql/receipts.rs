@@ -7,17 +7,19 @@ use crate::store::{ReceiptStore, StoreResult};
 
 /// Applies the delivery reports kept while their messages were in flight:
 /// delivered wins over failed, and a report never undoes a delivery. Each
-/// binds `now` as `$1`.
-pub(super) const APPLY_PENDING: [&str; 3] = [
+/// binds `now` as `$1`; [`MARK_APPLIED`] follows them.
+pub(super) const APPLY_PENDING: [&str; 2] = [
     "UPDATE messages SET status = 'delivered', delivered_at = $1, updated_at = $1 \
      WHERE status IN ('sent', 'failed') AND sent_at IS NOT NULL AND id IN \
      (SELECT message_id FROM receipts WHERE applied = 0 AND status = 'delivered')",
     "UPDATE messages SET status = 'failed', finished_at = $1, updated_at = $1 \
      WHERE status = 'sent' AND id IN \
      (SELECT message_id FROM receipts WHERE applied = 0 AND status = 'failed')",
-    "UPDATE receipts SET applied = 1 WHERE applied = 0 AND message_id IN \
-     (SELECT id FROM messages WHERE status <> 'sending') AND $1 = $1",
 ];
+
+/// The reports of messages no longer in flight are applied.
+pub(super) const MARK_APPLIED: &str = "UPDATE receipts SET applied = 1 WHERE applied = 0 \
+     AND message_id IN (SELECT id FROM messages WHERE status <> 'sending')";
 
 #[async_trait]
 impl ReceiptStore for SqlStore {
@@ -97,6 +99,7 @@ impl ReceiptStore for SqlStore {
                 for sql in APPLY_PENDING {
                     sqlx::query(sql).bind(now).execute(&mut *tx).await?;
                 }
+                sqlx::query(MARK_APPLIED).execute(&mut *tx).await?;
                 ReceiptOutcome::Applied
             };
             tx.commit().await?;

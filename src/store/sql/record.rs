@@ -19,7 +19,7 @@ const OUTCOME_TYPES: [&str; 13] = [
 ];
 
 /// Outcomes recorded per statement: a whole batch of the recorder.
-pub(super) const OUTCOME_CHUNK: usize = crate::dispatch::RECORD_BATCH;
+pub(super) const OUTCOME_CHUNK: usize = crate::store::RECORD_BATCH;
 
 /// The statement that applies `rows` outcomes (a power of two, at most
 /// [`OUTCOME_CHUNK`]) to the messages whose lease still holds; binds: the
@@ -324,6 +324,9 @@ impl SqlStore {
                 for sql in super::receipts::APPLY_PENDING {
                     sqlx::query(sql).bind(now).execute(&mut *tx).await?;
                 }
+                sqlx::query(super::receipts::MARK_APPLIED)
+                    .execute(&mut *tx)
+                    .await?;
             }
             // Last: every worker adds to the same few rows, so each holds
             // them only while it commits, and never waits while holding them.

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 
+use super::segment::segment_sql;
 use super::{on_pool, SqlStore};
 use crate::store::{RunStore, StoreError, StoreResult};
 
@@ -51,7 +52,7 @@ impl RunStore for SqlStore {
                 });
             };
             let address = super::address_column(channel);
-            let (condition, binds) = segment.to_sql("c", 6);
+            let (condition, binds) = segment_sql(segment, "c", 6);
             let freeze = format!(
                 "INSERT INTO messages (run_id, campaign_id, contact_id, channel, address, kind, \
                  first_name, last_name, entity, country, language, credential, population, modality, \
@@ -81,7 +82,7 @@ impl RunStore for SqlStore {
                 "SELECT COUNT(*) FROM contacts c \
                  JOIN list_members lm ON lm.contact_id = c.id AND lm.list_id = $1 \
                  WHERE c.{address} IS NULL AND {}",
-                segment.to_sql("c", 2).0
+                segment_sql(segment, "c", 2).0
             );
             let mut q = sqlx::query_scalar::<_, i64>(&missing).bind(campaign.list_id);
             for b in &binds {
