@@ -12,7 +12,7 @@ use super::{
 use crate::contacts::Segment;
 use crate::domain::{ChannelKind, ContactKind};
 use crate::schedule::{Expiry, Window};
-use crate::store::{Store, StoreError};
+use crate::store::{CampaignCounts, Store, StoreError, WindowWait};
 use crate::templates::{Attachment, LangMode, Recipient, Renderer};
 
 #[derive(Debug, thiserror::Error)]
@@ -531,9 +531,15 @@ pub async fn status(
     zone: Tz,
     now: i64,
 ) -> Result<CampaignStatus, CampaignError> {
-    let (counts, no_address) = store.status_counts(campaign.id).await?;
+    let CampaignCounts {
+        messages: counts,
+        no_address,
+    } = store.status_counts(campaign.id).await?;
     let runs = store.runs(campaign.id).await?;
-    let (waiting, opens) = store.waiting_for_window(campaign.id, now).await?;
+    let WindowWait {
+        waiting,
+        next_opens: opens,
+    } = store.waiting_for_window(campaign.id, now).await?;
     let periods: Vec<String> = runs.iter().map(|r| r.period.clone()).collect();
     let next_run = match CampaignState::parse(&campaign.state) {
         Ok(CampaignState::Scheduled | CampaignState::Running) => {

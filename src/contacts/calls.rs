@@ -104,8 +104,8 @@ pub async fn suppressions_for(
                 SuppressionReason::DoNotContact
             };
             let mut addresses = vec![phone.to_string()];
-            for (_, email, _) in store.contacts_with_phone(phone.as_str()).await? {
-                addresses.extend(email);
+            for holder in store.contacts_with_phone(phone.as_str()).await? {
+                addresses.extend(holder.email);
             }
             addresses
                 .into_iter()

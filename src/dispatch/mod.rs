@@ -39,7 +39,7 @@ use crate::channels::{Channel, DeliveryError, Outgoing};
 use crate::clock::Clock;
 use crate::domain::{mask_address, ChannelKind, SuppressionScope};
 use crate::schedule::{zones::zones_of, ScheduleSettings, Window};
-use crate::store::{Store, StoreError};
+use crate::store::{RecentFailures, Store, StoreError};
 use queue::{Queue, QueueState};
 use rate::ProviderGate;
 use send::{sender, stopped};
@@ -483,7 +483,8 @@ impl Dispatcher {
     async fn auto_pause(&self, now: i64) -> Result<(), DispatchError> {
         let AutoPause { window, ratio } = self.options.autopause;
         for id in self.running_campaigns().await? {
-            let (_, failed, last) = self.store.recent_failures(id, window).await?;
+            let RecentFailures { failed, last, .. } =
+                self.store.recent_failures(id, window).await?;
             if failed as f64 > ratio * window as f64 {
                 let reason = format!(
                     "paused automatically: {failed} of the last {window} attempts failed (last: {}); fix the cause, then `aviso campaign resume {id}`",

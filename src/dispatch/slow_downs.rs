@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::SendContext;
-use crate::store::Store;
+use crate::store::{SlowDown, Store};
 
 /// A provider without a configured rate is paced by each worker on its own
 /// (it halves what it sends when told to slow down): the fleet slows down
@@ -43,7 +43,11 @@ impl SlowDowns {
         };
         let first_read = self.seen.is_none();
         let seen = self.seen.get_or_insert_with(HashMap::new);
-        for (name, at) in reports {
+        for SlowDown {
+            name,
+            slowed_at: at,
+        } in reports
+        {
             let newer = seen.get(&name).is_none_or(|&before| at > before);
             seen.insert(name.clone(), at);
             if first_read || !newer || at == 0 || self.reported.get(&name) == Some(&at) {

@@ -222,8 +222,8 @@ impl Replier {
             ..Recipient::default()
         };
         let contacts = self.store.contacts_with_phone(phone.as_str()).await?;
-        if let Some((id, _, _)) = contacts.first() {
-            if let Some(record) = self.store.contact(id).await? {
+        if let Some(holder) = contacts.first() {
+            if let Some(record) = self.store.contact(&holder.id).await? {
                 recipient = Recipient::from_contact(&record.contact);
             }
         }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::campaigns::Activity;
 use crate::cost::{Money, PriceTable};
 use crate::domain::{ChannelKind, Country, Invalid};
-use crate::store::{Store, StoreResult};
+use crate::store::{ActivityRecord, Store, StoreResult};
 
 /// A dimension rows can be grouped by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -176,11 +176,11 @@ pub async fn indicators(
     let activities = store.activities().await?;
     let by_id: HashMap<i64, &Activity> = activities.iter().map(|a| (a.id, a)).collect();
     let mut targets: HashMap<i64, BTreeMap<String, i64>> = HashMap::new();
-    for (activity, entity, programmed) in store.activity_targets().await? {
+    for target in store.activity_targets().await? {
         targets
-            .entry(activity)
+            .entry(target.activity_id)
             .or_default()
-            .insert(entity, programmed);
+            .insert(target.entity, target.programmed);
     }
 
     let mut groups: BTreeMap<Vec<Option<String>>, (i64, Measures)> = BTreeMap::new();
@@ -231,7 +231,12 @@ pub async fn indicators(
             }
         }
     }
-    for (activity_id, done, date) in store.activity_records().await? {
+    for ActivityRecord {
+        activity_id,
+        done,
+        date,
+    } in store.activity_records().await?
+    {
         let Some(activity) = by_id.get(&activity_id) else {
             continue;
         };

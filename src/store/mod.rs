@@ -8,6 +8,7 @@ mod cap;
 pub mod copy;
 mod fleet;
 mod postgres;
+mod rows;
 mod sql;
 mod sqlite;
 
@@ -19,7 +20,7 @@ use serde::Serialize;
 
 use crate::campaigns::{
     Activity, Campaign, CampaignSchedule, CampaignState, ClaimedMessage, NewActivity, NewCampaign,
-    NewReceipt, Outcome, ReceiptOutcome, ReceiptTarget, RecordReport, Run, RunStart, StatusCounts,
+    NewReceipt, Outcome, ReceiptOutcome, ReceiptTarget, RecordReport, Run, RunStart,
 };
 use crate::contacts::{CallAttempt, Contact, ContactRecord, Segment};
 use crate::domain::{CapPolicy, ChannelKind};
@@ -30,6 +31,10 @@ pub use cap::CappedClaim;
 pub use fleet::{
     PaceGrant, PaceSignal, WorkerHealth, WorkerInfo, WorkerRow, LOST_WORKERS_KEPT_MS, PACE_FLOOR,
     PACE_RECOVERY, PACE_STEP_MS, SLOWED_REASON,
+};
+pub use rows::{
+    ActivityRecord, ActivityTarget, CampaignCounts, PhoneHolder, RecentFailures, SlowDown,
+    WindowWait,
 };
 pub use sql::SqlStore;
 
@@ -282,10 +287,7 @@ pub trait ContactStore: Send + Sync {
     /// because the address was invalid or bounced before.
     async fn unreached_messages(&self, campaign_id: i64) -> StoreResult<Vec<Unreached>>;
     /// The (id, e-mail, phone) of every contact with this E.164 phone.
-    async fn contacts_with_phone(
-        &self,
-        phone: &str,
-    ) -> StoreResult<Vec<(String, Option<String>, Option<String>)>>;
+    async fn contacts_with_phone(&self, phone: &str) -> StoreResult<Vec<PhoneHolder>>;
 }
 
 /// Addresses never to be messaged again.
@@ -316,7 +318,7 @@ pub trait ActivityStore: Send + Sync {
         targets: &[(String, i64)],
     ) -> StoreResult<()>;
     /// (activity id, entity, programmed) of every activity with targets.
-    async fn activity_targets(&self) -> StoreResult<Vec<(i64, String, i64)>>;
+    async fn activity_targets(&self) -> StoreResult<Vec<ActivityTarget>>;
     /// Work done that aviso does not send itself (calls, workshops, events).
     async fn record_activity(
         &self,
@@ -327,7 +329,7 @@ pub trait ActivityStore: Send + Sync {
         now: i64,
     ) -> StoreResult<i64>;
     /// (activity id, done, date) of every record.
-    async fn activity_records(&self) -> StoreResult<Vec<(i64, i64, String)>>;
+    async fn activity_records(&self) -> StoreResult<Vec<ActivityRecord>>;
     /// Records the call attempts not recorded before (same activity and key),
     /// and adds the new ones to the activity's records by day, in one
     /// transaction; returns how many were new.
@@ -395,22 +397,14 @@ pub trait RunStore: Send + Sync {
     async fn runs(&self, campaign_id: i64) -> StoreResult<Vec<Run>>;
     /// Of the last `window` attempts of a campaign: how many there were, how
     /// many failed for good, and the last failure's code and reason.
-    async fn recent_failures(
-        &self,
-        campaign_id: i64,
-        window: i64,
-    ) -> StoreResult<(i64, i64, Option<String>)>;
+    async fn recent_failures(&self, campaign_id: i64, window: i64) -> StoreResult<RecentFailures>;
     /// Queues again the messages that failed for reasons that were not
     /// permanent (attempts exhausted), as a new attempt series.
     async fn retry_failed(&self, campaign_id: i64, now: i64) -> StoreResult<u64>;
     /// Messages waiting for their recipients' send window, and when the next opens.
-    async fn waiting_for_window(
-        &self,
-        campaign_id: i64,
-        now: i64,
-    ) -> StoreResult<(i64, Option<i64>)>;
+    async fn waiting_for_window(&self, campaign_id: i64, now: i64) -> StoreResult<WindowWait>;
     /// Message counts by status, and contacts left out for having no address.
-    async fn status_counts(&self, campaign_id: i64) -> StoreResult<(StatusCounts, i64)>;
+    async fn status_counts(&self, campaign_id: i64) -> StoreResult<CampaignCounts>;
     /// Cancels what has not been handed to a provider yet.
     async fn cancel_pending(&self, campaign_id: i64, now: i64) -> StoreResult<u64>;
 }
@@ -504,7 +498,7 @@ pub trait FleetStore: Send + Sync {
     /// them to slow down at `at` (wall-clock ms); a later report wins.
     async fn report_slow_down(&self, provider: &str, at: i64) -> StoreResult<()>;
     /// When each provider last asked any worker to slow down (ms; 0: never).
-    async fn slow_downs(&self) -> StoreResult<Vec<(String, i64)>>;
+    async fn slow_downs(&self) -> StoreResult<Vec<SlowDown>>;
     /// Takes `slots` consecutive send slots from the pace every worker shares
     /// for the provider `name` (created at `ceiling` messages per second, which
     /// also follows a changed configuration), after applying `signal` to its

@@ -74,7 +74,7 @@ async fn bounces_complaints_and_unsubscribes_keep_people_out_of_the_next_run() {
         .await;
     s.clock.set(ms("2021-09-01T10:05:00-05:00"));
     s.run_workers(1).await;
-    let (counts, _) = s.store.status_counts(id).await.unwrap();
+    let counts = s.store.status_counts(id).await.unwrap().messages;
     assert_eq!(counts.sent, 6);
 
     // aviso serve, in process, on a free loopback port.
@@ -196,7 +196,7 @@ async fn bounces_complaints_and_unsubscribes_keep_people_out_of_the_next_run() {
         reasons.contains(&(complained.2.clone(), "complaint".into())),
         "{reasons:?}"
     );
-    let (counts, _) = s.store.status_counts(id).await.unwrap();
+    let counts = s.store.status_counts(id).await.unwrap().messages;
     assert_eq!(counts.failed, 1, "the bounced message is failed, not sent");
 
     // Next month's run leaves those three out.

@@ -72,7 +72,7 @@ impl ActivityStore for SqlStore {
         })
     }
 
-    async fn activity_targets(&self) -> StoreResult<Vec<(i64, String, i64)>> {
+    async fn activity_targets(&self) -> StoreResult<Vec<crate::store::ActivityTarget>> {
         on_pool!(&self.pool, |pool| {
             Ok(sqlx::query_as("SELECT activity_id, entity, programmed FROM activity_targets ORDER BY activity_id, entity")
                 .fetch_all(pool)
@@ -103,7 +103,7 @@ impl ActivityStore for SqlStore {
         })
     }
 
-    async fn activity_records(&self) -> StoreResult<Vec<(i64, i64, String)>> {
+    async fn activity_records(&self) -> StoreResult<Vec<crate::store::ActivityRecord>> {
         on_pool!(&self.pool, |pool| {
             Ok(
                 sqlx::query_as("SELECT activity_id, done, date FROM activity_records ORDER BY id")

@@ -207,7 +207,7 @@ impl ContactStore for SqlStore {
     async fn contacts_with_phone(
         &self,
         phone: &str,
-    ) -> StoreResult<Vec<(String, Option<String>, Option<String>)>> {
+    ) -> StoreResult<Vec<crate::store::PhoneHolder>> {
         on_pool!(&self.pool, |pool| {
             Ok(
                 sqlx::query_as(

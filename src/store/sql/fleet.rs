@@ -53,7 +53,7 @@ impl FleetStore for SqlStore {
         })
     }
 
-    async fn slow_downs(&self) -> StoreResult<Vec<(String, i64)>> {
+    async fn slow_downs(&self) -> StoreResult<Vec<crate::store::SlowDown>> {
         on_pool!(&self.pool, |pool| {
             Ok(
                 sqlx::query_as("SELECT name, slowed_at FROM provider_state ORDER BY name")

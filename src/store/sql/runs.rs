@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::segment::segment_sql;
 use super::{on_pool, SqlStore};
-use crate::store::{RunStore, StoreError, StoreResult};
+use crate::store::{CampaignCounts, RecentFailures, RunStore, StoreError, StoreResult, WindowWait};
 
 /// How far back, in attempts of all campaigns, auto-pause looks for a
 /// campaign's latest ones: enough for a hundred campaigns sending at once.
@@ -165,11 +165,7 @@ impl RunStore for SqlStore {
         })
     }
 
-    async fn recent_failures(
-        &self,
-        campaign_id: i64,
-        window: i64,
-    ) -> StoreResult<(i64, i64, Option<String>)> {
+    async fn recent_failures(&self, campaign_id: i64, window: i64) -> StoreResult<RecentFailures> {
         on_pool!(&self.pool, |pool| {
             // Runs every second while sending: it walks attempts newest
             // first and stops at `window` of this campaign (CROSS JOIN keeps
@@ -201,7 +197,11 @@ impl RunStore for SqlStore {
                         .collect::<Vec<_>>()
                         .join(" ")
                 });
-            Ok((rows.len() as i64, failures, last))
+            Ok(RecentFailures {
+                attempts: rows.len() as i64,
+                failed: failures,
+                last,
+            })
         })
     }
 
@@ -240,13 +240,9 @@ impl RunStore for SqlStore {
         })
     }
 
-    async fn waiting_for_window(
-        &self,
-        campaign_id: i64,
-        now: i64,
-    ) -> StoreResult<(i64, Option<i64>)> {
+    async fn waiting_for_window(&self, campaign_id: i64, now: i64) -> StoreResult<WindowWait> {
         on_pool!(&self.pool, |pool| {
-            Ok(sqlx::query_as(
+            let (waiting, next_opens) = sqlx::query_as(
                 "SELECT COUNT(*), MIN(next_attempt_at) FROM messages \
                  WHERE campaign_id = $1 AND status IN ('queued', 'retrying') \
                  AND last_code = 'window' AND next_attempt_at > $2",
@@ -254,14 +250,15 @@ impl RunStore for SqlStore {
             .bind(campaign_id)
             .bind(now)
             .fetch_one(pool)
-            .await?)
+            .await?;
+            Ok(WindowWait {
+                waiting,
+                next_opens,
+            })
         })
     }
 
-    async fn status_counts(
-        &self,
-        campaign_id: i64,
-    ) -> StoreResult<(crate::campaigns::StatusCounts, i64)> {
+    async fn status_counts(&self, campaign_id: i64) -> StoreResult<CampaignCounts> {
         on_pool!(&self.pool, |pool| {
             let rows: Vec<(String, i64)> = sqlx::query_as(
                 "SELECT status, COUNT(*) FROM messages WHERE campaign_id = $1 GROUP BY status",
@@ -281,7 +278,10 @@ impl RunStore for SqlStore {
             .bind(campaign_id)
             .fetch_one(pool)
             .await?;
-            Ok((counts, no_address))
+            Ok(CampaignCounts {
+                messages: counts,
+                no_address,
+            })
         })
     }
 
