@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Write};
 
 use crate::campaigns::Campaign;
-use crate::contacts::{Contact, Segment};
+use crate::contacts::Contact;
 use crate::domain::{ChannelKind, ContactKind, PhoneNumber};
 use crate::report::inert_cell;
 use crate::store::{Store, StoreError};
@@ -51,10 +51,7 @@ fn entity_of(contact: &Contact) -> String {
 /// or had bounced, or who had no address for its channel. Each once, with the
 /// first reason found; organisations are not the call centre's.
 pub async fn work_list(store: &dyn Store, campaign: &Campaign) -> Result<WorkList, StoreError> {
-    let channel = ChannelKind::parse(&campaign.channel)
-        .map_err(|e| StoreError::Corrupt(format!("campaign {}: {e}", campaign.id)))?;
-    let segment = Segment::parse(&campaign.segment)
-        .map_err(|e| StoreError::Corrupt(format!("campaign {}: {e}", campaign.id)))?;
+    let (channel, segment) = (campaign.channel, &campaign.segment);
     let mut found: Vec<(Contact, String, Option<String>)> = Vec::new();
     for m in store.unreached_messages(campaign.id).await? {
         let reason = match (m.status.as_str(), m.reason.as_deref()) {
@@ -72,7 +69,7 @@ pub async fn work_list(store: &dyn Store, campaign: &Campaign) -> Result<WorkLis
     let mut after = String::new();
     loop {
         let page = store
-            .without_address_page(campaign.list_id, &segment, channel, &after, 2000)
+            .without_address_page(campaign.list_id, segment, channel, &after, 2000)
             .await?;
         let Some(last) = page.last() else { break };
         after = last.id.clone();

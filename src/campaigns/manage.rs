@@ -6,8 +6,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{
-    Activity, Campaign, CampaignSchedule, CampaignState, NewActivity, NewCampaign, RunStart,
-    StatusCounts,
+    Activity, Campaign, CampaignSchedule, CampaignState, CampaignVars, NewActivity, NewCampaign,
+    RunStart, StatusCounts, Transition,
 };
 use crate::contacts::Segment;
 use crate::domain::{ChannelKind, ContactKind};
@@ -28,7 +28,7 @@ pub enum CampaignError {
     #[error("campaign {id} is {state}: {hint}")]
     WrongState {
         id: i64,
-        state: String,
+        state: CampaignState,
         hint: &'static str,
     },
     #[error(transparent)]
@@ -102,7 +102,7 @@ pub struct CampaignRequest {
     pub segment: String,
     pub lang: Option<LangMode>,
     pub name: Option<String>,
-    pub vars: serde_json::Map<String, Value>,
+    pub vars: CampaignVars,
     pub attachments: Vec<std::path::PathBuf>,
     pub attachment_limit: u64,
     pub provider: Option<String>,
@@ -169,7 +169,7 @@ pub async fn create_campaign(
         .ok_or_else(|| CampaignError::NoList(request.list.clone()))?;
     let segment = Segment::parse(&request.segment).map_err(|e| invalid(e.to_string()))?;
     let lang = request.lang.unwrap_or(template.meta.default_lang);
-    let vars = Value::Object(request.vars);
+    let vars = Value::Object(request.vars.clone());
     renderer
         .check_vars(&template.name, &vars)
         .map_err(|e| invalid(e.to_string()))?;
@@ -268,26 +268,22 @@ pub async fn create_campaign(
         activity_id: activity.id,
         name,
         template: template.name.clone(),
-        channel: channel.to_string(),
+        channel,
         list_id,
-        segment: segment.to_string(),
-        lang_mode: lang.to_string(),
+        segment,
+        lang_mode: lang,
         provider: request.provider,
-        vars: vars.to_string(),
-        attachments: serde_json::to_string(&attachments).unwrap_or_else(|_| "[]".into()),
+        vars: request.vars,
+        attachments,
         state: if scheduled {
             CampaignState::Scheduled
         } else {
             CampaignState::Draft
-        }
-        .to_string(),
+        },
         start_at: request.schedule.start_at,
         recurrence: request.schedule.recurrence,
-        recur_day: request.schedule.recur_day,
-        recur_time: request.schedule.recur_time,
         recur_until: request.schedule.recur_until,
-        window_start: request.window.map(|w| w.start.format("%H:%M").to_string()),
-        window_end: request.window.map(|w| w.end.format("%H:%M").to_string()),
+        window: request.window,
         expires_at: match request.expires {
             Some(Expiry::At(at)) => Some(at),
             _ => None,
@@ -309,10 +305,6 @@ async fn load(store: &dyn Store, id: i64) -> Result<Campaign, CampaignError> {
         .ok_or(CampaignError::NoCampaign(id))
 }
 
-fn state_of(c: &Campaign) -> CampaignState {
-    CampaignState::parse(&c.state).unwrap_or(CampaignState::Draft)
-}
-
 /// Freezes the audience into the outbox now. Starting a campaign that already
 /// ran queues nothing: the run for its period exists. A monthly campaign starts
 /// the current month's run (in `zone`).
@@ -323,7 +315,7 @@ pub async fn start(
     now: i64,
 ) -> Result<RunStart, CampaignError> {
     let campaign = load(store, id).await?;
-    match state_of(&campaign) {
+    match campaign.state {
         CampaignState::Paused => {
             return Err(CampaignError::WrongState {
                 id,
@@ -340,25 +332,8 @@ pub async fn start(
         }
         _ => {}
     }
-    let channel = ChannelKind::parse(&campaign.channel).map_err(|e| CampaignError::Invalid(e.0))?;
-    let segment =
-        Segment::parse(&campaign.segment).map_err(|e| CampaignError::Invalid(e.to_string()))?;
-    let period = match &campaign.recurrence {
-        None => "once".to_string(),
-        Some(_) => {
-            use chrono::Datelike;
-            let local = chrono::DateTime::from_timestamp_millis(now)
-                .unwrap_or_default()
-                .with_timezone(&zone);
-            crate::schedule::period_key(local.year(), local.month())
-        }
-    };
-    let expires_at = campaign
-        .expires_at
-        .or(campaign.expires_after.map(|after| now + after));
-    Ok(store
-        .start_run(&campaign, channel, &segment, &period, expires_at, now)
-        .await?)
+    let period = super::period_at(&campaign, zone, now);
+    Ok(super::start_run(store, &campaign, &period, now).await?)
 }
 
 /// Changes when a campaign runs (`campaign reschedule`).
@@ -374,7 +349,10 @@ pub async fn reschedule(
             "--at is in the past: give a time to come".into(),
         ));
     }
-    if !store.update_schedule(id, schedule, now).await? {
+    if !store
+        .update_schedule(id, schedule, Transition::Reschedule.from_states(), now)
+        .await?
+    {
         return Err(CampaignError::WrongState {
             id,
             state: campaign.state,
@@ -389,7 +367,9 @@ pub async fn reschedule(
 /// suppressed addresses never do.
 pub async fn retry(store: &dyn Store, id: i64, now: i64) -> Result<u64, CampaignError> {
     load(store, id).await?;
-    Ok(store.retry_failed(id, now).await?)
+    Ok(store
+        .retry_failed(id, Transition::Retry.from_states(), now)
+        .await?)
 }
 
 pub async fn pause(
@@ -399,9 +379,9 @@ pub async fn pause(
     now: i64,
 ) -> Result<(), CampaignError> {
     let campaign = load(store, id).await?;
-    let from = [CampaignState::Running, CampaignState::Scheduled];
+    let from = Transition::Pause.from_states();
     if !store
-        .set_campaign_state(id, &from, CampaignState::Paused, Some(reason), now)
+        .set_campaign_state(id, from, CampaignState::Paused, Some(reason), now)
         .await?
     {
         return Err(CampaignError::WrongState {
@@ -420,12 +400,12 @@ pub async fn pause_all(
     reason: &str,
     now: i64,
 ) -> Result<Vec<i64>, CampaignError> {
-    let from = [CampaignState::Running, CampaignState::Scheduled];
+    let from = Transition::Pause.from_states();
     let mut paused = Vec::new();
-    for campaign in store.campaigns_in(&from).await? {
+    for campaign in store.campaigns_in(from).await? {
         // A campaign that finished meanwhile is simply not paused.
         if store
-            .set_campaign_state(campaign.id, &from, CampaignState::Paused, Some(reason), now)
+            .set_campaign_state(campaign.id, from, CampaignState::Paused, Some(reason), now)
             .await?
         {
             paused.push(campaign.id);
@@ -448,7 +428,7 @@ pub async fn resume(store: &dyn Store, id: i64, now: i64) -> Result<(), Campaign
         CampaignState::Running
     };
     if !store
-        .set_campaign_state(id, &[CampaignState::Paused], next, None, now)
+        .set_campaign_state(id, Transition::Resume.from_states(), next, None, now)
         .await?
     {
         return Err(CampaignError::WrongState {
@@ -463,14 +443,14 @@ pub async fn resume(store: &dyn Store, id: i64, now: i64) -> Result<(), Campaign
 /// Cancels a campaign: nothing more is sent; what is in flight finishes.
 pub async fn cancel(store: &dyn Store, id: i64, now: i64) -> Result<u64, CampaignError> {
     let campaign = load(store, id).await?;
-    let from = [
-        CampaignState::Draft,
-        CampaignState::Scheduled,
-        CampaignState::Running,
-        CampaignState::Paused,
-    ];
     if !store
-        .set_campaign_state(id, &from, CampaignState::Cancelled, None, now)
+        .set_campaign_state(
+            id,
+            Transition::Cancel.from_states(),
+            CampaignState::Cancelled,
+            None,
+            now,
+        )
         .await?
     {
         return Err(CampaignError::WrongState {
@@ -488,9 +468,9 @@ pub struct CampaignStatus {
     pub id: i64,
     pub name: String,
     pub activity: String,
-    pub channel: String,
+    pub channel: ChannelKind,
     pub template: String,
-    pub state: String,
+    pub state: CampaignState,
     pub pause_reason: Option<String>,
     pub total: i64,
     pub counts: StatusCounts,
@@ -541,8 +521,8 @@ pub async fn status(
         next_opens: opens,
     } = store.waiting_for_window(campaign.id, now).await?;
     let periods: Vec<String> = runs.iter().map(|r| r.period.clone()).collect();
-    let next_run = match CampaignState::parse(&campaign.state) {
-        Ok(CampaignState::Scheduled | CampaignState::Running) => {
+    let next_run = match campaign.state {
+        CampaignState::Scheduled | CampaignState::Running => {
             crate::schedule::next_due(campaign, zone, now, &periods).map(|ms| rfc3339(ms, zone))
         }
         _ => None,
@@ -558,9 +538,9 @@ pub async fn status(
         id: campaign.id,
         name: campaign.name.clone(),
         activity: campaign.activity_code.clone(),
-        channel: campaign.channel.clone(),
+        channel: campaign.channel,
         template: campaign.template.clone(),
-        state: campaign.state.clone(),
+        state: campaign.state,
         pause_reason: campaign.pause_reason.clone(),
         total: counts.total(),
         counts,

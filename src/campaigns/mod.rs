@@ -3,29 +3,25 @@
 
 pub mod manage;
 mod outbox;
+mod run;
+mod state;
 
 use serde::Serialize;
 
-use crate::domain::vocabulary;
+use crate::contacts::Segment;
+use crate::domain::{vocabulary, ChannelKind};
+use crate::schedule::{Monthly, Window};
+use crate::templates::{Attachment, LangMode};
 
 pub use outbox::{
     ClaimedMessage, NewReceipt, Outcome, OutcomeKind, ReceiptEffect, ReceiptOutcome, ReceiptTarget,
     RecordReport,
 };
+pub use run::{period_at, start_run};
+pub use state::{CampaignState, Transition};
 
-vocabulary!(
-    /// Where a campaign stands. `missed`: a one-off campaign whose time passed
-    /// (by more than the grace period) while nothing was running.
-    CampaignState {
-        Draft => "draft",
-        Scheduled => "scheduled",
-        Running => "running",
-        Paused => "paused",
-        Completed => "completed",
-        Cancelled => "cancelled",
-        Missed => "missed",
-    }
-);
+/// A campaign's variables (`{{vars.NAME}}` in its template), by name.
+pub type CampaignVars = serde_json::Map<String, serde_json::Value>;
 
 vocabulary!(
     /// One run of a campaign (a one-off send, or one period of a recurring one).
@@ -82,33 +78,31 @@ pub struct NewActivity {
     pub split: String,
 }
 
-/// A campaign as stored, with the names of its activity and list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+/// A campaign as stored, with the names of its activity and list. The store
+/// decodes every field: a value it cannot read is an error there, not here.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Campaign {
     pub id: i64,
     pub activity_id: i64,
     pub activity_code: String,
     pub name: String,
     pub template: String,
-    pub channel: String,
+    pub channel: ChannelKind,
     pub list_id: i64,
     pub list_name: String,
-    pub segment: String,
-    pub lang_mode: String,
+    pub segment: Segment,
+    pub lang_mode: LangMode,
     pub provider: Option<String>,
-    /// JSON object of campaign variables.
-    pub vars: String,
-    /// JSON array of attachments.
-    pub attachments: String,
-    pub state: String,
+    pub vars: CampaignVars,
+    pub attachments: Vec<Attachment>,
+    pub state: CampaignState,
     pub pause_reason: Option<String>,
     pub start_at: Option<i64>,
-    pub recurrence: Option<String>,
-    pub recur_day: Option<i64>,
-    pub recur_time: Option<String>,
+    /// Monthly runs; `None`: one run at `start_at`.
+    pub recurrence: Option<Monthly>,
     pub recur_until: Option<i64>,
-    pub window_start: Option<String>,
-    pub window_end: Option<String>,
+    /// Send only inside this window of each recipient's local time.
+    pub window: Option<Window>,
     pub expires_at: Option<i64>,
     pub expires_after: Option<i64>,
     /// The campaign's own budget in millionths of the price currency.
@@ -117,26 +111,23 @@ pub struct Campaign {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewCampaign {
     pub activity_id: i64,
     pub name: String,
     pub template: String,
-    pub channel: String,
+    pub channel: ChannelKind,
     pub list_id: i64,
-    pub segment: String,
-    pub lang_mode: String,
+    pub segment: Segment,
+    pub lang_mode: LangMode,
     pub provider: Option<String>,
-    pub vars: String,
-    pub attachments: String,
-    pub state: String,
+    pub vars: CampaignVars,
+    pub attachments: Vec<Attachment>,
+    pub state: CampaignState,
     pub start_at: Option<i64>,
-    pub recurrence: Option<String>,
-    pub recur_day: Option<i64>,
-    pub recur_time: Option<String>,
+    pub recurrence: Option<Monthly>,
     pub recur_until: Option<i64>,
-    pub window_start: Option<String>,
-    pub window_end: Option<String>,
+    pub window: Option<Window>,
     pub expires_at: Option<i64>,
     pub expires_after: Option<i64>,
     /// Its frequency cap, if any (kept in `campaign_caps`).
@@ -149,10 +140,7 @@ pub struct NewCampaign {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CampaignSchedule {
     pub start_at: Option<i64>,
-    /// `month` or none.
-    pub recurrence: Option<String>,
-    pub recur_day: Option<i64>,
-    pub recur_time: Option<String>,
+    pub recurrence: Option<Monthly>,
     pub recur_until: Option<i64>,
 }
 

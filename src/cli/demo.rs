@@ -206,9 +206,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let zone = ctx.zone()?;
     let at = |local: &str| -> anyhow::Result<i64> { Ok(parse_at(local, zone)?.timestamp_millis()) };
     let monthly = CampaignSchedule {
-        recurrence: Some("month".into()),
-        recur_day: Some(1),
-        recur_time: Some("10:00".into()),
+        recurrence: Some(crate::schedule::Monthly::new(1, "10:00")?),
         recur_until: Some(at("2021-12-31 23:59")?),
         ..CampaignSchedule::default()
     };

@@ -11,10 +11,10 @@ use serde::Serialize;
 
 use super::prices::{Money, PriceTable};
 use crate::campaigns::Campaign;
-use crate::contacts::{Contact, Segment};
+use crate::contacts::Contact;
 use crate::domain::{ChannelKind, Country, SuppressionScope};
 use crate::store::{Store, StoreError};
-use crate::templates::{LangMode, Recipient, Renderer};
+use crate::templates::{Recipient, Renderer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CostError {
@@ -143,11 +143,8 @@ pub async fn estimate(
         id: campaign.id,
         reason,
     };
-    let channel = ChannelKind::parse(&campaign.channel).map_err(|e| invalid(e.0))?;
-    let segment = Segment::parse(&campaign.segment).map_err(|e| invalid(e.to_string()))?;
-    let lang = LangMode::parse(&campaign.lang_mode).map_err(|e| invalid(e.0))?;
-    let vars: serde_json::Value = serde_json::from_str(&campaign.vars)
-        .map_err(|e| invalid(format!("campaign variables: {e}")))?;
+    let (channel, segment, lang) = (campaign.channel, &campaign.segment, campaign.lang_mode);
+    let vars = serde_json::Value::Object(campaign.vars.clone());
     // The same match as the run's freeze: lower-cased address, this channel or all.
     let suppressed: HashSet<String> = store
         .suppressions(None)
@@ -157,7 +154,7 @@ pub async fn estimate(
         .map(|s| s.address.to_lowercase())
         .collect();
     let counts = store
-        .count_contacts(Some(campaign.list_id), &segment)
+        .count_contacts(Some(campaign.list_id), segment)
         .await?;
     let with_address = match channel {
         ChannelKind::Sms => counts.by_channel.sms,
@@ -189,7 +186,7 @@ pub async fn estimate(
     let mut after = String::new();
     loop {
         let page = store
-            .audience_page(campaign.list_id, &segment, channel, &after, 2000)
+            .audience_page(campaign.list_id, segment, channel, &after, 2000)
             .await?;
         let Some(last) = page.last() else { break };
         after = last.id.clone();

@@ -34,35 +34,25 @@ pub struct CampaignPlan {
 }
 
 impl CampaignPlan {
-    /// `default_window` applies when the campaign sets none.
+    /// `default_window` applies when the campaign sets none. Fails when an
+    /// attachment cannot be read.
     pub fn prepare(c: &Campaign, default_window: Option<Window>) -> Result<CampaignPlan, String> {
-        let channel = ChannelKind::parse(&c.channel).map_err(|e| e.0)?;
-        let lang_mode = LangMode::parse(&c.lang_mode).map_err(|e| e.0)?;
-        let vars: Value =
-            serde_json::from_str(&c.vars).map_err(|e| format!("campaign variables: {e}"))?;
-        let list: Vec<Attachment> = serde_json::from_str(&c.attachments)
-            .map_err(|e| format!("campaign attachments: {e}"))?;
-        let mut attachments = Vec::with_capacity(list.len());
-        for a in list {
+        let mut attachments = Vec::with_capacity(c.attachments.len());
+        for a in &c.attachments {
             let bytes = a.load().map_err(|e| e.to_string())?;
-            attachments.push((a, bytes));
+            attachments.push((a.clone(), bytes));
         }
         Ok(CampaignPlan {
             id: c.id,
             name: c.name.clone(),
             template: c.template.clone(),
-            channel,
-            lang_mode,
-            vars,
+            channel: c.channel,
+            lang_mode: c.lang_mode,
+            vars: Value::Object(c.vars.clone()),
             attachments,
             provider: c.provider.clone(),
             expires_at: c.expires_at,
-            window: match (&c.window_start, &c.window_end) {
-                (Some(start), Some(end)) => {
-                    Some(Window::parse(&format!("{start}-{end}")).map_err(|e| e.0)?)
-                }
-                _ => default_window,
-            },
+            window: c.window.or(default_window),
             cap: None,
         })
     }

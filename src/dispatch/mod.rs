@@ -34,7 +34,7 @@ use recorder::Recorder;
 pub use retry::RetryPolicy;
 pub use tokens::{Purpose, Tokens};
 
-use crate::campaigns::{CampaignState, ClaimedMessage, Outcome, OutcomeKind};
+use crate::campaigns::{CampaignState, ClaimedMessage, Outcome, OutcomeKind, Transition};
 use crate::channels::{Channel, DeliveryError, Outgoing};
 use crate::clock::Clock;
 use crate::domain::{mask_address, ChannelKind, SuppressionScope};
@@ -410,7 +410,7 @@ impl Dispatcher {
                         self.store
                             .set_campaign_state(
                                 campaign.id,
-                                &[CampaignState::Running],
+                                Transition::AutoPause.from_states(),
                                 CampaignState::Paused,
                                 Some(&reason),
                                 now,
@@ -494,7 +494,7 @@ impl Dispatcher {
                     .store
                     .set_campaign_state(
                         id,
-                        &[CampaignState::Running],
+                        Transition::AutoPause.from_states(),
                         CampaignState::Paused,
                         Some(&reason),
                         now,

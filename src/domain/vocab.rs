@@ -34,7 +34,8 @@ macro_rules! vocabulary {
 
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.code())
+                // `pad`: table columns (`{:<10}`) line up as with the codes.
+                f.pad(self.code())
             }
         }
 

@@ -10,9 +10,8 @@ use chrono_tz::Tz;
 
 pub use window::Window;
 
-use crate::campaigns::{Campaign, CampaignState, RunStart};
-use crate::contacts::Segment;
-use crate::domain::{ChannelKind, Invalid};
+use crate::campaigns::{Campaign, CampaignState, RunStart, Transition};
+use crate::domain::Invalid;
 use crate::store::{Store, StoreResult};
 
 /// Campaign times are read in this zone unless the configuration says otherwise.
@@ -150,11 +149,9 @@ pub async fn tick(
         .campaigns_in(&[CampaignState::Scheduled, CampaignState::Running])
         .await?;
     for campaign in candidates {
-        let state = CampaignState::parse(&campaign.state).ok();
-        let recurring = campaign.recurrence.is_some();
-        let eligible = match state {
-            Some(CampaignState::Scheduled) => true,
-            Some(CampaignState::Running) => recurring,
+        let eligible = match campaign.state {
+            CampaignState::Scheduled => true,
+            CampaignState::Running => campaign.recurrence.is_some(),
             _ => false,
         };
         if !eligible {
@@ -172,7 +169,13 @@ pub async fn tick(
             }
             if now - due > settings.grace_ms {
                 if store
-                    .record_missed_run(campaign.id, &period, due, now)
+                    .record_missed_run(
+                        campaign.id,
+                        &period,
+                        due,
+                        Transition::Miss.from_states(),
+                        now,
+                    )
                     .await?
                 {
                     tracing::warn!(
@@ -187,26 +190,13 @@ pub async fn tick(
                 }
                 continue;
             }
-            let Ok(channel) = ChannelKind::parse(&campaign.channel) else {
-                continue;
-            };
-            let Ok(segment) = Segment::parse(&campaign.segment) else {
-                continue;
-            };
-            let expires_at = match (campaign.expires_at, campaign.expires_after) {
-                (Some(at), _) => Some(at),
-                (None, Some(after)) => Some(now + after),
-                (None, None) => None,
-            };
             if let Some(guard) = &settings.budget {
                 if let Err(refused) = guard.check(store, &campaign).await {
                     refuse_run(store, &campaign, &refused.to_string(), now).await?;
                     break;
                 }
             }
-            let run = store
-                .start_run(&campaign, channel, &segment, &period, expires_at, now)
-                .await?;
+            let run = crate::campaigns::start_run(store, &campaign, &period, now).await?;
             if run.created {
                 tracing::info!(
                     "campaign {} run {period} started: {} messages",
@@ -234,9 +224,14 @@ async fn refuse_run(
     now: i64,
 ) -> StoreResult<()> {
     tracing::warn!("campaign {} not started: {reason}", campaign.id);
-    let from = [CampaignState::Scheduled, CampaignState::Running];
     store
-        .set_campaign_state(campaign.id, &from, CampaignState::Paused, Some(reason), now)
+        .set_campaign_state(
+            campaign.id,
+            Transition::Pause.from_states(),
+            CampaignState::Paused,
+            Some(reason),
+            now,
+        )
         .await?;
     Ok(())
 }
@@ -245,13 +240,10 @@ async fn refuse_run(
 /// `once` for a one-off, `YYYY-MM` for each month of a monthly one, from the
 /// campaign's first due time to its end.
 pub fn due_periods(c: &Campaign, zone: Tz, now: i64) -> Vec<(String, i64)> {
-    match (&c.recurrence, c.start_at) {
+    match (c.recurrence, c.start_at) {
         (None, Some(at)) if at <= now => vec![("once".to_string(), at)],
         (None, _) => Vec::new(),
-        (Some(_), _) => {
-            let Some(monthly) = monthly_of(c) else {
-                return Vec::new();
-            };
+        (Some(monthly), _) => {
             let from = c.start_at.unwrap_or(c.created_at);
             let Some(first) = DateTime::from_timestamp_millis(from) else {
                 return Vec::new();
@@ -283,10 +275,9 @@ pub fn due_periods(c: &Campaign, zone: Tz, now: i64) -> Vec<(String, i64)> {
 
 /// The next time a campaign has a run due, if any.
 pub fn next_due(c: &Campaign, zone: Tz, now: i64, taken: &[String]) -> Option<i64> {
-    match &c.recurrence {
+    match c.recurrence {
         None => c.start_at.filter(|_| !taken.iter().any(|p| p == "once")),
-        Some(_) => {
-            let monthly = monthly_of(c)?;
+        Some(monthly) => {
             let from =
                 DateTime::from_timestamp_millis(c.start_at.unwrap_or(c.created_at).max(now))?
                     .with_timezone(&zone);
@@ -308,14 +299,6 @@ pub fn next_due(c: &Campaign, zone: Tz, now: i64, taken: &[String]) -> Option<i6
             None
         }
     }
-}
-
-fn monthly_of(c: &Campaign) -> Option<Monthly> {
-    Monthly::new(
-        c.recur_day.unwrap_or(1) as u32,
-        c.recur_time.as_deref().unwrap_or("10:00"),
-    )
-    .ok()
 }
 
 #[cfg(test)]

@@ -360,11 +360,13 @@ pub trait CampaignStore: Send + Sync {
         reason: Option<&str>,
         now: i64,
     ) -> StoreResult<bool>;
-    /// Changes when a campaign runs; it becomes `scheduled`.
+    /// Changes when a campaign in one of `from` runs; it becomes `scheduled`.
+    /// False if it was in none of them.
     async fn update_schedule(
         &self,
         id: i64,
         schedule: &CampaignSchedule,
+        from: &[CampaignState],
         now: i64,
     ) -> StoreResult<bool>;
     /// A campaign's frequency cap, if it has one.
@@ -374,24 +376,27 @@ pub trait CampaignStore: Send + Sync {
 /// Runs: a campaign's audience frozen into the outbox, and how it is going.
 #[async_trait]
 pub trait RunStore: Send + Sync {
-    /// Freezes the campaign's audience into the outbox as run `period`, in one
-    /// transaction. Starting a period that already has a run queues nothing.
+    /// Freezes the campaign's audience (its list, segment and channel) into
+    /// the outbox as run `period`, in one transaction, and moves the campaign
+    /// to `running` if it is in one of `from`. Starting a period that already
+    /// has a run queues nothing. Callers use [`crate::campaigns::start_run`].
     async fn start_run(
         &self,
         campaign: &Campaign,
-        channel: ChannelKind,
-        segment: &Segment,
         period: &str,
         expires_at: Option<i64>,
+        from: &[CampaignState],
         now: i64,
     ) -> StoreResult<RunStart>;
     /// Records that period's run as missed (its time passed while nothing ran);
-    /// false if the period already has a run. A one-off campaign becomes `missed`.
+    /// false if the period already has a run. A one-off campaign in one of
+    /// `from` becomes `missed`.
     async fn record_missed_run(
         &self,
         campaign_id: i64,
         period: &str,
         due: i64,
+        from: &[CampaignState],
         now: i64,
     ) -> StoreResult<bool>;
     async fn runs(&self, campaign_id: i64) -> StoreResult<Vec<Run>>;
@@ -399,8 +404,14 @@ pub trait RunStore: Send + Sync {
     /// many failed for good, and the last failure's code and reason.
     async fn recent_failures(&self, campaign_id: i64, window: i64) -> StoreResult<RecentFailures>;
     /// Queues again the messages that failed for reasons that were not
-    /// permanent (attempts exhausted), as a new attempt series.
-    async fn retry_failed(&self, campaign_id: i64, now: i64) -> StoreResult<u64>;
+    /// permanent (attempts exhausted), as a new attempt series; if any, the
+    /// campaign becomes `running` when it is in one of `from`.
+    async fn retry_failed(
+        &self,
+        campaign_id: i64,
+        from: &[CampaignState],
+        now: i64,
+    ) -> StoreResult<u64>;
     /// Messages waiting for their recipients' send window, and when the next opens.
     async fn waiting_for_window(&self, campaign_id: i64, now: i64) -> StoreResult<WindowWait>;
     /// Message counts by status, and contacts left out for having no address.

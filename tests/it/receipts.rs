@@ -6,6 +6,7 @@ use aviso::campaigns::CampaignSchedule;
 use aviso::dispatch::{Purpose, Tokens};
 use aviso::domain::ChannelKind;
 use aviso::receipts::{router, Receipts};
+use aviso::schedule::Monthly;
 
 use crate::support::engine::{ms, Setup};
 
@@ -64,9 +65,7 @@ async fn bounces_complaints_and_unsubscribes_keep_people_out_of_the_next_run() {
             list: "ciudadania".into(),
             attachment_limit: 1 << 20,
             schedule: CampaignSchedule {
-                recurrence: Some("month".into()),
-                recur_day: Some(1),
-                recur_time: Some("10:00".into()),
+                recurrence: Some(Monthly::new(1, "10:00").unwrap()),
                 ..CampaignSchedule::default()
             },
             ..CampaignRequest::default()

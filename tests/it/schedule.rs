@@ -6,10 +6,10 @@ use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 
 use aviso::campaigns::manage::{self, CampaignRequest};
-use aviso::campaigns::CampaignSchedule;
+use aviso::campaigns::{CampaignSchedule, CampaignState};
 use aviso::clock::Clock;
 use aviso::domain::ChannelKind;
-use aviso::schedule::{zones::zones_of, Window};
+use aviso::schedule::{zones::zones_of, Monthly, Window};
 
 use crate::support::engine::{ms, Setup};
 
@@ -46,9 +46,7 @@ async fn a_monthly_campaign_makes_one_run_per_month_to_the_list_as_it_was() {
         .unwrap()
         .clone();
     req.schedule = CampaignSchedule {
-        recurrence: Some("month".into()),
-        recur_day: Some(1),
-        recur_time: Some("10:00".into()),
+        recurrence: Some(Monthly::new(1, "10:00").unwrap()),
         ..CampaignSchedule::default()
     };
     let id = s.campaign(req).await;
@@ -82,7 +80,7 @@ async fn a_monthly_campaign_makes_one_run_per_month_to_the_list_as_it_was() {
         )
         .await
         .unwrap();
-        assert_eq!(status.state, "scheduled");
+        assert_eq!(status.state, CampaignState::Scheduled);
         assert!(status.next_run.is_some());
     }
     let counts = s.store.status_counts(id).await.unwrap().messages;
@@ -114,7 +112,7 @@ async fn a_run_whose_time_passed_three_days_ago_is_missed_not_sent() {
     assert_eq!(runs[0].state, "missed");
     assert_eq!(runs[0].total, 0);
     let campaign = s.store.campaign(id).await.unwrap().unwrap();
-    assert_eq!(campaign.state, "missed");
+    assert_eq!(campaign.state, CampaignState::Missed);
     assert!(s.sent().await.is_empty(), "nothing is sent late");
 }
 

@@ -12,8 +12,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use aviso::campaigns::{
-    Campaign, CampaignState, ClaimedMessage, NewActivity, NewCampaign, Outcome, OutcomeKind,
-    RecordReport, StatusCounts,
+    Campaign, CampaignSchedule, CampaignState, CampaignVars, ClaimedMessage, NewActivity,
+    NewCampaign, Outcome, OutcomeKind, RecordReport, StatusCounts, Transition,
 };
 use aviso::contacts::{Contact, Segment};
 use aviso::domain::{CapPolicy, FrequencyCap, WhenCapped};
@@ -24,9 +24,11 @@ use aviso::domain::{
 use aviso::replies::{
     AppliedReply, InboundSource, NewInbound, ReplyAction, ReplyKeyword, ReplyStatus,
 };
+use aviso::schedule::{Monthly, Window};
 use aviso::store::{
     PaceSignal, Store, StoreError, Suppression, WorkerHealth, WorkerInfo, LOST_WORKERS_KEPT_MS,
 };
+use aviso::templates::{Attachment, LangMode};
 
 use crate::support::create_pg_database;
 use crate::support::peers::postgres_url;
@@ -108,6 +110,8 @@ conformance!(
     campaigns_round_trip_every_field,
     campaign_state_changes_only_from_allowed_states,
     campaigns_in_lists_only_the_states_asked_for,
+    a_campaign_row_that_does_not_read_is_corrupt_naming_campaign_and_field,
+    store_methods_move_a_campaign_only_from_the_states_given,
     start_run_freezes_the_audience_with_suppressions_and_missing_addresses,
     start_run_applies_the_segment,
     starting_the_same_period_twice_queues_nothing,
@@ -242,16 +246,22 @@ async fn campaign_with(
                 activity_id,
                 name: name.into(),
                 template: "registro_abierto".into(),
-                channel: "sms".into(),
+                channel: ChannelKind::Sms,
                 list_id,
-                segment: String::new(),
-                lang_mode: "contact".into(),
-                vars: "{}".into(),
-                attachments: "[]".into(),
-                state: "draft".into(),
-                recurrence: recurrence.map(str::to_string),
+                segment: Segment::default(),
+                lang_mode: LangMode::Contact,
+                provider: None,
+                vars: CampaignVars::new(),
+                attachments: Vec::new(),
+                state: CampaignState::Draft,
+                start_at: None,
+                recurrence: recurrence.map(|_| Monthly::new(1, "10:00").unwrap()),
+                recur_until: None,
+                window: None,
+                expires_at: None,
+                expires_after: None,
                 frequency_cap,
-                ..NewCampaign::default()
+                budget_micros: None,
             },
             T0,
         )
@@ -268,14 +278,7 @@ async fn started(store: &dyn Store, name: &str, contacts: &[Contact]) -> Campaig
 /// Starts the one-off run of an SMS campaign.
 async fn start(store: &dyn Store, campaign: Campaign) -> Campaign {
     let start = store
-        .start_run(
-            &campaign,
-            ChannelKind::Sms,
-            &Segment::default(),
-            "once",
-            None,
-            T0,
-        )
+        .start_run(&campaign, "once", None, Transition::Start.from_states(), T0)
         .await
         .unwrap();
     assert!(start.created);
@@ -661,22 +664,23 @@ async fn campaigns_round_trip_every_field(b: &Backend) {
         activity_id,
         name: "Carpeta → osc".into(),
         template: "carpeta_mensual".into(),
-        channel: "email".into(),
+        channel: ChannelKind::Email,
         list_id,
-        segment: "kind=organization".into(),
-        lang_mode: "both".into(),
+        segment: Segment::parse("kind=organization").unwrap(),
+        lang_mode: LangMode::Both,
         provider: Some("smtp-main".into()),
-        vars: r#"{"month":"2021-10"}"#.into(),
-        attachments: r#"[{"path":"/tmp/b.pdf","name":"b.pdf","mime":"application/pdf","size":3}]"#
-            .into(),
-        state: "scheduled".into(),
+        vars: serde_json::from_str(r#"{"month":"2021-10"}"#).unwrap(),
+        attachments: vec![Attachment {
+            path: "/tmp/b.pdf".into(),
+            name: "b.pdf".into(),
+            mime: "application/pdf".into(),
+            size: 3,
+        }],
+        state: CampaignState::Scheduled,
         start_at: Some(T0 + 3_600_000),
-        recurrence: Some("month".into()),
-        recur_day: Some(15),
-        recur_time: Some("10:00".into()),
+        recurrence: Some(Monthly::new(15, "10:00").unwrap()),
         recur_until: None,
-        window_start: Some("09:00".into()),
-        window_end: Some("20:00".into()),
+        window: Some(Window::parse("09:00-20:00").unwrap()),
         expires_at: Some(T0 + 86_400_000),
         expires_after: Some(172_800_000),
         frequency_cap: None,
@@ -693,21 +697,18 @@ async fn campaigns_round_trip_every_field(b: &Backend) {
         activity_id: c.activity_id,
         name: c.name.clone(),
         template: c.template.clone(),
-        channel: c.channel.clone(),
+        channel: c.channel,
         list_id: c.list_id,
         segment: c.segment.clone(),
-        lang_mode: c.lang_mode.clone(),
+        lang_mode: c.lang_mode,
         provider: c.provider.clone(),
         vars: c.vars.clone(),
         attachments: c.attachments.clone(),
-        state: c.state.clone(),
+        state: c.state,
         start_at: c.start_at,
-        recurrence: c.recurrence.clone(),
-        recur_day: c.recur_day,
-        recur_time: c.recur_time.clone(),
+        recurrence: c.recurrence,
         recur_until: c.recur_until,
-        window_start: c.window_start.clone(),
-        window_end: c.window_end.clone(),
+        window: c.window,
         expires_at: c.expires_at,
         expires_after: c.expires_after,
         frequency_cap: None,
@@ -742,7 +743,7 @@ async fn campaign_state_changes_only_from_allowed_states(b: &Backend) {
         .unwrap());
     assert_eq!(
         state(s.campaign(c.id).await.unwrap().unwrap()),
-        ("draft".into(), None)
+        (Draft, None)
     );
 
     assert!(s
@@ -761,10 +762,7 @@ async fn campaign_state_changes_only_from_allowed_states(b: &Backend) {
         .unwrap());
     let paused = s.campaign(c.id).await.unwrap().unwrap();
     assert_eq!(paused.updated_at, T0 + 2);
-    assert_eq!(
-        state(paused),
-        ("paused".into(), Some("gateway down".into()))
-    );
+    assert_eq!(state(paused), (Paused, Some("gateway down".into())));
 
     assert!(s
         .set_campaign_state(c.id, &[Paused], Running, None, T0 + 3)
@@ -772,7 +770,7 @@ async fn campaign_state_changes_only_from_allowed_states(b: &Backend) {
         .unwrap());
     assert_eq!(
         state(s.campaign(c.id).await.unwrap().unwrap()),
-        ("running".into(), None)
+        (Running, None)
     );
     assert!(!s
         .set_campaign_state(c.id + 1000, &[Running], Cancelled, None, T0)
@@ -815,6 +813,167 @@ async fn campaigns_in_lists_only_the_states_asked_for(b: &Backend) {
     );
 }
 
+/// Changes the database behind the store's back, as a bug or a hand edit would.
+async fn raw_sql(b: &Backend, statements: &str) {
+    use sqlx::Connection;
+    match b.s().backend() {
+        "sqlite" => {
+            let mut db = sqlx::SqliteConnection::connect(&b.url).await.unwrap();
+            sqlx::raw_sql(statements).execute(&mut db).await.unwrap();
+        }
+        _ => {
+            let mut db = sqlx::PgConnection::connect(&b.url).await.unwrap();
+            sqlx::raw_sql(statements).execute(&mut db).await.unwrap();
+        }
+    }
+}
+
+async fn a_campaign_row_that_does_not_read_is_corrupt_naming_campaign_and_field(b: &Backend) {
+    let s = b.s();
+    let c = campaign_over(s, "corrupt", &people(1), None).await;
+    let id = c.id;
+    let good = "state = 'draft', channel = 'sms', segment = '', vars = '{}', \
+                recurrence = NULL, window_start = NULL, window_end = NULL";
+    let mut ws = crate::support::Workspace::new();
+    ws.database_url = b.url.clone();
+    for (bad, field) in [
+        ("state = 'sent'", "state"),
+        ("channel = 'fax'", "channel"),
+        ("segment = 'planet=mars'", "segment"),
+        ("vars = '[1, 2]'", "vars"),
+        ("recurrence = 'weekly'", "recurrence"),
+        ("window_start = '09:00'", "window"),
+    ] {
+        raw_sql(b, &format!("UPDATE campaigns SET {bad} WHERE id = {id}")).await;
+        let named = format!("campaign {id}, {field}:");
+        let is_corrupt = |e: StoreError| match e {
+            StoreError::Corrupt(m) => assert!(m.starts_with(&named), "{bad}: {m}"),
+            other => panic!("{bad}: {other}"),
+        };
+        is_corrupt(s.campaign(id).await.unwrap_err());
+        is_corrupt(s.campaigns().await.unwrap_err());
+        if field != "state" {
+            // A row in no known state is in none of those asked for.
+            is_corrupt(s.campaigns_in(CampaignState::ALL).await.unwrap_err());
+        }
+        let stderr = ws.fails(&["campaign", "list"], 1);
+        assert!(
+            stderr.contains("cannot read") && stderr.contains(&named),
+            "{bad}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{bad}: {stderr}");
+        raw_sql(b, &format!("UPDATE campaigns SET {good} WHERE id = {id}")).await;
+        assert_eq!(s.campaign(id).await.unwrap().unwrap(), c, "{bad} undone");
+    }
+    assert_eq!(
+        s.campaigns()
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.id)
+            .collect::<Vec<_>>(),
+        [id]
+    );
+}
+
+async fn store_methods_move_a_campaign_only_from_the_states_given(b: &Backend) {
+    let s = b.s();
+    use CampaignState::*;
+    let state = |id| async move { s.campaign(id).await.unwrap().unwrap().state };
+    let moved = |id: i64, to| async move {
+        assert!(s
+            .set_campaign_state(id, &[Draft], to, None, T0)
+            .await
+            .unwrap())
+    };
+
+    // A run starts whatever the state; the campaign moves only from `from`.
+    let paused = campaign_over(s, "from-start", &people(2), None).await;
+    moved(paused.id, Paused).await;
+    let run = s
+        .start_run(&paused, "once", None, &[Draft], T0)
+        .await
+        .unwrap();
+    assert!(run.created);
+    assert_eq!(state(paused.id).await, Paused);
+    let draft = campaign_over(s, "from-start-draft", &people(2), None).await;
+    s.start_run(&draft, "once", None, &[Draft], T0)
+        .await
+        .unwrap();
+    assert_eq!(state(draft.id).await, Running);
+
+    // A new schedule, typed, read back as given; only from `from`.
+    let c = campaign_over(s, "from-reschedule", &people(1), None).await;
+    let monthly = CampaignSchedule {
+        start_at: Some(T0 + 1_000),
+        recurrence: Some(Monthly::new(31, "08:30").unwrap()),
+        recur_until: Some(T0 + 86_400_000),
+    };
+    assert!(!s
+        .update_schedule(c.id, &monthly, &[Missed], T0)
+        .await
+        .unwrap());
+    assert!(!s.update_schedule(c.id, &monthly, &[], T0).await.unwrap());
+    assert_eq!(s.campaign(c.id).await.unwrap().unwrap(), c);
+    assert!(s
+        .update_schedule(c.id, &monthly, &[Draft], T0 + 1)
+        .await
+        .unwrap());
+    let back = s.campaign(c.id).await.unwrap().unwrap();
+    assert_eq!(
+        (back.state, back.start_at, back.recurrence, back.recur_until),
+        (
+            Scheduled,
+            monthly.start_at,
+            monthly.recurrence,
+            monthly.recur_until
+        )
+    );
+
+    // A missed run is recorded either way; the campaign becomes missed only from `from`.
+    let kept = campaign_over(s, "from-missed-kept", &people(1), None).await;
+    let missed = campaign_over(s, "from-missed", &people(1), None).await;
+    for c in [&kept, &missed] {
+        moved(c.id, Scheduled).await;
+    }
+    assert!(s
+        .record_missed_run(kept.id, "once", T0, &[Paused], T0 + 1)
+        .await
+        .unwrap());
+    assert!(s
+        .record_missed_run(missed.id, "once", T0, &[Scheduled], T0 + 1)
+        .await
+        .unwrap());
+    assert_eq!(
+        (state(kept.id).await, state(missed.id).await),
+        (Scheduled, Missed)
+    );
+
+    // Failed messages are queued again either way; the campaign runs again only from `from`.
+    for (name, from, expected) in [
+        ("from-retry-kept", &[][..], Paused),
+        ("from-retry", &[Paused][..], Running),
+    ] {
+        let c = started(s, name, &people(1)).await;
+        let m = claim(s, &c, "w", T0, 1).await.remove(0);
+        let failed = outcome(
+            &m,
+            OutcomeKind::Failed {
+                permanent: false,
+                suppress: None,
+            },
+        );
+        record(s, "w", &[failed], T0 + 1).await;
+        assert!(s
+            .set_campaign_state(c.id, &[Running], Paused, Some("x"), T0 + 2)
+            .await
+            .unwrap());
+        assert_eq!(s.retry_failed(c.id, from, T0 + 3).await.unwrap(), 1);
+        assert_eq!(state(c.id).await, expected, "{name}");
+        assert_eq!(counts(s, c.id).await.queued, 1, "{name}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Runs: freezing the audience
 
@@ -848,7 +1007,7 @@ async fn start_run_freezes_the_audience_with_suppressions_and_missing_addresses(
     .unwrap();
     let c = campaign_over(s, "freeze", &audience, None).await;
     let start = s
-        .start_run(&c, ChannelKind::Sms, &Segment::default(), "once", None, T0)
+        .start_run(&c, "once", None, Transition::Start.from_states(), T0)
         .await
         .unwrap();
     assert!(start.created);
@@ -866,7 +1025,10 @@ async fn start_run_freezes_the_audience_with_suppressions_and_missing_addresses(
         (runs[0].total, runs[0].no_address, runs[0].started_at),
         (4, 1, Some(T0))
     );
-    assert_eq!(s.campaign(c.id).await.unwrap().unwrap().state, "running");
+    assert_eq!(
+        s.campaign(c.id).await.unwrap().unwrap().state,
+        CampaignState::Running
+    );
 
     // Frozen: later contacts and suppressions do not change the run.
     let list = s.list_id("list-freeze").await.unwrap().unwrap();
@@ -939,14 +1101,20 @@ async fn start_run_applies_the_segment(b: &Backend) {
     ];
     let c = campaign_over(s, "segment", &audience, Some("month")).await;
     let oax = Segment::parse("entity=OAX").unwrap();
+    let by = |channel| Campaign {
+        channel,
+        segment: oax.clone(),
+        ..c.clone()
+    };
+    let start = Transition::Start.from_states();
     let email_run = s
-        .start_run(&c, ChannelKind::Email, &oax, "2021-10", None, T0)
+        .start_run(&by(ChannelKind::Email), "2021-10", None, start, T0)
         .await
         .unwrap();
     // A has an e-mail; C is in the segment but has none.
     assert_eq!((email_run.total, email_run.no_address), (1, 1));
     let sms_run = s
-        .start_run(&c, ChannelKind::Sms, &oax, "2021-11", None, T0)
+        .start_run(&by(ChannelKind::Sms), "2021-11", None, start, T0)
         .await
         .unwrap();
     assert_eq!((sms_run.total, sms_run.no_address), (1, 1));
@@ -972,14 +1140,7 @@ async fn starting_the_same_period_twice_queues_nothing(b: &Backend) {
         .await
         .unwrap();
     let again = s
-        .start_run(
-            &c,
-            ChannelKind::Sms,
-            &Segment::default(),
-            "once",
-            None,
-            T0 + 1,
-        )
+        .start_run(&c, "once", None, Transition::Start.from_states(), T0 + 1)
         .await
         .unwrap();
     assert!(!again.created);
@@ -1018,10 +1179,9 @@ async fn claim_leases_due_messages_once(b: &Backend) {
     let later = campaign_over(s, "later", &people(1), None).await;
     s.start_run(
         &later,
-        ChannelKind::Sms,
-        &Segment::default(),
         "once",
         None,
+        Transition::Start.from_states(),
         T0 + 10_000,
     )
     .await
@@ -1234,18 +1394,11 @@ async fn metrics_count_the_attempts_made_before_their_sums_were_kept(b: &Backend
     let before = s.metrics().await.unwrap();
     // As if the attempts had been made before migration 4: its table and its
     // record gone, then the database opened again.
-    let forget = "DROP TABLE attempt_totals; DELETE FROM _sqlx_migrations WHERE version = 4";
-    use sqlx::Connection;
-    match s.backend() {
-        "sqlite" => {
-            let mut db = sqlx::SqliteConnection::connect(&b.url).await.unwrap();
-            sqlx::raw_sql(forget).execute(&mut db).await.unwrap();
-        }
-        _ => {
-            let mut db = sqlx::PgConnection::connect(&b.url).await.unwrap();
-            sqlx::raw_sql(forget).execute(&mut db).await.unwrap();
-        }
-    }
+    raw_sql(
+        b,
+        "DROP TABLE attempt_totals; DELETE FROM _sqlx_migrations WHERE version = 4",
+    )
+    .await;
     let reopened = aviso::store::open(&b.url).await.expect("open again");
     let after = reopened.metrics().await.unwrap();
     assert!(!before.attempts.is_empty() && !before.latency.is_empty());
@@ -1495,10 +1648,9 @@ async fn housekeeping_completes_runs_and_one_off_campaigns(b: &Backend) {
     let monthly = campaign_over(s, "monthly", &people(2), Some("month")).await;
     s.start_run(
         &monthly,
-        ChannelKind::Sms,
-        &Segment::default(),
         "2021-10",
         None,
+        Transition::Start.from_states(),
         T0,
     )
     .await
@@ -1511,7 +1663,10 @@ async fn housekeeping_completes_runs_and_one_off_campaigns(b: &Backend) {
             "running",
             "messages are pending"
         );
-        assert_eq!(s.campaign(c.id).await.unwrap().unwrap().state, "running");
+        assert_eq!(
+            s.campaign(c.id).await.unwrap().unwrap().state,
+            CampaignState::Running
+        );
     }
     for c in [&once, &monthly] {
         let batch = claim(s, c, "w", T0, 10).await;
@@ -1528,12 +1683,12 @@ async fn housekeeping_completes_runs_and_one_off_campaigns(b: &Backend) {
     }
     assert_eq!(
         s.campaign(once.id).await.unwrap().unwrap().state,
-        "completed"
+        CampaignState::Completed
     );
     // A recurring campaign goes back to waiting for its next period.
     assert_eq!(
         s.campaign(monthly.id).await.unwrap().unwrap().state,
-        "scheduled"
+        CampaignState::Scheduled
     );
 
     // A run whose audience is all suppressed has nothing to wait for.
@@ -1549,7 +1704,7 @@ async fn housekeeping_completes_runs_and_one_off_campaigns(b: &Backend) {
     s.housekeeping(T0 + 3).await.unwrap();
     assert_eq!(
         s.campaign(quiet.id).await.unwrap().unwrap().state,
-        "completed"
+        CampaignState::Completed
     );
     assert_eq!(counts(s, quiet.id).await.suppressed, 1);
 }
@@ -1577,7 +1732,10 @@ async fn cancelled_campaign_leftovers_are_cancelled(b: &Backend) {
     s.housekeeping(T0 + 3).await.unwrap();
     let n = counts(s, c.id).await;
     assert_eq!((n.cancelled, n.queued), (4, 0), "{n:?}");
-    assert_eq!(s.campaign(c.id).await.unwrap().unwrap().state, "cancelled");
+    assert_eq!(
+        s.campaign(c.id).await.unwrap().unwrap().state,
+        CampaignState::Cancelled
+    );
 }
 
 async fn status_counts_add_up_to_the_run_totals_across_runs(b: &Backend) {
@@ -1595,7 +1753,7 @@ async fn status_counts_add_up_to_the_run_totals_across_runs(b: &Backend) {
     for (i, period) in ["2021-10", "2021-11"].iter().enumerate() {
         let now = T0 + i as i64 * 1_000;
         let start = s
-            .start_run(&c, ChannelKind::Sms, &Segment::default(), period, None, now)
+            .start_run(&c, period, None, Transition::Start.from_states(), now)
             .await
             .unwrap();
         assert_eq!((start.total, start.suppressed, start.no_address), (6, 1, 1));

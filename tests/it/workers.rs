@@ -16,7 +16,7 @@ use aviso::campaigns::CampaignSchedule;
 use aviso::channels::{Accepted, Channel, DeliveryError, Outgoing, ProviderInfo};
 use aviso::dispatch::ChannelSet;
 use aviso::domain::ChannelKind;
-use aviso::schedule::{ScheduleSettings, Scheduled};
+use aviso::schedule::{Monthly, ScheduleSettings, Scheduled};
 
 use crate::dispatch::{citizens_csv, email_campaign, received_ids, status, workers_once};
 use crate::support::engine::{ms, Setup};
@@ -343,9 +343,7 @@ async fn a_monthly_run_due_on_every_worker_at_the_same_second_starts_once() {
     s.import("citizens", &citizens_csv(50)).await;
     let mut request = email_request();
     request.schedule = CampaignSchedule {
-        recurrence: Some("month".into()),
-        recur_day: Some(1),
-        recur_time: Some("10:00".into()),
+        recurrence: Some(Monthly::new(1, "10:00").unwrap()),
         ..CampaignSchedule::default()
     };
     let id = s.campaign(request).await;

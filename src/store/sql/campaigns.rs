@@ -2,6 +2,9 @@
 
 use async_trait::async_trait;
 
+use super::campaign_rows::{
+    decode_all, placeholders, CampaignColumns, CampaignRow, RecurrenceColumns,
+};
 use super::{on_pool, SqlStore};
 use crate::store::{CampaignStore, StoreError, StoreResult};
 
@@ -20,6 +23,7 @@ impl CampaignStore for SqlStore {
         c: &crate::campaigns::NewCampaign,
         now: i64,
     ) -> StoreResult<i64> {
+        let cols = CampaignColumns::of(c);
         on_pool!(&self.pool, |pool| {
             let mut tx = pool.begin().await?;
             let id: i64 = sqlx::query_scalar(
@@ -32,21 +36,21 @@ impl CampaignStore for SqlStore {
             .bind(c.activity_id)
             .bind(&c.name)
             .bind(&c.template)
-            .bind(&c.channel)
+            .bind(cols.channel)
             .bind(c.list_id)
-            .bind(&c.segment)
-            .bind(&c.lang_mode)
+            .bind(&cols.segment)
+            .bind(cols.lang_mode)
             .bind(&c.provider)
-            .bind(&c.vars)
-            .bind(&c.attachments)
-            .bind(&c.state)
+            .bind(&cols.vars)
+            .bind(&cols.attachments)
+            .bind(cols.state)
             .bind(c.start_at)
-            .bind(&c.recurrence)
-            .bind(c.recur_day)
-            .bind(&c.recur_time)
+            .bind(cols.recurrence.recurrence)
+            .bind(cols.recurrence.day)
+            .bind(&cols.recurrence.time)
             .bind(c.recur_until)
-            .bind(&c.window_start)
-            .bind(&c.window_end)
+            .bind(&cols.window_start)
+            .bind(&cols.window_end)
             .bind(c.expires_at)
             .bind(c.expires_after)
             .bind(c.budget_micros)
@@ -73,14 +77,19 @@ impl CampaignStore for SqlStore {
     async fn campaign(&self, id: i64) -> StoreResult<Option<crate::campaigns::Campaign>> {
         on_pool!(&self.pool, |pool| {
             let sql = format!("{} WHERE c.id = $1", CAMPAIGN_SELECT);
-            Ok(sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?)
+            sqlx::query_as::<_, CampaignRow>(&sql)
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+                .map(CampaignRow::decode)
+                .transpose()
         })
     }
 
     async fn campaigns(&self) -> StoreResult<Vec<crate::campaigns::Campaign>> {
         on_pool!(&self.pool, |pool| {
             let sql = format!("{} ORDER BY c.id", CAMPAIGN_SELECT);
-            Ok(sqlx::query_as(&sql).fetch_all(pool).await?)
+            decode_all(sqlx::query_as(&sql).fetch_all(pool).await?)
         })
     }
 
@@ -99,7 +108,7 @@ impl CampaignStore for SqlStore {
                 sep.push_bind(state.code());
             }
             q.push(") ORDER BY c.id");
-            Ok(q.build_query_as().fetch_all(pool).await?)
+            decode_all(q.build_query_as().fetch_all(pool).await?)
         })
     }
 
@@ -137,25 +146,32 @@ impl CampaignStore for SqlStore {
         &self,
         id: i64,
         schedule: &crate::campaigns::CampaignSchedule,
+        from: &[crate::campaigns::CampaignState],
         now: i64,
     ) -> StoreResult<bool> {
+        if from.is_empty() {
+            return Ok(false);
+        }
+        let recurrence = RecurrenceColumns::of(schedule.recurrence.as_ref());
+        let sql = format!(
+            "UPDATE campaigns SET start_at = $1, recurrence = $2, recur_day = $3, recur_time = $4, \
+             recur_until = $5, state = 'scheduled', updated_at = $6 \
+             WHERE id = $7 AND state IN ({})",
+            placeholders(8, from.len())
+        );
         on_pool!(&self.pool, |pool| {
-            Ok(sqlx::query(
-                "UPDATE campaigns SET start_at = $1, recurrence = $2, recur_day = $3, recur_time = $4, \
-                 recur_until = $5, state = 'scheduled', updated_at = $6 \
-                 WHERE id = $7 AND state IN ('draft', 'scheduled', 'missed', 'completed')",
-            )
-            .bind(schedule.start_at)
-            .bind(&schedule.recurrence)
-            .bind(schedule.recur_day)
-            .bind(&schedule.recur_time)
-            .bind(schedule.recur_until)
-            .bind(now)
-            .bind(id)
-            .execute(pool)
-            .await?
-            .rows_affected()
-                == 1)
+            let mut q = sqlx::query(&sql)
+                .bind(schedule.start_at)
+                .bind(recurrence.recurrence)
+                .bind(recurrence.day)
+                .bind(&recurrence.time)
+                .bind(schedule.recur_until)
+                .bind(now)
+                .bind(id);
+            for state in from {
+                q = q.bind(state.code());
+            }
+            Ok(q.execute(pool).await?.rows_affected() == 1)
         })
     }
 

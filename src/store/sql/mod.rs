@@ -4,6 +4,7 @@
 //! between the two is a [`Dialect`].
 
 mod activities;
+mod campaign_rows;
 mod campaigns;
 mod cap;
 mod contact_rows;

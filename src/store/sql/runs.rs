@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 
+use super::campaign_rows::placeholders;
 use super::segment::segment_sql;
 use super::{on_pool, SqlStore};
 use crate::store::{CampaignCounts, RecentFailures, RunStore, StoreError, StoreResult, WindowWait};
@@ -15,12 +16,17 @@ impl RunStore for SqlStore {
     async fn start_run(
         &self,
         campaign: &crate::campaigns::Campaign,
-        channel: crate::domain::ChannelKind,
-        segment: &crate::contacts::Segment,
         period: &str,
         expires_at: Option<i64>,
+        from: &[crate::campaigns::CampaignState],
         now: i64,
     ) -> StoreResult<crate::campaigns::RunStart> {
+        let (channel, segment) = (campaign.channel, &campaign.segment);
+        let to_running = format!(
+            "UPDATE campaigns SET state = 'running', pause_reason = NULL, updated_at = $1 \
+             WHERE id = $2 AND state IN ({})",
+            placeholders(3, from.len())
+        );
         on_pool!(&self.pool, |pool| {
             let mut tx = pool.begin().await?;
             let run_id: Option<i64> = sqlx::query_scalar(
@@ -101,14 +107,13 @@ impl RunStore for SqlStore {
                 .bind(run_id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(
-                "UPDATE campaigns SET state = 'running', pause_reason = NULL, updated_at = $1 \
-                 WHERE id = $2 AND state IN ('draft', 'scheduled', 'completed', 'missed')",
-            )
-            .bind(now)
-            .bind(campaign.id)
-            .execute(&mut *tx)
-            .await?;
+            if !from.is_empty() {
+                let mut q = sqlx::query(&to_running).bind(now).bind(campaign.id);
+                for state in from {
+                    q = q.bind(state.code());
+                }
+                q.execute(&mut *tx).await?;
+            }
             tx.commit().await?;
             Ok(crate::campaigns::RunStart {
                 run_id,
@@ -125,8 +130,14 @@ impl RunStore for SqlStore {
         campaign_id: i64,
         period: &str,
         due: i64,
+        from: &[crate::campaigns::CampaignState],
         now: i64,
     ) -> StoreResult<bool> {
+        let to_missed = format!(
+            "UPDATE campaigns SET state = 'missed', updated_at = $1 \
+             WHERE id = $2 AND recurrence IS NULL AND state IN ({})",
+            placeholders(3, from.len())
+        );
         on_pool!(&self.pool, |pool| {
             let mut tx = pool.begin().await?;
             let inserted = sqlx::query(
@@ -140,14 +151,13 @@ impl RunStore for SqlStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-            sqlx::query(
-                "UPDATE campaigns SET state = 'missed', updated_at = $1 \
-                 WHERE id = $2 AND recurrence IS NULL AND state = 'scheduled'",
-            )
-            .bind(now)
-            .bind(campaign_id)
-            .execute(&mut *tx)
-            .await?;
+            if !from.is_empty() {
+                let mut q = sqlx::query(&to_missed).bind(now).bind(campaign_id);
+                for state in from {
+                    q = q.bind(state.code());
+                }
+                q.execute(&mut *tx).await?;
+            }
             tx.commit().await?;
             Ok(inserted == 1)
         })
@@ -205,7 +215,17 @@ impl RunStore for SqlStore {
         })
     }
 
-    async fn retry_failed(&self, campaign_id: i64, now: i64) -> StoreResult<u64> {
+    async fn retry_failed(
+        &self,
+        campaign_id: i64,
+        from: &[crate::campaigns::CampaignState],
+        now: i64,
+    ) -> StoreResult<u64> {
+        let to_running = format!(
+            "UPDATE campaigns SET state = 'running', pause_reason = NULL, updated_at = $1 \
+             WHERE id = $2 AND state IN ({})",
+            placeholders(3, from.len())
+        );
         on_pool!(&self.pool, |pool| {
             let mut tx = pool.begin().await?;
             let n = sqlx::query(
@@ -226,14 +246,13 @@ impl RunStore for SqlStore {
                 .bind(campaign_id)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query(
-                    "UPDATE campaigns SET state = 'running', pause_reason = NULL, updated_at = $1 \
-                     WHERE id = $2 AND state IN ('completed', 'paused', 'scheduled')",
-                )
-                .bind(now)
-                .bind(campaign_id)
-                .execute(&mut *tx)
-                .await?;
+                if !from.is_empty() {
+                    let mut q = sqlx::query(&to_running).bind(now).bind(campaign_id);
+                    for state in from {
+                        q = q.bind(state.code());
+                    }
+                    q.execute(&mut *tx).await?;
+                }
             }
             tx.commit().await?;
             Ok(n)
