@@ -18,3 +18,4 @@ pub mod report;
 pub mod schedule;
 pub mod store;
 pub mod templates;
+pub mod tokens;

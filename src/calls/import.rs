@@ -10,8 +10,9 @@ use std::path::Path;
 use chrono::NaiveDate;
 use serde::Serialize;
 
+use super::{classify_call, suppressions_for, CallAttempt, CallOutcome};
 use crate::campaigns::Activity;
-use crate::contacts::{classify_call, suppressions_for, CallAttempt, CallOutcome, CrlfAsLf};
+use crate::contacts::CrlfAsLf;
 use crate::domain::{fold, Country, PhoneNumber};
 use crate::store::{Store, StoreError};
 

@@ -4,6 +4,10 @@
 
 mod export;
 mod import;
+mod outcome;
+mod suppressions;
 
 pub use export::{work_list, write_work_list, WorkItem, WorkList, WORK_LIST_COLUMNS};
 pub use import::{import_results, CallsImport, CallsImportError};
+pub use outcome::{classify_call, CallAttempt, CallOutcome};
+pub use suppressions::suppressions_for;

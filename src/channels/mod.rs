@@ -7,12 +7,11 @@ mod dkim;
 mod file;
 mod http;
 mod kannel;
+mod open;
 mod smtp;
 mod twilio;
 mod webhook;
 
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,6 +19,7 @@ use async_trait::async_trait;
 pub use dkim::{DkimError, DkimSigner};
 pub use file::FileChannel;
 pub use kannel::KannelChannel;
+pub use open::open_provider;
 pub use smtp::SmtpChannel;
 pub use twilio::{suppression_for as twilio_suppression, TwilioChannel};
 pub use webhook::{signature as webhook_signature, WebhookChannel, SIGNATURE_HEADER};
@@ -175,52 +175,6 @@ pub struct ProviderContext {
     /// AVISO_DKIM_KEY_FILE: the DKIM key of an SMTP provider whose URL has
     /// `dkim=` but no `dkim_key=`.
     pub dkim_key_file: Option<std::path::PathBuf>,
-}
-
-/// Opens the provider a URL names, for messages of `kind`.
-pub fn open_provider(
-    url: &str,
-    kind: ChannelKind,
-    ctx: &ProviderContext,
-) -> Result<Arc<dyn Channel>, ProviderError> {
-    let invalid = |detail: String| ProviderError::Invalid {
-        url: crate::domain::redact_url(url),
-        detail,
-    };
-    if let Some(path) = url.strip_prefix("file://") {
-        let path = Path::new(path);
-        let dir = if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            ctx.base_dir.join(path)
-        };
-        return Ok(Arc::new(
-            FileChannel::new(dir, kind).map_err(|e| invalid(e.to_string()))?,
-        ));
-    }
-    let scheme = url.split("://").next().unwrap_or("");
-    match (scheme, kind) {
-        ("smtp" | "smtps", ChannelKind::Email) => {
-            Ok(Arc::new(SmtpChannel::open(url, ctx).map_err(invalid)?))
-        }
-        ("smtp" | "smtps", ChannelKind::Sms) => {
-            Err(invalid("an SMTP server cannot send SMS".into()))
-        }
-        ("kannel", ChannelKind::Sms) => Ok(Arc::new(KannelChannel::open(url, ctx).map_err(invalid)?)),
-        ("twilio" | "twilio+http", ChannelKind::Sms) => {
-            Ok(Arc::new(TwilioChannel::open(url, ctx).map_err(invalid)?))
-        }
-        ("webhook+http" | "webhook+https", ChannelKind::Sms) => {
-            Ok(Arc::new(WebhookChannel::open(url, ctx).map_err(invalid)?))
-        }
-        (_, ChannelKind::Email) => Err(invalid(
-            "unknown e-mail provider: use smtp://host:port?tls=starttls or file:///dir".into(),
-        )),
-        (_, ChannelKind::Sms) => Err(invalid(
-            "unknown SMS provider: use kannel://host:port?from=…, twilio://…, webhook+https://… or file:///dir"
-                .into(),
-        )),
-    }
 }
 
 /// `pool=N` (connections, default `default_pool`) and `rate=R` (messages per second).

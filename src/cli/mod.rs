@@ -27,11 +27,12 @@ use clap::{Parser, Subcommand};
 use crate::channels::{open_provider, ProviderContext};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, DEFAULT_FROM};
-use crate::dispatch::{ChannelSet, Composer, DispatchOptions, Dispatcher, RetryPolicy, Tokens};
+use crate::dispatch::{ChannelSet, Composer, DispatchOptions, Dispatcher, RetryPolicy};
 use crate::domain::ChannelKind;
 pub use crate::report::thousands;
 use crate::store::Store;
 use crate::templates::{EmailSettings, Renderer, TemplateSet, DEFAULT_ATTACHMENT_LIMIT};
+use crate::tokens::Tokens;
 pub use worker::schedule_as_batch_job;
 
 const ABOUT: &str = "Bulk e-mail and SMS for the promotion of the vote from abroad.";

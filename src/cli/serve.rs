@@ -6,9 +6,9 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::Context;
-use crate::dispatch::Tokens;
 use crate::receipts::{router, Receipts};
 use crate::replies::Replier;
+use crate::tokens::Tokens;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {

@@ -210,7 +210,7 @@ async fn import(ctx: &Context, args: ImportArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn import_calls(ctx: &Context, args: ImportCallsArgs) -> anyhow::Result<ExitCode> {
-    use crate::contacts::{classify_call, suppressions_for, CallOutcome};
+    use crate::calls::{classify_call, suppressions_for, CallOutcome};
     use crate::domain::{fold, Country, PhoneNumber};
 
     let shown = args.file.display().to_string();

@@ -1,11 +1,9 @@
 //! Contacts: the people and organisations aviso writes to, how they are read from
 //! the registry's CSV exports, and how campaign staff select them.
 
-mod calls;
 mod import;
 mod segment;
 
-pub use calls::{classify_call, suppressions_for, CallAttempt, CallOutcome};
 pub(crate) use import::CrlfAsLf;
 pub use import::{import_file, Encoding, ImportError, ImportOptions, ImportSummary, Rejection};
 pub use segment::{Segment, SegmentError};

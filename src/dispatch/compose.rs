@@ -6,7 +6,6 @@ use std::sync::Arc;
 use lettre::address::Envelope;
 use serde_json::Value;
 
-use super::tokens::{Purpose, Tokens};
 use crate::campaigns::{Campaign, ClaimedMessage};
 use crate::channels::{Channel, DkimSigner, EmailOut, Outgoing, SmsOut};
 use crate::domain::{ChannelKind, EmailAddress, Invalid};
@@ -15,6 +14,7 @@ use crate::templates::{
     build_email, Attachment, EmailHeaders, EmailSettings, LangMode, Recipient, RenderedEmail,
     Renderer,
 };
+use crate::tokens::{Purpose, Tokens};
 
 /// A campaign, prepared once per worker: parsed settings and loaded attachments.
 pub struct CampaignPlan {

@@ -17,13 +17,11 @@ pub mod retry;
 mod send;
 mod shared_pace;
 mod slow_downs;
-pub mod tokens;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -31,20 +29,20 @@ pub use crate::store::RECORD_BATCH;
 pub use compose::{email_bytes, message_id, recipient_of, reference, CampaignPlan, Composer};
 pub use fleet::{workers_status, CampaignLeases, WorkerStatus};
 use recorder::Recorder;
+pub use recorder::WorkerReport;
 pub use retry::RetryPolicy;
-pub use tokens::{Purpose, Tokens};
 
-use crate::campaigns::{CampaignState, ClaimedMessage, Outcome, OutcomeKind, Transition};
-use crate::channels::{Channel, DeliveryError, Outgoing};
+use crate::campaigns::{CampaignState, ClaimedMessage, Transition};
+use crate::channels::Channel;
 use crate::clock::Clock;
-use crate::domain::{mask_address, ChannelKind, SuppressionScope};
-use crate::schedule::{zones::zones_of, ScheduleSettings, Window};
+use crate::domain::ChannelKind;
+use crate::schedule::{ScheduleSettings, Window};
 use crate::store::{RecentFailures, Store, StoreError};
 use queue::{Queue, QueueState};
 use rate::ProviderGate;
-use send::{sender, stopped};
+use send::{sender, stopped, Claimed, SendContext};
 use shared_pace::SharedPace;
-use slow_downs::{wall_clock_ms, SlowDowns};
+use slow_downs::SlowDowns;
 
 #[derive(Debug, Clone)]
 pub struct DispatchOptions {
@@ -106,9 +104,6 @@ impl DispatchOptions {
     }
 }
 
-/// A claimed message with the plan and provider it goes through.
-type Claimed = (Arc<CampaignPlan>, Arc<dyn Channel>, ClaimedMessage);
-
 /// A worker id that is unique across hosts and restarts.
 pub fn worker_id() -> String {
     format!(
@@ -169,20 +164,6 @@ impl ChannelSet {
     }
 }
 
-/// What a worker did, by outcome.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct WorkerReport {
-    pub sent: u64,
-    pub retrying: u64,
-    pub failed: u64,
-    pub deferred: u64,
-    pub expired: u64,
-    pub lost_lease: u64,
-    pub released: u64,
-    /// Messages sent in Spanish because their template lacks the contact's language.
-    pub language_fallbacks: u64,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
     #[error(transparent)]
@@ -195,38 +176,6 @@ pub struct Dispatcher {
     pub channels: ChannelSet,
     pub clock: Arc<dyn Clock>,
     pub options: DispatchOptions,
-}
-
-/// Shared with every send task.
-struct SendContext {
-    composer: Arc<Composer>,
-    clock: Arc<dyn Clock>,
-    retry: RetryPolicy,
-    send_timeout: Duration,
-    /// Pacing per provider, by provider name: the connection cap, and the
-    /// rate of providers that have no configured one.
-    gates: HashMap<String, Arc<ProviderGate>>,
-    /// The rate of providers that have one, shared with every other worker.
-    shared: HashMap<String, Arc<SharedPace>>,
-    /// When a provider without a shared rate last asked this worker to slow
-    /// down (wall-clock ms), for the state watcher to tell the other workers.
-    refused_at: std::sync::Mutex<HashMap<String, i64>>,
-    /// The origin of the monotonic milliseconds the gates count in.
-    started: std::time::Instant,
-    /// Where recipients of unknown countries are taken to live.
-    zone: chrono_tz::Tz,
-    /// Campaigns currently running, refreshed twice a second: a message whose
-    /// campaign was paused or cancelled after it was claimed goes back unsent.
-    running: std::sync::RwLock<HashSet<i64>>,
-}
-
-impl SendContext {
-    fn is_running(&self, campaign_id: i64) -> bool {
-        self.running
-            .read()
-            .map(|set| set.contains(&campaign_id))
-            .unwrap_or(true)
-    }
 }
 
 impl Dispatcher {

@@ -13,10 +13,25 @@ use std::time::Duration;
 
 use tokio::sync::{oneshot, Notify};
 
-use super::WorkerReport;
+use serde::Serialize;
+
 use crate::campaigns::{Outcome, OutcomeKind};
 use crate::clock::Clock;
 use crate::store::{Store, RECORD_BATCH};
+
+/// What a worker did, by outcome.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WorkerReport {
+    pub sent: u64,
+    pub retrying: u64,
+    pub failed: u64,
+    pub deferred: u64,
+    pub expired: u64,
+    pub lost_lease: u64,
+    pub released: u64,
+    /// Messages sent in Spanish because their template lacks the contact's language.
+    pub language_fallbacks: u64,
+}
 
 /// The committer takes a batch once this many wait, so that the next half can
 /// gather while one commits. (When each commit waited for a full 256 and

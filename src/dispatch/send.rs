@@ -1,7 +1,58 @@
 //! The senders: claimed messages from the queue, each rendered, paced, sent
 //! and turned into an outcome for the recorder.
 
-use super::*;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::compose::{CampaignPlan, Composer};
+use super::queue::QueueState;
+use super::rate::ProviderGate;
+use super::recorder;
+use super::retry::RetryPolicy;
+use super::shared_pace::SharedPace;
+use crate::campaigns::{ClaimedMessage, Outcome, OutcomeKind};
+use crate::channels::{Channel, DeliveryError, Outgoing};
+use crate::clock::Clock;
+use crate::domain::{mask_address, ChannelKind, SuppressionScope};
+use crate::schedule::zones::zones_of;
+
+/// A claimed message with the plan and provider it goes through.
+pub(super) type Claimed = (Arc<CampaignPlan>, Arc<dyn Channel>, ClaimedMessage);
+
+/// Shared with every send task.
+pub(super) struct SendContext {
+    pub(super) composer: Arc<Composer>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) retry: RetryPolicy,
+    pub(super) send_timeout: Duration,
+    /// Pacing per provider, by provider name: the connection cap, and the
+    /// rate of providers that have no configured one.
+    pub(super) gates: HashMap<String, Arc<ProviderGate>>,
+    /// The rate of providers that have one, shared with every other worker.
+    pub(super) shared: HashMap<String, Arc<SharedPace>>,
+    /// When a provider without a shared rate last asked this worker to slow
+    /// down (wall-clock ms), for the state watcher to tell the other workers.
+    pub(super) refused_at: std::sync::Mutex<HashMap<String, i64>>,
+    /// The origin of the monotonic milliseconds the gates count in.
+    pub(super) started: std::time::Instant,
+    /// Where recipients of unknown countries are taken to live.
+    pub(super) zone: chrono_tz::Tz,
+    /// Campaigns currently running, refreshed twice a second: a message whose
+    /// campaign was paused or cancelled after it was claimed goes back unsent.
+    pub(super) running: std::sync::RwLock<HashSet<i64>>,
+}
+
+impl SendContext {
+    pub(super) fn is_running(&self, campaign_id: i64) -> bool {
+        self.running
+            .read()
+            .map(|set| set.contains(&campaign_id))
+            .unwrap_or(true)
+    }
+}
 
 /// Sends queued messages one at a time until the queue closes. At a stop it
 /// sends nothing more and returns what it took unsent, to be released.
@@ -259,4 +310,14 @@ async fn send_one(
             outcome(channel.name(), code, Some(reason), latency_ms, kind)
         }
     }
+}
+
+/// Milliseconds since the epoch from the system clock: the moments workers
+/// on several hosts compare (NTP keeps them together), not the worker's
+/// `Clock`, which tests may hold still.
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::SendContext;
+use super::send::SendContext;
 use crate::store::{SlowDown, Store};
 
 /// A provider without a configured rate is paced by each worker on its own
@@ -63,14 +63,4 @@ impl SlowDowns {
             }
         }
     }
-}
-
-/// Milliseconds since the epoch from the system clock: the moments workers
-/// on several hosts compare (NTP keeps them together), not the worker's
-/// `Clock`, which tests may hold still.
-pub(super) fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }

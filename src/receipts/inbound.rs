@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::{answer, secret_refusal, Shared};
+use super::app::{answer, secret_refusal, Shared};
 use crate::domain::PhoneNumber;
 use crate::replies::{InboundSource, NewInbound};
 

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::Shared;
+use super::app::Shared;
 use crate::store::LATENCY_BUCKETS_MS;
 
 pub async fn metrics(State(app): State<Shared>) -> Response {

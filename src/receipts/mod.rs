@@ -7,6 +7,7 @@
 //! is refused with 401, one naming an unknown message with 404), and bounces
 //! and citizens' SMS replies need the shared secret. A report is applied once; a replay changes nothing.
 
+mod app;
 mod bounce;
 mod inbound;
 mod metrics;
@@ -21,28 +22,15 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
+pub use app::Receipts;
 pub use bounce::{parse_bounce, Bounce};
+
+use app::{answer, secret_refusal, Shared};
 
 use crate::campaigns::{NewReceipt, ReceiptEffect, ReceiptOutcome, ReceiptTarget};
 use crate::channels::twilio_suppression;
-use crate::clock::Clock;
-use crate::dispatch::{Purpose, Tokens};
 use crate::domain::{SuppressionReason, SuppressionScope};
-use crate::store::Store;
-
-/// What the handlers share.
-pub struct Receipts {
-    pub store: Arc<dyn Store>,
-    pub tokens: Tokens,
-    pub clock: Arc<dyn Clock>,
-    /// The shared secret bounce senders present (`Authorization: Bearer …`);
-    /// without one, the bounce endpoint is closed.
-    pub bounce_secret: Option<String>,
-    /// Handles citizens' SMS replies (`/inbound/…`), which need the same secret.
-    pub replies: Option<Arc<crate::replies::Replier>>,
-}
-
-type Shared = Arc<Receipts>;
+use crate::tokens::Purpose;
 
 pub fn router(receipts: Receipts) -> Router {
     Router::new()
@@ -60,16 +48,6 @@ pub fn router(receipts: Receipts) -> Router {
             get(unsubscribe_page).post(unsubscribe),
         )
         .with_state(Arc::new(receipts))
-}
-
-/// An answer with a short plain-text explanation.
-fn answer(status: StatusCode, text: &str) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        format!("{text}\n"),
-    )
-        .into_response()
 }
 
 async fn healthz(State(app): State<Shared>) -> Response {
@@ -290,43 +268,4 @@ async fn unsubscribe(State(app): State<Shared>, Path(token): Path<String>) -> Re
             answer(StatusCode::SERVICE_UNAVAILABLE, "try again later")
         }
     }
-}
-
-/// Checks the shared secret of bounces and inbound SMS: a bearer token, or
-/// the password of HTTP basic authentication (gateways such as Kannel put it
-/// in the URL they call). The refusal, if any: 503 while no secret is set,
-/// 401 for a wrong one.
-fn secret_refusal(app: &Receipts, headers: &HeaderMap) -> Option<Response> {
-    use base64::Engine as _;
-    let Some(secret) = &app.bounce_secret else {
-        return Some(answer(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "bounce and inbound SMS intake is closed: set AVISO_RECEIPTS_SECRET (or [receipts] secret)",
-        ));
-    };
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let presented = if let Some(token) = authorization.strip_prefix("Bearer ") {
-        token.as_bytes().to_vec()
-    } else if let Some(basic) = authorization.strip_prefix("Basic ") {
-        base64::engine::general_purpose::STANDARD
-            .decode(basic.trim())
-            .ok()
-            .and_then(|pair| {
-                let colon = pair.iter().position(|b| *b == b':')?;
-                Some(pair[colon + 1..].to_vec())
-            })
-            .unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    (!constant_time_eq(&presented, secret.as_bytes()))
-        .then(|| answer(StatusCode::UNAUTHORIZED, "invalid secret"))
-}
-
-/// Compares secrets without leaking, through timing, how much of a guess was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

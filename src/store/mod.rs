@@ -7,22 +7,23 @@ pub mod backup;
 mod cap;
 pub mod copy;
 mod fleet;
+mod open;
 mod postgres;
 mod rows;
 mod sql;
 mod sqlite;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Serialize;
 
+use crate::calls::CallAttempt;
 use crate::campaigns::{
     Activity, Campaign, CampaignSchedule, CampaignState, ClaimedMessage, NewActivity, NewCampaign,
     NewReceipt, Outcome, ReceiptOutcome, ReceiptTarget, RecordReport, Run, RunStart,
 };
-use crate::contacts::{CallAttempt, Contact, ContactRecord, Segment};
+use crate::contacts::{Contact, ContactRecord, Segment};
 use crate::domain::{CapPolicy, ChannelKind};
 use crate::domain::{SuppressionReason, SuppressionScope};
 use crate::replies::{AppliedReply, InboundRecord, NewInbound, ReplyStatus};
@@ -32,6 +33,7 @@ pub use fleet::{
     PaceGrant, PaceSignal, WorkerHealth, WorkerInfo, WorkerRow, LOST_WORKERS_KEPT_MS, PACE_FLOOR,
     PACE_RECOVERY, PACE_STEP_MS, SLOWED_REASON,
 };
+pub use open::open;
 pub use rows::{
     ActivityRecord, ActivityTarget, CampaignCounts, PhoneHolder, RecentFailures, SlowDown,
     WindowWait,
@@ -70,19 +72,6 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     Conflict(String),
-}
-
-/// Opens (creating if needed) the database at `url` and brings its schema up to date.
-pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let pool = sql::Pool::Postgres(postgres::open_pool(url).await?);
-        Ok(Arc::new(SqlStore::new(pool)))
-    } else if url.starts_with("sqlite:") || !url.contains("://") {
-        let pool = sql::Pool::Sqlite(sqlite::open_pool(url).await?);
-        Ok(Arc::new(SqlStore::new(pool)))
-    } else {
-        Err(StoreError::UnsupportedUrl(url.to_string()))
-    }
 }
 
 /// Contacts in a list or segment, broken down the ways campaign staff ask about.

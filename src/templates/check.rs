@@ -8,7 +8,8 @@ use handlebars::template::{Parameter, Template, TemplateElement};
 use handlebars::Path as HbPath;
 use serde_json::Value;
 
-use super::render::{toml_to_json, Recipient, RenderError, Renderer};
+use super::render::{toml_to_json, Renderer};
+use super::{Recipient, RenderError};
 use super::{TemplateDef, TemplateSet};
 use crate::domain::{ChannelKind, ContactKind, Entity};
 

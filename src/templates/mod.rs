@@ -4,7 +4,9 @@
 
 mod check;
 mod email;
+mod error;
 mod meta;
+mod recipient;
 mod render;
 mod skeleton;
 pub mod sms;
@@ -18,10 +20,10 @@ pub use check::{check, Problem};
 pub use email::{
     build_email, Attachment, AttachmentError, EmailHeaders, EmailSettings, DEFAULT_ATTACHMENT_LIMIT,
 };
+pub use error::RenderError;
 pub use meta::{LangMode, Meta, SmsOptions, VariableSpec};
-pub use render::{
-    long_date, toml_to_json, Recipient, RenderError, RenderedEmail, RenderedSms, Renderer,
-};
+pub use recipient::Recipient;
+pub use render::{long_date, toml_to_json, RenderedEmail, RenderedSms, Renderer};
 
 use crate::domain::ChannelKind;
 

@@ -23,7 +23,8 @@ use std::sync::{Arc, RwLock};
 use handlebars::template::{HelperTemplate, Parameter, TemplateElement};
 use handlebars::{Handlebars, PathSeg, Template};
 
-use super::render::{Recipient, RenderError};
+use super::error::RenderError;
+use super::recipient::Recipient;
 use crate::domain::Language;
 
 /// The values that differ from one recipient to the next.
@@ -552,47 +553,4 @@ pub(super) fn usable(skeletons: &Skeletons, key: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_probe_splits_at_its_markers_and_tells_escaped_ones() {
-        let text = format!(
-            "Hola {}, <a href=\"{}\">x</a>",
-            Slot::FirstName.marker(),
-            Slot::Unsubscribe.marker().replace('&', "&amp;")
-        );
-        let skeleton = Skeleton::parse(&text).unwrap();
-        assert_eq!(
-            skeleton.pieces,
-            vec![
-                Piece::Text("Hola ".into()),
-                Piece::Slot {
-                    slot: Slot::FirstName,
-                    escaped: false
-                },
-                Piece::Text(", <a href=\"".into()),
-                Piece::Slot {
-                    slot: Slot::Unsubscribe,
-                    escaped: true
-                },
-                Piece::Text("\">x</a>".into()),
-            ]
-        );
-        let r = Recipient {
-            first_name: Some("Zoë & Ana".into()),
-            ..Recipient::default()
-        };
-        assert_eq!(
-            skeleton.fill(&r, "https://x/u?a=1&b=2"),
-            "Hola Zoë & Ana, <a href=\"https://x/u?a&#x3D;1&amp;b&#x3D;2\">x</a>"
-        );
-    }
-
-    #[test]
-    fn a_stray_marker_character_means_no_skeleton() {
-        assert!(Skeleton::parse("a \u{E000} b").is_none());
-        assert!(Skeleton::parse("a \u{E001} b").is_none());
-        assert!(Skeleton::parse("a \u{E000}9&\u{E001} b").is_none());
-    }
-}
+mod tests;

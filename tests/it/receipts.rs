@@ -3,10 +3,10 @@
 
 use aviso::campaigns::manage::CampaignRequest;
 use aviso::campaigns::CampaignSchedule;
-use aviso::dispatch::{Purpose, Tokens};
 use aviso::domain::ChannelKind;
 use aviso::receipts::{router, Receipts};
 use aviso::schedule::Monthly;
+use aviso::tokens::{Purpose, Tokens};
 
 use crate::support::engine::{ms, Setup};
 

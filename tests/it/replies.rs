@@ -8,10 +8,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use aviso::channels::Channel;
-use aviso::dispatch::Tokens;
 use aviso::domain::SuppressionReason;
 use aviso::receipts::{router, Receipts};
 use aviso::replies::{InboundRecord, Replier, ReplyAction, ReplyStatus};
+use aviso::tokens::Tokens;
 
 use crate::sms::{counts, create_sms_campaign, KANNEL_USER};
 use crate::support::engine::{ms, Setup};

@@ -186,10 +186,10 @@ fn receipt_token(ws: &Workspace, message_id: i64) -> String {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let store = aviso::store::open(&ws.database_url).await.unwrap();
-        let tokens = aviso::dispatch::Tokens::from_store(store.as_ref())
+        let tokens = aviso::tokens::Tokens::from_store(store.as_ref())
             .await
             .unwrap();
-        tokens.token(aviso::dispatch::Purpose::Receipt, message_id)
+        tokens.token(aviso::tokens::Purpose::Receipt, message_id)
     })
 }
 
@@ -227,10 +227,10 @@ fn forged_unknown_and_replayed_reports_are_refused_and_a_valid_one_applies_once(
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
             let store = aviso::store::open(&s.ws.database_url).await.unwrap();
-            let tokens = aviso::dispatch::Tokens::from_store(store.as_ref())
+            let tokens = aviso::tokens::Tokens::from_store(store.as_ref())
                 .await
                 .unwrap();
-            tokens.token(aviso::dispatch::Purpose::Unsubscribe, 1)
+            tokens.token(aviso::tokens::Purpose::Unsubscribe, 1)
         })
     };
     let (status, _) = http(

@@ -2517,7 +2517,7 @@ async fn unreached_messages_and_members_without_an_address_are_found(b: &Backend
 }
 
 async fn call_attempts_are_recorded_once_by_key_and_counted_by_day(b: &Backend) {
-    use aviso::contacts::CallAttempt;
+    use aviso::calls::CallAttempt;
     let s = b.s();
     let calls = NewActivity {
         channel: None,

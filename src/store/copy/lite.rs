@@ -3,8 +3,9 @@
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{Row, Sqlite, SqliteConnection, TypeInfo, ValueRef};
 
+use super::error::CopyError;
 use super::rows::Value;
-use super::{CopyError, Kind, Table};
+use super::table::{Kind, Table};
 
 type Query<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>;
 

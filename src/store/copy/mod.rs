@@ -8,6 +8,7 @@
 //! the target is written in one transaction that commits only when every
 //! table's checksum matches, so a failed copy leaves it as empty as it was.
 
+mod error;
 mod lite;
 mod pg;
 mod rows;
@@ -20,59 +21,12 @@ use std::str::FromStr;
 use serde::Serialize;
 use sqlx::{Connection, Postgres, Sqlite, Transaction};
 
+pub use error::CopyError;
 pub use rows::Summary;
 use rows::{TableSum, Value};
-use table::{plan, quote, Kind, Table};
+use table::{plan, quote, Table};
 
 use super::{postgres, sqlite, StoreError};
-
-#[derive(Debug, thiserror::Error)]
-pub enum CopyError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("database error {what}: {source}")]
-    Sql { what: String, source: sqlx::Error },
-    #[error("the source and the target are the same database ({0}): give --to another one")]
-    SameDatabase(String),
-    #[error(
-        "the target database is not empty: table {table} holds rows, and migrate-store copies \
-         only into an empty database; nothing was changed"
-    )]
-    TargetNotEmpty { table: String },
-    #[error(
-        "table {table} is in the {present} database but not in the {absent}: \
-         is the other one from another version of aviso?"
-    )]
-    MissingTable {
-        table: String,
-        present: &'static str,
-        absent: &'static str,
-    },
-    #[error("table {table} has other columns in the source than in the target")]
-    ColumnsDiffer { table: String },
-    #[error(
-        "table {table} has no primary key: migrate-store reads a table page by page in key \
-         order, and cannot copy it"
-    )]
-    NoPrimaryKey { table: String },
-    #[error("tables {0} reference each other: no order of copying satisfies their foreign keys")]
-    Cycle(String),
-    #[error("table {table}, column {column}: {detail}")]
-    Value {
-        table: String,
-        column: String,
-        detail: String,
-    },
-    #[error("there is no database at {0}")]
-    NoDatabase(String),
-}
-
-impl CopyError {
-    fn sql(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> CopyError {
-        let what = what.into();
-        move |source| CopyError::Sql { what, source }
-    }
-}
 
 /// One table compared: `None` where the table is missing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

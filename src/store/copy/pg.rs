@@ -4,8 +4,9 @@
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::{PgConnection, Postgres, Row};
 
+use super::error::CopyError;
 use super::rows::Value;
-use super::{quote, CopyError, Kind, Table};
+use super::table::{quote, Kind, Table};
 
 type Query<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
 

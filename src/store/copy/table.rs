@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::CopyError;
+use super::error::CopyError;
 
 /// How a column is typed, on PostgreSQL; SQLite's columns take any value.
 #[derive(Debug, Clone, PartialEq, Eq)]

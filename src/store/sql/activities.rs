@@ -116,7 +116,7 @@ impl ActivityStore for SqlStore {
     async fn record_call_attempts(
         &self,
         activity_id: i64,
-        attempts: &[crate::contacts::CallAttempt],
+        attempts: &[crate::calls::CallAttempt],
         source: &str,
         now: i64,
     ) -> StoreResult<u64> {

@@ -196,6 +196,58 @@ fn a_contact_field_without_a_role_is_rendered_for_each_recipient() {
     }
 }
 
+/// The class cache may never send one citizen's data to another: for every
+/// field of `Recipient`, two recipients that differ only in it get their own
+/// text. The fields are read from the serialised recipient, so a field added
+/// later is covered without touching this test (and `full` below stops
+/// compiling until it is given a value).
+#[test]
+fn recipients_that_differ_in_any_one_field_get_their_own_text() {
+    let full = Recipient {
+        id: "C1".into(),
+        kind: "citizen".into(),
+        first_name: Some("Ana".into()),
+        last_name: Some("Ruiz".into()),
+        full_name: "Ana Ruiz".into(),
+        entity: Some("OAX".into()),
+        country: Some("US".into()),
+        language: "es".into(),
+        credential: Some("si".into()),
+        population: Some("residente".into()),
+        modality: Some("postal".into()),
+    };
+    let base = serde_json::to_value(&full).unwrap();
+    let fields: Vec<&String> = base.as_object().unwrap().keys().collect();
+    let text: String = fields
+        .iter()
+        .map(|f| format!("{f}={{{{contact.{f}}}}};"))
+        .collect();
+    let meta = "description = \"x\"\nchannels = [\"sms\"]\nlanguages = [\"es\"]\n";
+    let r = renderer_of(&[("todos/meta.toml", meta), ("todos/sms.es.hbs", &text)]);
+    assert!(
+        super::super::skeleton::usable(&r.skeletons, &key("todos", "sms.es.hbs")),
+        "the test must go through the class cache"
+    );
+    let render = |recipient: &Recipient| {
+        r.render_sms("todos", LangMode::Es, recipient, &Value::Null)
+            .unwrap()
+            .text
+    };
+    for field in fields {
+        let mut changed = base.clone();
+        changed[field] = Value::String(format!("otro-{field}"));
+        let other: Recipient = serde_json::from_value(changed).unwrap();
+        let first = render(&full);
+        let second = render(&other);
+        let own = format!("{field}={};", base[field].as_str().unwrap());
+        assert!(first.contains(&own), "{field}: {first}");
+        assert!(
+            second.contains(&format!("{field}=otro-{field};")),
+            "{field} leaked from one recipient to the next: {second}"
+        );
+    }
+}
+
 #[test]
 fn campaigns_with_different_variables_get_their_own_text() {
     let r = renderer_of(&[

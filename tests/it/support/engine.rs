@@ -11,10 +11,11 @@ use aviso::campaigns::NewActivity;
 use aviso::channels::FileChannel;
 use aviso::clock::{Clock, ManualClock};
 use aviso::contacts::{import_file, ImportOptions};
-use aviso::dispatch::{ChannelSet, Composer, DispatchOptions, Dispatcher, Tokens};
+use aviso::dispatch::{ChannelSet, Composer, DispatchOptions, Dispatcher};
 use aviso::domain::ChannelKind;
 use aviso::store::Store;
 use aviso::templates::{EmailSettings, Renderer, TemplateSet};
+use aviso::tokens::Tokens;
 
 /// Milliseconds of an RFC 3339 time.
 pub fn ms(rfc3339: &str) -> i64 {

@@ -3,8 +3,7 @@
 //! mean nothing for messaging. An outcome not listed here is reported, never
 //! guessed.
 
-use crate::domain::{fold, PhoneNumber, SuppressionReason, SuppressionScope};
-use crate::store::{Store, StoreResult, Suppression};
+use crate::domain::{fold, PhoneNumber};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallOutcome {
@@ -72,48 +71,6 @@ pub struct CallAttempt {
     pub date: chrono::NaiveDate,
     /// As the call centre wrote it.
     pub outcome: String,
-}
-
-/// The suppressions an outcome calls for: a wrong number stops SMS to it;
-/// deceased and "do not contact" stop every channel of the phone and of the
-/// e-mails of every contact with that phone. Nothing for the others.
-pub async fn suppressions_for(
-    store: &dyn Store,
-    outcome: CallOutcome,
-    phone: &PhoneNumber,
-    source: &str,
-    now: i64,
-) -> StoreResult<Vec<Suppression>> {
-    let suppression = |address: String, scope, reason| Suppression {
-        address,
-        scope,
-        reason,
-        source: source.to_string(),
-        created_at: now,
-    };
-    Ok(match outcome {
-        CallOutcome::WrongNumber => vec![suppression(
-            phone.to_string(),
-            SuppressionScope::Sms,
-            SuppressionReason::Invalid,
-        )],
-        CallOutcome::Deceased | CallOutcome::DoNotContact => {
-            let reason = if outcome == CallOutcome::Deceased {
-                SuppressionReason::Deceased
-            } else {
-                SuppressionReason::DoNotContact
-            };
-            let mut addresses = vec![phone.to_string()];
-            for holder in store.contacts_with_phone(phone.as_str()).await? {
-                addresses.extend(holder.email);
-            }
-            addresses
-                .into_iter()
-                .map(|a| suppression(a, SuppressionScope::All, reason))
-                .collect()
-        }
-        CallOutcome::Neutral => Vec::new(),
-    })
 }
 
 /// The outcome a call-centre label means, if it is one we know. Case, accents
