@@ -1,6 +1,6 @@
 //! The outbox rows a worker claims, and what it reports back about each.
 
-use crate::domain::{SuppressionReason, SuppressionScope};
+use crate::domain::{ChannelKind, SuppressionReason, SuppressionScope};
 
 /// A message claimed by a worker: everything needed to render and send it,
 /// frozen when the run started.
@@ -152,7 +152,7 @@ pub enum ReceiptOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ReceiptTarget {
     pub id: i64,
-    pub channel: String,
+    #[sqlx(try_from = "String")]
+    pub channel: ChannelKind,
     pub address: String,
-    pub status: String,
 }

@@ -202,6 +202,7 @@ fn parse_json(body: &[u8]) -> Result<Bounce, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ChannelKind;
 
     const DSN: &str = "From: MAILER-DAEMON@example.org\r\n\
 To: avisos@votoextranjero.example\r\n\
@@ -245,9 +246,8 @@ Subject: Ya puedes registrarte\r\n\
             .contains("Recipient address rejected"));
         let r = b.receipt(&ReceiptTarget {
             id: 1234,
-            channel: "email".into(),
+            channel: ChannelKind::Email,
             address: "nadie@example.org".into(),
-            status: "sent".into(),
         });
         assert_eq!(r.effect, ReceiptEffect::Failed);
         assert_eq!(

@@ -29,7 +29,7 @@ use app::{answer, secret_refusal, Shared};
 
 use crate::campaigns::{NewReceipt, ReceiptEffect, ReceiptOutcome, ReceiptTarget};
 use crate::channels::twilio_suppression;
-use crate::domain::{SuppressionReason, SuppressionScope};
+use crate::domain::{ChannelKind, SuppressionReason, SuppressionScope};
 use crate::tokens::Purpose;
 
 pub fn router(receipts: Receipts) -> Router {
@@ -210,7 +210,7 @@ async fn bounces(State(app): State<Shared>, headers: HeaderMap, body: Bytes) -> 
         Err(why) => return answer(StatusCode::BAD_REQUEST, &why),
     };
     let message = match app.store.receipt_target(bounce.message_id).await {
-        Ok(Some(m)) if m.channel == "email" => m,
+        Ok(Some(m)) if m.channel == ChannelKind::Email => m,
         Ok(_) => return answer(StatusCode::NOT_FOUND, "unknown message"),
         Err(e) => {
             tracing::error!("bounce: {e}");

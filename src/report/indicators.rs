@@ -8,7 +8,7 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeZone};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::campaigns::Activity;
+use crate::campaigns::{Activity, MessageStatus};
 use crate::cost::{Money, PriceTable};
 use crate::domain::{ChannelKind, Country, Invalid};
 use crate::store::{ActivityRecord, Store, StoreResult};
@@ -195,7 +195,7 @@ pub async fn indicators(
             activity: Some(activity.code.clone()),
             month,
             entity: f.entity.clone(),
-            channel: Some(f.channel.clone()),
+            channel: Some(f.channel.to_string()),
             country: f.country.clone(),
             language: Some(f.language.clone()),
         };
@@ -203,27 +203,29 @@ pub async fn indicators(
             .entry(values.key(keys))
             .or_insert((activity.id, Measures::default()))
             .1;
-        match f.status.as_str() {
-            "sent" => m.sent += f.count,
-            "delivered" => {
+        match f.status {
+            MessageStatus::Sent => m.sent += f.count,
+            MessageStatus::Delivered => {
                 m.sent += f.count;
                 m.delivered += f.count;
             }
-            "failed" => m.failed += f.count,
-            "suppressed" => m.suppressed += f.count,
-            "expired" => m.expired += f.count,
-            "capped" => m.capped += f.count,
-            _ => {}
+            MessageStatus::Failed => m.failed += f.count,
+            MessageStatus::Suppressed => m.suppressed += f.count,
+            MessageStatus::Expired => m.expired += f.count,
+            MessageStatus::Capped => m.capped += f.count,
+            MessageStatus::Queued
+            | MessageStatus::Sending
+            | MessageStatus::Retrying
+            | MessageStatus::Cancelled => {}
         }
         m.segments += f.segments;
         if let Some(prices) = prices {
-            let channel = ChannelKind::parse(&f.channel).ok();
             let country = f.country.as_deref().and_then(|c| Country::parse(c).ok());
-            let units = match channel {
-                Some(ChannelKind::Sms) => f.segments,
-                _ => f.accepted,
+            let units = match f.channel {
+                ChannelKind::Sms => f.segments,
+                ChannelKind::Email => f.accepted,
             };
-            match channel.and_then(|c| prices.price(c, country)) {
+            match prices.price(f.channel, country) {
                 Some(price) => {
                     m.spent = Some(m.spent.unwrap_or_default().plus(price.times(units)));
                 }

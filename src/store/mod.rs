@@ -20,8 +20,9 @@ use serde::Serialize;
 
 use crate::calls::CallAttempt;
 use crate::campaigns::{
-    Activity, Campaign, CampaignSchedule, CampaignState, ClaimedMessage, NewActivity, NewCampaign,
-    NewReceipt, Outcome, ReceiptOutcome, ReceiptTarget, RecordReport, Run, RunStart,
+    Activity, Campaign, CampaignSchedule, CampaignState, ClaimedMessage, MessageStatus,
+    NewActivity, NewCampaign, NewReceipt, Outcome, ReceiptOutcome, ReceiptTarget, RecordReport,
+    Run, RunStart,
 };
 use crate::contacts::{Contact, ContactRecord, Segment};
 use crate::domain::{CapPolicy, ChannelKind};
@@ -94,11 +95,13 @@ pub struct ChannelCounts {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct MessageFact {
     pub activity_id: i64,
-    pub channel: String,
+    #[sqlx(try_from = "String")]
+    pub channel: ChannelKind,
     pub entity: Option<String>,
     pub country: Option<String>,
     pub language: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: MessageStatus,
     /// Quarter hours since the epoch of the message's last event (sent, or
     /// finished): every zone's offset is a whole number of quarter hours, so
     /// each bucket falls in one local month wherever the report is read.

@@ -12,8 +12,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use aviso::campaigns::{
-    Campaign, CampaignSchedule, CampaignState, CampaignVars, ClaimedMessage, NewActivity,
-    NewCampaign, Outcome, OutcomeKind, RecordReport, StatusCounts, Transition,
+    Campaign, CampaignSchedule, CampaignState, CampaignVars, ClaimedMessage, MessageStatus,
+    NewActivity, NewCampaign, Outcome, OutcomeKind, RecordReport, StatusCounts, Transition,
 };
 use aviso::contacts::{Contact, Segment};
 use aviso::domain::{CapPolicy, FrequencyCap, WhenCapped};
@@ -2425,7 +2425,10 @@ async fn sent_segments_are_kept_per_message_and_summed_for_the_indicators(b: &Ba
         .iter()
         .fold((0, 0), |(a, n), f| (a + f.accepted, n + f.segments));
     assert_eq!((accepted, summed), (2, 5));
-    let failed_fact = facts.iter().find(|f| f.status == "failed").unwrap();
+    let failed_fact = facts
+        .iter()
+        .find(|f| f.status == MessageStatus::Failed)
+        .unwrap();
     assert_eq!((failed_fact.accepted, failed_fact.segments), (0, 0));
 }
 

@@ -29,7 +29,7 @@ impl ReceiptStore for SqlStore {
     ) -> StoreResult<Option<crate::campaigns::ReceiptTarget>> {
         on_pool!(&self.pool, |pool| {
             Ok(
-                sqlx::query_as("SELECT id, channel, address, status FROM messages WHERE id = $1")
+                sqlx::query_as("SELECT id, channel, address FROM messages WHERE id = $1")
                     .bind(message_id)
                     .fetch_optional(pool)
                     .await?,
