@@ -16,5 +16,6 @@ pub mod receipts;
 pub mod replies;
 pub mod report;
 pub mod schedule;
+pub mod settings;
 pub mod store;
 pub mod templates;
