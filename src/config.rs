@@ -180,7 +180,7 @@ impl Config {
     pub fn parse(text: &str, path: PathBuf) -> Result<Config, ConfigError> {
         let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.display().to_string(),
-            detail: e.to_string().trim().replace('\n', " "),
+            detail: locate(text, &e),
         })?;
         let base_dir = path
             .parent()
@@ -221,5 +221,31 @@ impl Config {
         } else {
             self.base_dir.join(path)
         }
+    }
+}
+
+/// `[worker] concurrency: line 2: invalid type…`: the key in the file's own
+/// terms and the line, instead of toml's drawing of the line (which does not
+/// fit on the one line errors get).
+fn locate(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', ": ");
+    let Some(before) = e.span().and_then(|span| text.get(..span.start)) else {
+        return message;
+    };
+    let line_number = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or_default();
+    let Some((key, _)) = line.split_once('=') else {
+        return format!("line {line_number}: {message}");
+    };
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .and_then(|l| l.get(..=l.find(']')?));
+    match table {
+        Some(table) => format!("{table} {}: line {line_number}: {message}", key.trim()),
+        None => format!("{}: line {line_number}: {message}", key.trim()),
     }
 }

@@ -201,14 +201,31 @@ fn a_bad_value_is_named_with_its_file_and_key() {
         err.starts_with("conf/aviso.toml: [prices.sms] XX: "),
         "{err}"
     );
-    // The file's own mistakes (serde's) name it and the line.
-    let err = Config::parse("[worker]\nconcurrency = \"many\"\n", DEFAULT_CONFIG.into())
-        .unwrap_err()
-        .to_string();
+    // What the file's reader refuses names the key and the line too.
+    let parse = |text: &str| {
+        Config::parse(text, DEFAULT_CONFIG.into())
+            .unwrap_err()
+            .to_string()
+    };
+    let err = parse("# workers\n[worker] # this host\nconcurrency = \"many\"\n");
     assert!(
-        err.starts_with("aviso.toml: ") && err.contains("line 2"),
+        err.starts_with("aviso.toml: [worker] concurrency: line 3: invalid type"),
         "{err}"
     );
+    let err = parse("timezone = 5\n");
+    assert!(err.starts_with("aviso.toml: timezone: line 1: "), "{err}");
+    let err = parse("[sms]\nfrequency_cap = \"2/7x\"\n");
+    assert!(
+        err.starts_with("aviso.toml: [sms] frequency_cap: line 2: "),
+        "{err}"
+    );
+    let err = parse("[worker]\nconcurency = 3\n");
+    assert!(
+        err.starts_with("aviso.toml: [worker] concurency: line 2: unknown field"),
+        "{err}"
+    );
+    let err = parse("[worker\n");
+    assert!(err.starts_with("aviso.toml: line 1: "), "{err}");
 }
 
 #[test]
