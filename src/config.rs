@@ -1,15 +1,28 @@
-//! `aviso.toml`: where the database is, where templates live, which providers to
-//! use. Every setting has a default that works with no file at all; command-line
-//! flags and `AVISO_*` variables override the file.
+//! `aviso.toml` as written: every key optional. What the program runs with,
+//! the file merged with the flags, the environment and the defaults below, is
+//! [`crate::settings::Settings`].
 
 use std::path::{Path, PathBuf};
 
+use chrono_tz::Tz;
 use serde::Deserialize;
 
-pub const DEFAULT_DATABASE_URL: &str = "sqlite://aviso.db";
+// Every default, once; `aviso init` writes its sample from these.
 pub const DEFAULT_CONFIG: &str = "aviso.toml";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://aviso.db";
 pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8025";
 pub const DEFAULT_FROM: &str = "Voto desde el Extranjero <avisos@votoextranjero.example>";
+/// Campaign times are read in this zone unless the configuration says otherwise.
+pub const DEFAULT_ZONE: Tz = chrono_tz::America::Mexico_City;
+pub const DEFAULT_GRACE_HOURS: f64 = 24.0;
+pub const DEFAULT_AUTOPAUSE_WINDOW: i64 = 200;
+pub const DEFAULT_AUTOPAUSE_RATIO: f64 = 0.5;
+pub const DEFAULT_CONCURRENCY: usize = 32;
+pub const DEFAULT_LEASE_SECONDS: u64 = 60;
+pub const DEFAULT_RETRY_INITIAL_SECONDS: f64 = 30.0;
+pub const DEFAULT_RETRY_MULTIPLIER: f64 = 2.0;
+pub const DEFAULT_RETRY_MAX_INTERVAL_SECONDS: f64 = 1800.0;
+pub const DEFAULT_RETRY_MAX_ATTEMPTS: u32 = 8;
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -37,32 +50,21 @@ pub struct ConfigFile {
     #[serde(default)]
     pub providers: std::collections::BTreeMap<String, NamedProvider>,
     /// `[prices]`: currency, budget and `[prices.sms]` / `[prices.email]` by
-    /// country; read into a `PriceTable` by [`Config::prices`].
+    /// country; read into a `PriceTable` by `Settings::resolve`.
     pub prices: Option<toml::Table>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct ScheduleConfig {
     /// A run found this many hours after its time is recorded as missed, not sent.
-    pub grace_hours: f64,
+    pub grace_hours: Option<f64>,
     /// The send window of campaigns that set none, e.g. "09:00-20:00".
     pub default_window: Option<String>,
     /// Auto-pause: look at this many recent attempts…
-    pub autopause_window: i64,
+    pub autopause_window: Option<i64>,
     /// …and pause when more than this share of them failed for good.
-    pub autopause_ratio: f64,
-}
-
-impl Default for ScheduleConfig {
-    fn default() -> Self {
-        ScheduleConfig {
-            grace_hours: 24.0,
-            default_window: None,
-            autopause_window: 200,
-            autopause_ratio: 0.5,
-        }
-    }
+    pub autopause_ratio: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -108,24 +110,13 @@ pub struct SmsConfig {
 }
 
 /// The retry policy for temporary failures: exponential with jitter.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct RetryConfig {
-    pub initial_seconds: f64,
-    pub multiplier: f64,
-    pub max_interval_seconds: f64,
-    pub max_attempts: u32,
-}
-
-impl Default for RetryConfig {
-    fn default() -> Self {
-        RetryConfig {
-            initial_seconds: 30.0,
-            multiplier: 2.0,
-            max_interval_seconds: 1800.0,
-            max_attempts: 8,
-        }
-    }
+    pub initial_seconds: Option<f64>,
+    pub multiplier: Option<f64>,
+    pub max_interval_seconds: Option<f64>,
+    pub max_attempts: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -135,8 +126,7 @@ pub struct WorkerConfig {
     pub lease_seconds: Option<u64>,
 }
 
-/// The settings in force, with relative paths already resolved against the
-/// directory of the file that named them.
+/// A configuration file as read, and where it was, for the paths it names.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub path: Option<PathBuf>,
@@ -153,50 +143,6 @@ pub enum ConfigError {
     },
     #[error("{path}: {detail}")]
     Parse { path: String, detail: String },
-    #[error("{path} (named by {var} or systemd's credentials): cannot read the secret: {source}")]
-    SecretFile {
-        var: String,
-        path: String,
-        source: std::io::Error,
-    },
-}
-
-/// A secret from the environment: `NAME` itself; or the contents of the file
-/// `NAME_FILE` names; or, under systemd (`LoadCredential=`), the credential
-/// named after it in `$CREDENTIALS_DIRECTORY` (`AVISO_SMTP_PASSWORD` →
-/// `smtp-password`), absent when the unit does not load it. Trimmed. A file
-/// named by `NAME_FILE` that cannot be read is an error rather than "no
-/// secret": running without a password the operator meant to give fails
-/// later and less clearly.
-pub fn secret_from_env(name: &str) -> Result<Option<String>, ConfigError> {
-    if let Some(value) = std::env::var(name).ok().filter(|v| !v.is_empty()) {
-        return Ok(Some(value));
-    }
-    let var = format!("{name}_FILE");
-    let path = match std::env::var_os(&var).filter(|p| !p.is_empty()) {
-        Some(path) => PathBuf::from(path),
-        None => match credential_path(name) {
-            Some(path) if path.exists() => path,
-            _ => return Ok(None),
-        },
-    };
-    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::SecretFile {
-        var,
-        path: path.display().to_string(),
-        source,
-    })?;
-    Ok(Some(text.trim().to_string()).filter(|s| !s.is_empty()))
-}
-
-/// Where systemd puts the credential for `AVISO_SOME_SECRET`: `some-secret`.
-fn credential_path(name: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty())?;
-    let id = name
-        .strip_prefix("AVISO_")
-        .unwrap_or(name)
-        .to_ascii_lowercase()
-        .replace('_', "-");
-    Some(PathBuf::from(dir).join(id))
 }
 
 impl Config {
@@ -209,11 +155,7 @@ impl Config {
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
-                return Ok(Config {
-                    path: None,
-                    file: ConfigFile::default(),
-                    base_dir: PathBuf::from("."),
-                })
+                return Ok(Config::absent())
             }
             Err(source) => {
                 return Err(ConfigError::Read {
@@ -222,9 +164,23 @@ impl Config {
                 })
             }
         };
-        let file: ConfigFile = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        Config::parse(&text, path)
+    }
+
+    /// No file: every setting comes from elsewhere.
+    pub fn absent() -> Config {
+        Config {
+            path: None,
+            file: ConfigFile::default(),
+            base_dir: PathBuf::from("."),
+        }
+    }
+
+    /// The text of the file at `path`.
+    pub fn parse(text: &str, path: PathBuf) -> Result<Config, ConfigError> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.display().to_string(),
-            detail: e.to_string().trim().replace('\n', " "),
+            detail: locate(text, &e),
         })?;
         let base_dir = path
             .parent()
@@ -238,79 +194,58 @@ impl Config {
         })
     }
 
-    /// The database URL: flag or environment first, then the file, then the default.
-    /// A relative SQLite path in the file is relative to the file.
-    pub fn database_url(&self, flag: Option<&str>) -> String {
-        if let Some(url) = flag {
-            return url.to_string();
-        }
-        match &self.file.database_url {
-            Some(url) => self.relative_sqlite(url),
-            None => DEFAULT_DATABASE_URL.to_string(),
-        }
-    }
-
-    fn relative_sqlite(&self, url: &str) -> String {
-        let Some(path) = url.strip_prefix("sqlite://") else {
-            return url.to_string();
-        };
-        if Path::new(path).is_absolute() || self.path.is_none() {
-            return url.to_string();
-        }
-        format!("sqlite://{}", self.base_dir.join(path).display())
-    }
-
-    /// Where templates come from: the flag, the file, `./templates`, or built in.
-    pub fn templates_dir(&self, flag: Option<&Path>) -> Option<PathBuf> {
-        if let Some(dir) = flag {
-            return Some(dir.to_path_buf());
-        }
-        if let Some(dir) = &self.file.templates {
-            return Some(self.resolve(dir));
-        }
-        let local = PathBuf::from("templates");
-        local.join("entities.toml").is_file().then_some(local)
-    }
-
-    pub fn public_url(&self) -> String {
-        std::env::var("AVISO_PUBLIC_URL")
-            .ok()
-            .or_else(|| self.file.public_url.clone())
-            .unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_string())
-            .trim_end_matches('/')
-            .to_string()
-    }
-
-    /// The frequency cap aviso.toml sets for a channel's campaigns.
-    pub fn frequency_cap(
-        &self,
-        channel: crate::domain::ChannelKind,
-    ) -> Option<crate::domain::FrequencyCap> {
-        match channel {
-            crate::domain::ChannelKind::Email => self.file.email.frequency_cap,
-            crate::domain::ChannelKind::Sms => self.file.sms.frequency_cap,
-        }
-    }
-
-    /// The price table, if `[prices]` is set; its mistakes name this file.
-    pub fn prices(&self) -> Result<Option<crate::cost::PriceTable>, crate::cost::PriceError> {
-        let file = self
-            .path
+    /// How errors name the file: its path, or `aviso.toml` when there is none.
+    pub fn name(&self) -> String {
+        self.path
             .as_deref()
             .map(|p| p.display().to_string())
-            .unwrap_or_else(|| DEFAULT_CONFIG.to_string());
-        self.file
-            .prices
-            .as_ref()
-            .map(|table| crate::cost::PriceTable::from_toml(table, &file))
-            .transpose()
+            .unwrap_or_else(|| DEFAULT_CONFIG.to_string())
     }
 
+    /// The file's database URL; a relative SQLite path in it is relative to the file.
+    pub fn database_url(&self) -> Option<String> {
+        let url = self.file.database_url.as_deref()?;
+        let Some(path) = url.strip_prefix("sqlite://") else {
+            return Some(url.to_string());
+        };
+        if Path::new(path).is_absolute() || self.path.is_none() {
+            return Some(url.to_string());
+        }
+        Some(format!("sqlite://{}", self.base_dir.join(path).display()))
+    }
+
+    /// A path the file names, relative to the file.
     pub fn resolve(&self, path: &Path) -> PathBuf {
         if path.is_absolute() {
             path.to_path_buf()
         } else {
             self.base_dir.join(path)
         }
+    }
+}
+
+/// `[worker] concurrency: line 2: invalid type…`: the key in the file's own
+/// terms and the line, instead of toml's drawing of the line (which does not
+/// fit on the one line errors get).
+fn locate(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', ": ");
+    let Some(before) = e.span().and_then(|span| text.get(..span.start)) else {
+        return message;
+    };
+    let line_number = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or_default();
+    let Some((key, _)) = line.split_once('=') else {
+        return format!("line {line_number}: {message}");
+    };
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .and_then(|l| l.get(..=l.find(']')?));
+    match table {
+        Some(table) => format!("{table} {}: line {line_number}: {message}", key.trim()),
+        None => format!("{}: line {line_number}: {message}", key.trim()),
     }
 }

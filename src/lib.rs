@@ -16,6 +16,7 @@ pub mod receipts;
 pub mod replies;
 pub mod report;
 pub mod schedule;
+pub mod settings;
 pub mod store;
 pub mod templates;
 pub mod tokens;

@@ -250,8 +250,6 @@ pub async fn run(ctx: &Context, cmd: CampaignCommand) -> anyhow::Result<ExitCode
     match cmd {
         CampaignCommand::Create(args) => {
             let json = args.json;
-            // A mistake in [prices] stops creation, not the estimate after it.
-            ctx.config.prices()?;
             let id = create(ctx, args).await?;
             let estimate = estimate::of(ctx, store, id).await?;
             if json {
@@ -273,10 +271,10 @@ pub async fn run(ctx: &Context, cmd: CampaignCommand) -> anyhow::Result<ExitCode
         }
         CampaignCommand::Start(args) => {
             if let Some(campaign) = store.campaign(args.id).await? {
-                let guard = ctx.budget_guard(std::sync::Arc::new(ctx.renderer()?))?;
+                let guard = ctx.budget_guard(std::sync::Arc::new(ctx.renderer()?));
                 guard.check(store, &campaign).await?;
             }
-            let run = manage::start(store, args.id, ctx.zone()?, now).await?;
+            let run = manage::start(store, args.id, ctx.settings.zone, now).await?;
             if args.json {
                 print_json(&run)?;
             } else if run.created {
@@ -335,7 +333,7 @@ pub async fn run(ctx: &Context, cmd: CampaignCommand) -> anyhow::Result<ExitCode
         CampaignCommand::List(args) => {
             let mut all = Vec::new();
             for c in store.campaigns().await? {
-                all.push(manage::status(store, &c, ctx.zone()?, now).await?);
+                all.push(manage::status(store, &c, ctx.settings.zone, now).await?);
             }
             if args.json {
                 print_json(&all)?;
@@ -397,7 +395,7 @@ pub async fn run(ctx: &Context, cmd: CampaignCommand) -> anyhow::Result<ExitCode
         CampaignCommand::Status(args) => match args.id {
             Some(id) if args.watch => watch(ctx, store, id).await?,
             Some(id) => {
-                let status = manage::status_of(store, id, ctx.zone()?, now).await?;
+                let status = manage::status_of(store, id, ctx.settings.zone, now).await?;
                 if args.json {
                     print_json(&status)?;
                 } else {
@@ -407,7 +405,7 @@ pub async fn run(ctx: &Context, cmd: CampaignCommand) -> anyhow::Result<ExitCode
             None => {
                 let mut all = Vec::new();
                 for c in store.campaigns().await? {
-                    all.push(manage::status(store, &c, ctx.zone()?, now).await?);
+                    all.push(manage::status(store, &c, ctx.settings.zone, now).await?);
                 }
                 if args.json {
                     print_json(&all)?;
@@ -424,7 +422,7 @@ pub async fn run(ctx: &Context, cmd: CampaignCommand) -> anyhow::Result<ExitCode
 
 /// The schedule flags as stored times.
 fn schedule_of(ctx: &Context, args: &ScheduleArgs) -> anyhow::Result<CampaignSchedule> {
-    let zone = ctx.zone()?;
+    let zone = ctx.settings.zone;
     let mut schedule = CampaignSchedule {
         start_at: args
             .at
@@ -445,7 +443,7 @@ fn schedule_of(ctx: &Context, args: &ScheduleArgs) -> anyhow::Result<CampaignSch
 }
 
 async fn create(ctx: &Context, args: CreateArgs) -> anyhow::Result<i64> {
-    let zone = ctx.zone()?;
+    let zone = ctx.settings.zone;
     let renderer = ctx.renderer()?;
     let mut vars = serde_json::Map::new();
     if let Some(file) = &args.vars_file {
@@ -492,7 +490,7 @@ async fn create(ctx: &Context, args: CreateArgs) -> anyhow::Result<i64> {
         name: args.name,
         vars,
         attachments: args.attachments,
-        attachment_limit: ctx.email_settings()?.attachment_limit,
+        attachment_limit: ctx.settings.email.attachment_limit,
         provider: args.provider.clone(),
         schedule: schedule_of(ctx, &args.schedule)?,
         window: args.window.as_deref().map(Window::parse).transpose()?,
@@ -518,7 +516,7 @@ async fn create(ctx: &Context, args: CreateArgs) -> anyhow::Result<i64> {
     let cap = match args.frequency_cap {
         Some(CapChoice::Cap(cap)) => Some(cap),
         Some(CapChoice::Uncapped) => None,
-        None => kind.and_then(|kind| ctx.config.frequency_cap(kind)),
+        None => kind.and_then(|kind| ctx.settings.frequency_cap(kind)),
     };
     let request = CampaignRequest {
         frequency_cap: cap.map(|cap| CapPolicy {

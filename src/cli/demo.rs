@@ -13,11 +13,11 @@ use super::{print, thousands, Context};
 use crate::campaigns::manage::{self, CampaignRequest};
 use crate::campaigns::{CampaignSchedule, NewActivity};
 use crate::clock::{Clock, ManualClock};
-use crate::config::Config;
+use crate::config::{Config, DEFAULT_DATABASE_URL, DEFAULT_FROM, DEFAULT_ZONE};
 use crate::contacts::{import_file, ImportOptions, Segment};
-use crate::dispatch::DispatchOptions;
 use crate::domain::{ChannelKind, SuppressionReason, SuppressionScope};
 use crate::schedule::parse_at;
+use crate::settings::{Env, Overrides, Settings};
 use crate::store::Suppression;
 use crate::templates::LangMode;
 
@@ -26,15 +26,18 @@ const ORGANIZATIONS: &str = include_str!("demo/osc.csv");
 /// Marks a directory as a demo workspace, so a second `aviso demo` may replace it.
 const MARKER: &str = ".aviso-demo";
 
-const CONFIG: &str = r#"# aviso demo workspace: an embedded SQLite database and file transports.
+/// The workspace's aviso.toml.
+fn config() -> String {
+    format!(
+        r#"# aviso demo workspace: an embedded SQLite database and file transports.
 # Nothing leaves this machine: e-mails are written to outbox/email as .eml files,
 # SMS to outbox/sms/sms.jsonl. Try:
 #   aviso --config aviso-demo/aviso.toml campaign status
 #   aviso --config aviso-demo/aviso.toml contacts count --segment 'entity=OAX channel=sms'
-database_url = "sqlite://aviso.db"
+database_url = "{DEFAULT_DATABASE_URL}"
 
 [email]
-from = "Voto desde el Extranjero <avisos@votoextranjero.example>"
+from = "{DEFAULT_FROM}"
 provider = "file://outbox/email"
 
 [sms]
@@ -57,7 +60,9 @@ GB = 0.85
 
 [prices.email]
 default = 0.0
-"#;
+"#
+    )
+}
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -69,7 +74,7 @@ pub struct DemoArgs {
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let dir = prepare_dir(&args.dir)?;
     let config_path = dir.join("aviso.toml");
-    std::fs::write(&config_path, CONFIG)
+    std::fs::write(&config_path, config())
         .with_context(|| format!("{}: cannot write", config_path.display()))?;
     let data = dir.join("data");
     std::fs::create_dir_all(&data)?;
@@ -77,13 +82,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(data.join("osc.csv"), ORGANIZATIONS)?;
 
     let config = Config::load(Some(&config_path))?;
+    // The demo's database is its workspace's, whatever AVISO_DATABASE_URL says.
+    let overrides = Overrides {
+        database_url: config.database_url(),
+        ..Overrides::default()
+    };
+    let mut settings = Settings::resolve(config, Env::process(), overrides)?;
+    // Its templates are the built-in ones, whatever ./templates holds.
+    settings.templates_dir = None;
     // The demo replays the autumn of 2021 on a clock it moves itself.
-    let zone = crate::schedule::parse_zone(crate::schedule::DEFAULT_ZONE)?;
-    let clock = ManualClock::at(parse_at("2021-08-30 09:00", zone)?.timestamp_millis());
+    let clock = ManualClock::at(parse_at("2021-08-30 09:00", DEFAULT_ZONE)?.timestamp_millis());
     let ctx = Context {
-        database_url: config.database_url(None),
-        templates_dir: None,
-        config,
+        settings,
         clock: clock.clone(),
     };
     let store = ctx.store().await?;
@@ -203,7 +213,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     print("\n3. Campaigns, scheduled as staff would schedule them");
     let renderer = ctx.renderer()?;
-    let zone = ctx.zone()?;
+    let zone = ctx.settings.zone;
     let at = |local: &str| -> anyhow::Result<i64> { Ok(parse_at(local, zone)?.timestamp_millis()) };
     let monthly = CampaignSchedule {
         recurrence: Some(crate::schedule::Monthly::new(1, "10:00")?),
@@ -280,7 +290,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             },
             lang: organizations.then_some(LangMode::Both),
             vars,
-            attachment_limit: ctx.email_settings()?.attachment_limit,
+            attachment_limit: ctx.settings.email.attachment_limit,
             schedule,
             ..CampaignRequest::default()
         };
@@ -309,12 +319,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     print("\n4. The worker through the autumn of 2021 (simulated dates, file transports)");
     let started = std::time::Instant::now();
-    let dispatcher = ctx
-        .dispatcher(
-            store.clone(),
-            DispatchOptions::new(crate::dispatch::worker_id()),
-        )
-        .await?;
+    let dispatcher = ctx.dispatcher(store.clone()).await?;
     let (_keep, shutdown) = watch::channel(false);
     for day in [
         "2021-09-01",
@@ -359,7 +364,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         None,
         None,
         zone,
-        ctx.config.prices()?.as_ref(),
+        ctx.settings.prices.as_deref(),
     )
     .await?;
     print(&crate::report::to_table(

@@ -10,8 +10,8 @@ pub async fn of(ctx: &Context, store: &dyn Store, id: i64) -> anyhow::Result<Est
         .campaign(id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("campaign {id} does not exist"))?;
-    let prices = ctx.config.prices()?;
-    Ok(crate::cost::estimate(store, &ctx.renderer()?, &campaign, prices.as_ref()).await?)
+    let prices = ctx.settings.prices.as_deref();
+    Ok(crate::cost::estimate(store, &ctx.renderer()?, &campaign, prices).await?)
 }
 
 fn money(cost: Option<Money>, unpriced: i64) -> String {

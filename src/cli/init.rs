@@ -4,23 +4,38 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 
 use super::print;
+use crate::config::{
+    Config, DEFAULT_AUTOPAUSE_RATIO, DEFAULT_AUTOPAUSE_WINDOW, DEFAULT_CONCURRENCY,
+    DEFAULT_DATABASE_URL, DEFAULT_FROM, DEFAULT_GRACE_HOURS, DEFAULT_LEASE_SECONDS,
+    DEFAULT_PUBLIC_URL, DEFAULT_RETRY_INITIAL_SECONDS, DEFAULT_RETRY_MAX_ATTEMPTS,
+    DEFAULT_RETRY_MAX_INTERVAL_SECONDS, DEFAULT_RETRY_MULTIPLIER, DEFAULT_ZONE,
+};
+use crate::settings::{Env, Overrides, Settings};
 
-const TEMPLATE: &str = r#"# aviso configuration. Every setting has a default; flags and AVISO_* variables
+/// The aviso.toml `aviso init` writes: every setting explained, at its
+/// default where it has one.
+fn sample() -> String {
+    let zone = DEFAULT_ZONE.name();
+    let second = DEFAULT_RETRY_INITIAL_SECONDS * DEFAULT_RETRY_MULTIPLIER;
+    let max_minutes = DEFAULT_RETRY_MAX_INTERVAL_SECONDS / 60.0;
+    let percent = DEFAULT_AUTOPAUSE_RATIO * 100.0;
+    format!(
+        r#"# aviso configuration. Every setting has a default; flags and AVISO_* variables
 # override what is written here. Paths are relative to this file.
 
 # The database: a SQLite file (created on first use), or PostgreSQL to run
 # several workers on several hosts: postgres://aviso@db.internal/aviso
-database_url = "sqlite://aviso.db"
+database_url = "{DEFAULT_DATABASE_URL}"
 
 # Campaign times (--at, --every month --time) are read in this zone.
-timezone = "America/Mexico_City"
+timezone = "{zone}"
 
 # Where `aviso serve` is reachable by recipients (unsubscribe links) and SMS
 # gateways (delivery reports). Put a TLS proxy in front when it faces the internet.
-public_url = "http://127.0.0.1:8025"
+public_url = "{DEFAULT_PUBLIC_URL}"
 
 [email]
-from = "Voto desde el Extranjero <avisos@votoextranjero.example>"
+from = "{DEFAULT_FROM}"
 # smtp://host:587?tls=starttls&pool=8&rate=50 (credentials: AVISO_SMTP_USERNAME,
 # AVISO_SMTP_PASSWORD), or file://outbox/email to write .eml files instead.
 # DKIM signing (SMTP only): add &dkim=SELECTOR._domainkey.DOMAIN (where the
@@ -45,25 +60,25 @@ provider = "file://outbox/sms"
 # frequency_cap = "1/1d"
 
 [retry]
-# Temporary failures wait 30 s, then 60 s, … up to 30 min, 8 attempts in all.
-initial_seconds = 30
-multiplier = 2.0
-max_interval_seconds = 1800
-max_attempts = 8
+# Temporary failures wait {DEFAULT_RETRY_INITIAL_SECONDS} s, then {second} s, … up to {max_minutes} min, {DEFAULT_RETRY_MAX_ATTEMPTS} attempts in all.
+initial_seconds = {DEFAULT_RETRY_INITIAL_SECONDS}
+multiplier = {DEFAULT_RETRY_MULTIPLIER:?}
+max_interval_seconds = {DEFAULT_RETRY_MAX_INTERVAL_SECONDS}
+max_attempts = {DEFAULT_RETRY_MAX_ATTEMPTS}
 
 [schedule]
 # A run found this long after its time is recorded as missed, not sent late.
-grace_hours = 24
+grace_hours = {DEFAULT_GRACE_HOURS}
 # Send only in these hours of each recipient's local time, unless a campaign says otherwise.
 default_window = "09:00-20:00"
-# A campaign pauses itself when more than half of its last 200 attempts failed for good.
-autopause_window = 200
-autopause_ratio = 0.5
+# A campaign pauses itself when more than {percent} % of its last {DEFAULT_AUTOPAUSE_WINDOW} attempts failed for good.
+autopause_window = {DEFAULT_AUTOPAUSE_WINDOW}
+autopause_ratio = {DEFAULT_AUTOPAUSE_RATIO:?}
 
 [worker]
 # Messages being prepared or sent at once (each provider also caps its connections with pool=).
-concurrency = 32
-lease_seconds = 60
+concurrency = {DEFAULT_CONCURRENCY}
+lease_seconds = {DEFAULT_LEASE_SECONDS}
 
 # What a message costs, for `aviso campaign estimate`, budgets and the spent
 # cost in `aviso report indicators`: per SMS segment and per e-mail, by the
@@ -80,8 +95,9 @@ lease_seconds = 60
 # default = 1.20
 # [prices.email]
 # default = 0.0
-"#;
-
+"#
+    )
+}
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// Replace an existing configuration file
@@ -96,10 +112,11 @@ pub async fn run(config_path: &std::path::Path, args: InitArgs) -> anyhow::Resul
             config_path.display()
         );
     }
-    std::fs::write(config_path, TEMPLATE)
+    std::fs::write(config_path, sample())
         .with_context(|| format!("{}: cannot write", config_path.display()))?;
-    let config = crate::config::Config::load(Some(config_path))?;
-    let url = config.database_url(None);
+    // The database the file names: the environment has no say in `init`.
+    let config = Config::load(Some(config_path))?;
+    let url = Settings::resolve(config, Env::default(), Overrides::default())?.database_url;
     crate::store::open(&url).await?;
     print(&format!(
         "wrote {} and created the database {url}",
@@ -111,12 +128,62 @@ pub async fn run(config_path: &std::path::Path, args: InitArgs) -> anyhow::Resul
 
 #[cfg(test)]
 mod tests {
-    use super::TEMPLATE;
+    use std::path::PathBuf;
+
+    use super::sample;
+    use crate::config::{Config, DEFAULT_DATABASE_URL};
+    use crate::schedule::Window;
+    use crate::settings::{Env, Overrides, Settings};
+
+    #[test]
+    fn the_sample_holds_the_defaults() {
+        let text = sample();
+        let config = Config::parse(&text, PathBuf::from("aviso.toml")).unwrap();
+        assert_eq!(
+            config.file.database_url.as_deref(),
+            Some(DEFAULT_DATABASE_URL)
+        );
+        let written = Settings::resolve(config, Env::default(), Overrides::default()).unwrap();
+        let default =
+            Settings::resolve(Config::absent(), Env::default(), Overrides::default()).unwrap();
+        assert_eq!(written.zone, default.zone);
+        assert_eq!(written.public_url, default.public_url);
+        assert_eq!(written.email.from, default.email.from);
+        assert_eq!(
+            written.email.unsubscribe_template,
+            default.email.unsubscribe_template
+        );
+        assert_eq!(
+            written.email.attachment_limit,
+            default.email.attachment_limit
+        );
+        assert_eq!(written.retry, default.retry);
+        assert_eq!(written.grace_ms, default.grace_ms);
+        assert_eq!(written.autopause, default.autopause);
+        assert_eq!(written.concurrency, default.concurrency);
+        assert_eq!(written.lease, default.lease);
+        assert_eq!(
+            (written.email_cap, written.sms_cap),
+            (default.email_cap, default.sms_cap)
+        );
+        assert!(written.providers.is_empty() && written.prices.is_none());
+        // What the sample suggests beyond the defaults.
+        assert_eq!(
+            written.default_window,
+            Some(Window::parse("09:00-20:00").unwrap())
+        );
+        assert_eq!(
+            written.email_provider.as_deref(),
+            Some("file://outbox/email")
+        );
+        assert_eq!(written.sms_provider.as_deref(), Some("file://outbox/sms"));
+    }
 
     #[test]
     fn the_documented_prices_are_valid_once_uncommented() {
-        let start = TEMPLATE.find("# [prices]").unwrap();
-        let uncommented: String = TEMPLATE[start..]
+        let text = sample();
+        let start = text.find("# [prices]").unwrap();
+        let uncommented: String = text[start..]
             .lines()
             .map(|l| l.trim_start_matches("# "))
             .collect::<Vec<_>>()

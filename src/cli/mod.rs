@@ -24,20 +24,23 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-use crate::channels::{open_provider, ProviderContext};
+use crate::channels::open_provider;
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, DEFAULT_FROM};
-use crate::dispatch::{ChannelSet, Composer, DispatchOptions, Dispatcher, RetryPolicy};
+use crate::config::{Config, DEFAULT_CONFIG, DEFAULT_DATABASE_URL};
+use crate::dispatch::{ChannelSet, Composer, DispatchOptions, Dispatcher};
 use crate::domain::ChannelKind;
 pub use crate::report::thousands;
+use crate::settings::{Env, Overrides, Settings};
 use crate::store::Store;
-use crate::templates::{EmailSettings, Renderer, TemplateSet, DEFAULT_ATTACHMENT_LIMIT};
+use crate::templates::{Renderer, TemplateSet};
 use crate::tokens::Tokens;
 pub use worker::schedule_as_batch_job;
 
 const ABOUT: &str = "Bulk e-mail and SMS for the promotion of the vote from abroad.";
 
-const LONG_ABOUT: &str = "\
+fn long_about() -> String {
+    format!(
+        "\
 aviso sends registration and voting reminders by SMS and e-mail to citizens living \
 abroad, and the monthly information packet to migrant organisations, and reports \
 every send against the work programme's totals.
@@ -47,18 +50,20 @@ Start here:
   aviso contacts import export.csv --list registro
   aviso contacts count --list registro --segment 'entity=OAX channel=sms'
 
-Settings come from ./aviso.toml (or --config FILE); the database defaults to \
-sqlite://aviso.db in the current directory.";
+Settings come from ./{DEFAULT_CONFIG} (or --config FILE); the database defaults to \
+{DEFAULT_DATABASE_URL} in the current directory."
+    )
+}
 
 #[derive(Debug, Parser)]
-#[command(name = "aviso", version, about = ABOUT, long_about = LONG_ABOUT)]
+#[command(name = "aviso", version, about = ABOUT, long_about = long_about())]
 pub struct Cli {
-    /// Configuration file [default: ./aviso.toml if present]
-    #[arg(long, global = true, env = "AVISO_CONFIG", value_name = "FILE")]
+    #[arg(long, global = true, env = "AVISO_CONFIG", value_name = "FILE",
+          help = format!("Configuration file [default: ./{DEFAULT_CONFIG} if present]"))]
     pub config: Option<PathBuf>,
 
-    /// Database: sqlite://FILE or postgres://USER@HOST/DB [default: sqlite://aviso.db]
-    #[arg(long, global = true, env = "AVISO_DATABASE_URL", value_name = "URL")]
+    #[arg(long, global = true, env = "AVISO_DATABASE_URL", value_name = "URL",
+          help = format!("Database: sqlite://FILE or postgres://USER@HOST/DB [default: {DEFAULT_DATABASE_URL}]"))]
     pub database_url: Option<String>,
 
     /// Templates directory [default: ./templates if present, else the built-in templates]
@@ -150,34 +155,21 @@ impl Cli {
 
 /// What every command needs: the settings and a way to reach the database.
 pub struct Context {
-    pub config: Config,
-    pub database_url: String,
-    pub templates_dir: Option<PathBuf>,
+    pub settings: Settings,
     pub clock: Arc<dyn Clock>,
 }
 
 impl Context {
     pub async fn store(&self) -> anyhow::Result<Arc<dyn Store>> {
-        Ok(crate::store::open(&self.database_url).await?)
+        Ok(crate::store::open(&self.settings.database_url).await?)
     }
 
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }
 
-    /// The zone campaign times are read in: `timezone` in aviso.toml, or Mexico City.
-    pub fn zone(&self) -> anyhow::Result<chrono_tz::Tz> {
-        let name = self
-            .config
-            .file
-            .timezone
-            .as_deref()
-            .unwrap_or(crate::schedule::DEFAULT_ZONE);
-        Ok(crate::schedule::parse_zone(name)?)
-    }
-
     pub fn template_set(&self) -> anyhow::Result<TemplateSet> {
-        Ok(match &self.templates_dir {
+        Ok(match &self.settings.templates_dir {
             Some(dir) => TemplateSet::from_dir(dir)?,
             None => TemplateSet::built_in()?,
         })
@@ -187,46 +179,18 @@ impl Context {
         Ok(Renderer::new(self.template_set()?)?)
     }
 
-    fn provider_context(&self) -> anyhow::Result<ProviderContext> {
-        let secret = crate::config::secret_from_env;
-        Ok(ProviderContext {
-            base_dir: self.config.base_dir.clone(),
-            smtp_username: secret("AVISO_SMTP_USERNAME")?,
-            smtp_password: secret("AVISO_SMTP_PASSWORD")?,
-            sms_username: secret("AVISO_SMS_USERNAME")?
-                .or_else(|| self.config.file.sms.username.clone()),
-            sms_password: secret("AVISO_SMS_PASSWORD")?
-                .or_else(|| self.config.file.sms.password.clone()),
-            dkim_key_file: std::env::var_os("AVISO_DKIM_KEY_FILE")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from),
-        })
-    }
-
-    /// The provider URL for a channel: environment first, then the config file.
-    fn provider_url(&self, kind: ChannelKind) -> Option<String> {
-        let (var, configured) = match kind {
-            ChannelKind::Email => ("AVISO_EMAIL_PROVIDER", &self.config.file.email.provider),
-            ChannelKind::Sms => ("AVISO_SMS_PROVIDER", &self.config.file.sms.provider),
-        };
-        std::env::var(var)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .or_else(|| configured.clone())
-    }
-
     /// Fails, saying how to fix it, if no provider is configured for a channel.
     pub fn check_provider(&self, kind: ChannelKind, named: Option<&str>) -> anyhow::Result<()> {
         if let Some(name) = named {
-            match self.config.file.providers.get(name) {
-                Some(p) if p.channel == kind.code() => return Ok(()),
+            match self.settings.providers.get(name) {
+                Some(p) if p.channel == kind => return Ok(()),
                 Some(p) => anyhow::bail!("provider {name:?} is for {}, not {kind}", p.channel),
                 None => anyhow::bail!(
                     "provider {name:?} is not configured: add [providers.{name}] to aviso.toml"
                 ),
             }
         }
-        if self.provider_url(kind).is_none() {
+        if self.settings.provider_url(kind).is_none() {
             let (var, section) = match kind {
                 ChannelKind::Email => ("AVISO_EMAIL_PROVIDER", "email"),
                 ChannelKind::Sms => ("AVISO_SMS_PROVIDER", "sms"),
@@ -241,61 +205,53 @@ impl Context {
     /// The e-mail provider configured by default, opened (its DKIM key loaded
     /// and checked); `None` when there is none.
     pub fn email_provider(&self) -> anyhow::Result<Option<Arc<dyn crate::channels::Channel>>> {
-        let Some(url) = self.provider_url(ChannelKind::Email) else {
+        let Some(url) = self.settings.provider_url(ChannelKind::Email) else {
             return Ok(None);
         };
         Ok(Some(open_provider(
-            &url,
+            url,
             ChannelKind::Email,
-            &self.provider_context()?,
+            &self.settings.credentials()?,
         )?))
     }
 
     /// Every provider this process can use.
     pub fn channel_set(&self) -> anyhow::Result<ChannelSet> {
-        let ctx = self.provider_context()?;
+        let ctx = self.settings.credentials()?;
         let mut set = ChannelSet::default();
-        if let Some(url) = self.provider_url(ChannelKind::Email) {
-            set.email = Some(open_provider(&url, ChannelKind::Email, &ctx)?);
+        if let Some(url) = self.settings.provider_url(ChannelKind::Email) {
+            set.email = Some(open_provider(url, ChannelKind::Email, &ctx)?);
         }
-        if let Some(url) = self.provider_url(ChannelKind::Sms) {
-            set.sms = Some(open_provider(&url, ChannelKind::Sms, &ctx)?);
+        if let Some(url) = self.settings.provider_url(ChannelKind::Sms) {
+            set.sms = Some(open_provider(url, ChannelKind::Sms, &ctx)?);
         }
-        for (name, p) in &self.config.file.providers {
-            let kind = ChannelKind::parse(&p.channel)?;
+        for (name, p) in &self.settings.providers {
             set.named
-                .insert(name.clone(), open_provider(&p.url, kind, &ctx)?);
+                .insert(name.clone(), open_provider(&p.url, p.channel, &ctx)?);
         }
         Ok(set)
     }
 
-    pub async fn dispatcher(
-        &self,
-        store: Arc<dyn Store>,
-        mut options: DispatchOptions,
-    ) -> anyhow::Result<Dispatcher> {
-        options.retry = RetryPolicy::from_config(&self.config.file.retry);
-        let schedule = &self.config.file.schedule;
+    /// A dispatcher with the settings' worker, retry and schedule options.
+    pub async fn dispatcher(&self, store: Arc<dyn Store>) -> anyhow::Result<Dispatcher> {
+        let settings = &self.settings;
         let renderer = Arc::new(self.renderer()?);
+        let mut options = DispatchOptions::new(crate::dispatch::worker_id());
+        options.concurrency = settings.concurrency;
+        options.lease = settings.lease;
+        options.retry = settings.retry.clone();
         options.schedule = crate::schedule::ScheduleSettings {
-            zone: self.zone()?,
-            grace_ms: (schedule.grace_hours * 3_600_000.0) as i64,
-            budget: Some(self.budget_guard(renderer.clone())?),
+            zone: settings.zone,
+            grace_ms: settings.grace_ms,
+            budget: Some(self.budget_guard(renderer.clone())),
         };
-        options.default_window = schedule
-            .default_window
-            .as_deref()
-            .map(crate::schedule::Window::parse)
-            .transpose()?;
-        options.autopause = crate::dispatch::AutoPause {
-            window: schedule.autopause_window.max(1),
-            ratio: schedule.autopause_ratio,
-        };
+        options.default_window = settings.default_window;
+        options.autopause = settings.autopause;
         let composer = Composer::new(
             renderer,
             Tokens::from_store(store.as_ref()).await?,
-            self.email_settings()?,
-            self.config.public_url(),
+            settings.email.clone(),
+            settings.public_url.clone(),
         );
         Ok(Dispatcher {
             store,
@@ -307,27 +263,11 @@ impl Context {
     }
 
     /// What refuses runs over budget, with the prices of aviso.toml.
-    pub fn budget_guard(
-        &self,
-        renderer: Arc<Renderer>,
-    ) -> anyhow::Result<crate::cost::BudgetGuard> {
-        Ok(crate::cost::BudgetGuard {
-            prices: self.config.prices()?.map(Arc::new),
+    pub fn budget_guard(&self, renderer: Arc<Renderer>) -> crate::cost::BudgetGuard {
+        crate::cost::BudgetGuard {
+            prices: self.settings.prices.clone(),
             renderer,
-        })
-    }
-
-    pub fn email_settings(&self) -> anyhow::Result<EmailSettings> {
-        let email = &self.config.file.email;
-        let unsubscribe = email
-            .unsubscribe_url
-            .clone()
-            .unwrap_or_else(|| format!("{}/unsubscribe/{{token}}", self.config.public_url()));
-        Ok(EmailSettings::new(
-            email.from.as_deref().unwrap_or(DEFAULT_FROM),
-            unsubscribe,
-            email.attachment_limit.unwrap_or(DEFAULT_ATTACHMENT_LIMIT),
-        )?)
+        }
     }
 }
 
@@ -343,20 +283,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return demo::run(args).await;
     }
     if let Command::Init(args) = command {
-        let path = config.unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_CONFIG));
+        let path = config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
         return init::run(&path, args).await;
     }
-    let config = Config::load(config.as_deref())?;
-    // `--database-url` and AVISO_DATABASE_URL come through clap; a PostgreSQL
-    // URL holds a password, so it may also come from a file (systemd credentials).
-    let database_url = match database_url {
-        Some(url) => Some(url),
-        None => crate::config::secret_from_env("AVISO_DATABASE_URL")?,
+    let (concurrency, lease) = match &command {
+        Command::Worker(args) => (args.concurrency, args.lease),
+        _ => (None, None),
+    };
+    let overrides = Overrides {
+        database_url,
+        templates,
+        concurrency,
+        lease,
     };
     let ctx = Context {
-        database_url: config.database_url(database_url.as_deref()),
-        templates_dir: config.templates_dir(templates.as_deref()),
-        config,
+        settings: Settings::resolve(Config::load(config.as_deref())?, Env::process(), overrides)?,
         clock: Arc::new(SystemClock),
     };
     match command {

@@ -88,9 +88,8 @@ pub async fn run(ctx: &Context, cmd: ReportCommand) -> anyhow::Result<ExitCode> 
                 Lang::Es => Language::Es,
                 Lang::En => Language::En,
             };
-            let zone = ctx.zone()?;
-            let prices = ctx.config.prices()?;
-            let prices = prices.as_ref();
+            let zone = ctx.settings.zone;
+            let prices = ctx.settings.prices.as_deref();
             let main =
                 report::indicators(store.as_ref(), &keys, args.from, args.to, zone, prices).await?;
             let bytes = match args.format {

@@ -53,8 +53,7 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
         tokens: Tokens::from_store(store.as_ref()).await?,
         store,
         clock: ctx.clock.clone(),
-        bounce_secret: crate::config::secret_from_env("AVISO_RECEIPTS_SECRET")?
-            .or_else(|| ctx.config.file.receipts.secret.clone()),
+        bounce_secret: ctx.settings.receipts_secret()?,
         replies: Some(Arc::new(replies)),
     };
     if receipts.bounce_secret.is_none() {
@@ -68,7 +67,7 @@ pub async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(
         "listening on {} (reports, bounces, unsubscribes, inbound SMS, /healthz, /metrics); public URL {}",
         listener.local_addr()?,
-        ctx.config.public_url()
+        ctx.settings.public_url
     );
     axum::serve(listener, router(receipts))
         .with_graceful_shutdown(super::wait_for_signal())

@@ -87,15 +87,15 @@ pub async fn migrate_store(ctx: &Context, args: MigrateStoreArgs) -> anyhow::Res
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let report = if args.verify_only {
-        copy::verify(&ctx.database_url, &args.to, &bar).await
+        copy::verify(&ctx.settings.database_url, &args.to, &bar).await
     } else {
-        copy::copy(&ctx.database_url, &args.to, &bar).await
+        copy::copy(&ctx.settings.database_url, &args.to, &bar).await
     };
     bar.finish_and_clear();
     let report = report?;
     if args.json {
         print_json(&MigrateOutput {
-            source: crate::domain::redact_url(&ctx.database_url),
+            source: crate::domain::redact_url(&ctx.settings.database_url),
             target: crate::domain::redact_url(&args.to),
             report: &report,
         })?;
@@ -152,7 +152,7 @@ fn print_report(report: &CopyReport) {
 }
 
 pub async fn run_backup(ctx: &Context, args: BackupArgs) -> anyhow::Result<ExitCode> {
-    let summary = backup(&ctx.database_url, &args.file, args.force).await?;
+    let summary = backup(&ctx.settings.database_url, &args.file, args.force).await?;
     if args.json {
         print_json(&summary)?;
     } else {

@@ -187,7 +187,7 @@ async fn preview(ctx: &Context, args: PreviewArgs) -> anyhow::Result<ExitCode> {
             write_eml(ctx, &renderer, &args, mode, &recipient, &vars, &to)?;
         }
         Channel::Email => {
-            let settings = ctx.email_settings()?;
+            let settings = &ctx.settings.email;
             let token = "PREVIEW";
             let url = settings.unsubscribe_url(token);
             let email = renderer.render_email(&args.name, mode, &recipient, &vars, &url)?;
@@ -216,7 +216,7 @@ fn write_eml(
     vars: &serde_json::Value,
     to: &EmailAddress,
 ) -> anyhow::Result<()> {
-    let settings = ctx.email_settings()?;
+    let settings = &ctx.settings.email;
     let provider = ctx.email_provider()?;
     let url = settings.unsubscribe_url("PREVIEW");
     let email = renderer.render_email(&args.name, mode, recipient, vars, &url)?;

@@ -5,15 +5,16 @@ use clap::Args;
 use tokio::sync::watch;
 
 use super::{print, print_json, thousands, Context};
-use crate::dispatch::{DispatchOptions, RECORD_BATCH};
+use crate::config::DEFAULT_CONCURRENCY;
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
     /// Send what is due now, then exit (for tests and cron)
     #[arg(long)]
     pub once: bool,
-    /// Messages prepared or sent at once [default: 32, or [worker] concurrency]
-    #[arg(long)]
+    #[arg(long, help = format!(
+        "Messages prepared or sent at once [default: {DEFAULT_CONCURRENCY}, or [worker] concurrency]"
+    ))]
     pub concurrency: Option<usize>,
     /// Threads that render and send. One sends thousands of messages a second
     /// and spares the CPU that a gateway on the same host needs (threads
@@ -109,19 +110,7 @@ pub async fn run(ctx: &Context, args: WorkerArgs) -> anyhow::Result<ExitCode> {
     // runtime thread would not, which costs speed, nothing else.)
     lower_this_threads_priority(args.db_nice);
     let store = ctx.store().await?;
-    let mut options = DispatchOptions::new(crate::dispatch::worker_id());
-    let configured = &ctx.config.file.worker;
-    options.concurrency = args
-        .concurrency
-        .or(configured.concurrency)
-        .unwrap_or(32)
-        .max(1);
-    options.lease = args
-        .lease
-        .or(configured.lease_seconds.map(Duration::from_secs))
-        .unwrap_or(options.lease);
-    options.batch = RECORD_BATCH;
-    let dispatcher = ctx.dispatcher(store, options).await?;
+    let dispatcher = ctx.dispatcher(store).await?;
     tracing::info!(
         "worker {} started: concurrency {}, lease {} s",
         dispatcher.options.worker_id,

@@ -15,7 +15,7 @@ pub struct WorkersArgs {
 
 pub async fn run(ctx: &Context, args: WorkersArgs) -> anyhow::Result<ExitCode> {
     let store = ctx.store().await?;
-    let workers = workers_status(store.as_ref(), ctx.zone()?, ctx.now_ms()).await?;
+    let workers = workers_status(store.as_ref(), ctx.settings.zone, ctx.now_ms()).await?;
     if args.json {
         print_json(&workers)?;
         return Ok(ExitCode::SUCCESS);

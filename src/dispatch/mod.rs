@@ -35,6 +35,10 @@ pub use retry::RetryPolicy;
 use crate::campaigns::{CampaignState, ClaimedMessage, Transition};
 use crate::channels::Channel;
 use crate::clock::Clock;
+use crate::config::{
+    DEFAULT_AUTOPAUSE_RATIO, DEFAULT_AUTOPAUSE_WINDOW, DEFAULT_CONCURRENCY, DEFAULT_GRACE_HOURS,
+    DEFAULT_LEASE_SECONDS, DEFAULT_ZONE,
+};
 use crate::domain::ChannelKind;
 use crate::schedule::{ScheduleSettings, Window};
 use crate::store::{RecentFailures, Store, StoreError};
@@ -77,8 +81,8 @@ pub struct AutoPause {
 impl Default for AutoPause {
     fn default() -> Self {
         AutoPause {
-            window: 200,
-            ratio: 0.5,
+            window: DEFAULT_AUTOPAUSE_WINDOW,
+            ratio: DEFAULT_AUTOPAUSE_RATIO,
         }
     }
 }
@@ -87,15 +91,15 @@ impl DispatchOptions {
     pub fn new(worker_id: String) -> DispatchOptions {
         DispatchOptions {
             worker_id,
-            concurrency: 32,
-            lease: Duration::from_secs(60),
+            concurrency: DEFAULT_CONCURRENCY,
+            lease: Duration::from_secs(DEFAULT_LEASE_SECONDS),
             batch: RECORD_BATCH,
             poll: Duration::from_millis(500),
             send_timeout: Duration::from_secs(60),
             retry: RetryPolicy::default(),
             schedule: ScheduleSettings {
-                zone: chrono_tz::America::Mexico_City,
-                grace_ms: 24 * 3_600_000,
+                zone: DEFAULT_ZONE,
+                grace_ms: crate::settings::hours_ms(DEFAULT_GRACE_HOURS),
                 budget: None,
             },
             default_window: None,

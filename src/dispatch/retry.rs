@@ -7,7 +7,10 @@ use std::time::Duration;
 use backoff::backoff::Backoff;
 use backoff::ExponentialBackoff;
 
-use crate::config::RetryConfig;
+use crate::config::{
+    RetryConfig, DEFAULT_RETRY_INITIAL_SECONDS, DEFAULT_RETRY_MAX_ATTEMPTS,
+    DEFAULT_RETRY_MAX_INTERVAL_SECONDS, DEFAULT_RETRY_MULTIPLIER,
+};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
@@ -26,12 +29,17 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// `[retry]` of aviso.toml, the defaults where it says nothing.
     pub fn from_config(c: &RetryConfig) -> RetryPolicy {
+        let initial = c.initial_seconds.unwrap_or(DEFAULT_RETRY_INITIAL_SECONDS);
+        let max_interval = c
+            .max_interval_seconds
+            .unwrap_or(DEFAULT_RETRY_MAX_INTERVAL_SECONDS);
         RetryPolicy {
-            initial: Duration::from_secs_f64(c.initial_seconds.max(0.0)),
-            multiplier: c.multiplier.max(1.0),
-            max_interval: Duration::from_secs_f64(c.max_interval_seconds.max(0.0)),
-            max_attempts: c.max_attempts.max(1),
+            initial: Duration::from_secs_f64(initial.max(0.0)),
+            multiplier: c.multiplier.unwrap_or(DEFAULT_RETRY_MULTIPLIER).max(1.0),
+            max_interval: Duration::from_secs_f64(max_interval.max(0.0)),
+            max_attempts: c.max_attempts.unwrap_or(DEFAULT_RETRY_MAX_ATTEMPTS).max(1),
             jitter: 0.5,
         }
     }

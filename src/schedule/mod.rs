@@ -14,13 +14,11 @@ pub use window::Window;
 
 use crate::domain::Invalid;
 
-/// Campaign times are read in this zone unless the configuration says otherwise.
-pub const DEFAULT_ZONE: &str = "America/Mexico_City";
-
 pub fn parse_zone(name: &str) -> Result<Tz, Invalid> {
     name.parse::<Tz>().map_err(|_| {
         Invalid::new(format!(
-            "unknown time zone {name:?} (e.g. America/Mexico_City)"
+            "unknown time zone {name:?} (e.g. {})",
+            crate::config::DEFAULT_ZONE.name()
         ))
     })
 }
@@ -118,7 +116,7 @@ mod tests {
 
     #[test]
     fn times_in_the_configured_zone() {
-        let tz: Tz = DEFAULT_ZONE.parse().unwrap();
+        let tz = crate::config::DEFAULT_ZONE;
         // Mexico City is UTC-5 in September 2021 (daylight saving until 2022).
         let t = parse_at("2021-09-01 10:00", tz).unwrap();
         assert_eq!(t.to_rfc3339(), "2021-09-01T15:00:00+00:00");
@@ -129,7 +127,7 @@ mod tests {
 
     #[test]
     fn expiry_is_a_time_or_a_duration() {
-        let tz: Tz = DEFAULT_ZONE.parse().unwrap();
+        let tz = crate::config::DEFAULT_ZONE;
         assert_eq!(
             parse_expires("72h", tz).unwrap(),
             Expiry::After(72 * 3_600_000)

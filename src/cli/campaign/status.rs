@@ -63,7 +63,7 @@ pub(super) async fn watch(
     );
     bar.set_prefix(format!("campaign {id}"));
     loop {
-        let s = manage::status_of(store, id, ctx.zone()?, ctx.now_ms()).await?;
+        let s = manage::status_of(store, id, ctx.settings.zone, ctx.now_ms()).await?;
         let c = &s.counts;
         bar.set_length(s.total as u64);
         bar.set_position((s.total - c.pending()) as u64);
