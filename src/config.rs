@@ -15,6 +15,12 @@ pub const DEFAULT_FROM: &str = "Voto desde el Extranjero <avisos@votoextranjero.
 /// Campaign times are read in this zone unless the configuration says otherwise.
 pub const DEFAULT_ZONE: Tz = chrono_tz::America::Mexico_City;
 pub const DEFAULT_GRACE_HOURS: f64 = 24.0;
+
+/// Hours as milliseconds, as the scheduler counts grace.
+pub fn hours_ms(hours: f64) -> i64 {
+    (hours * 3_600_000.0) as i64
+}
+
 pub const DEFAULT_AUTOPAUSE_WINDOW: i64 = 200;
 pub const DEFAULT_AUTOPAUSE_RATIO: f64 = 0.5;
 pub const DEFAULT_CONCURRENCY: usize = 32;

@@ -32,6 +32,7 @@
 //! ¹ then `./templates` if it holds `entities.toml`, else the built-in ones.
 
 mod env;
+mod error;
 #[cfg(test)]
 mod tests;
 
@@ -43,40 +44,19 @@ use std::time::Duration;
 use chrono_tz::Tz;
 
 pub use env::Env;
+pub use error::SettingsError;
 
 use crate::channels::ProviderContext;
 use crate::config::{
-    Config, ConfigError, DEFAULT_AUTOPAUSE_RATIO, DEFAULT_AUTOPAUSE_WINDOW, DEFAULT_CONCURRENCY,
+    hours_ms, Config, DEFAULT_AUTOPAUSE_RATIO, DEFAULT_AUTOPAUSE_WINDOW, DEFAULT_CONCURRENCY,
     DEFAULT_DATABASE_URL, DEFAULT_FROM, DEFAULT_GRACE_HOURS, DEFAULT_LEASE_SECONDS,
     DEFAULT_PUBLIC_URL, DEFAULT_ZONE,
 };
-use crate::cost::{PriceError, PriceTable};
+use crate::cost::PriceTable;
 use crate::dispatch::{AutoPause, RetryPolicy};
 use crate::domain::{ChannelKind, FrequencyCap};
 use crate::schedule::Window;
 use crate::templates::{EmailSettings, DEFAULT_ATTACHMENT_LIMIT};
-
-#[derive(Debug, thiserror::Error)]
-pub enum SettingsError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// A value of the file that does not parse: `aviso.toml: timezone: …`.
-    #[error("{file}: {key}: {reason}")]
-    File {
-        file: String,
-        key: String,
-        reason: String,
-    },
-    #[error(transparent)]
-    Prices(#[from] PriceError),
-    /// `var` is the variable that named the file, or `CREDENTIALS_DIRECTORY`.
-    #[error("{var}: {path}: cannot read the secret: {source}")]
-    Secret {
-        var: String,
-        path: String,
-        source: std::io::Error,
-    },
-}
 
 /// What the command line says, over everything else.
 #[derive(Debug, Clone, Default)]
@@ -128,11 +108,6 @@ pub struct Settings {
     receipts_secret: Option<String>,
     /// Kept for the secrets, read from files only by the commands that use them.
     env: Env,
-}
-
-/// Hours as milliseconds, as the scheduler counts grace.
-pub fn hours_ms(hours: f64) -> i64 {
-    (hours * 3_600_000.0) as i64
 }
 
 impl Settings {

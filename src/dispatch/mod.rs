@@ -99,7 +99,7 @@ impl DispatchOptions {
             retry: RetryPolicy::default(),
             schedule: ScheduleSettings {
                 zone: DEFAULT_ZONE,
-                grace_ms: crate::settings::hours_ms(DEFAULT_GRACE_HOURS),
+                grace_ms: crate::config::hours_ms(DEFAULT_GRACE_HOURS),
                 budget: None,
             },
             default_window: None,

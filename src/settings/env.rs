@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
-use super::SettingsError;
+use super::error::SettingsError;
 
 /// systemd's `LoadCredential=` puts credentials in the directory this names.
 const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";

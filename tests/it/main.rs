@@ -5,6 +5,7 @@
 
 mod support;
 
+mod architecture;
 mod call_centre;
 mod calls;
 mod cap;
