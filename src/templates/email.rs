@@ -10,7 +10,7 @@ use lettre::message::{Attachment as MimeAttachment, Body, Mailbox, MultiPart, Si
 use lettre::Message;
 use serde::{Deserialize, Serialize};
 
-use super::RenderedEmail;
+use super::{one_line, RenderedEmail};
 use crate::domain::EmailAddress;
 
 /// Most providers refuse messages over 10–25 MB, and the base64 encoding adds a
@@ -190,14 +190,6 @@ fn eight_bit_body(text: &str) -> Option<Body> {
         false => ContentTransferEncoding::EightBit,
     };
     Some(Body::dangerous_pre_encoded(out, encoding))
-}
-
-/// Runs of whitespace and control characters (CR, LF) made one space.
-fn one_line(s: &str) -> String {
-    s.split(|c: char| c.is_whitespace() || c.is_control())
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Who e-mails come from and where their unsubscribe links point.

@@ -212,3 +212,13 @@ fn collect_dir(
     }
     Ok(())
 }
+
+/// Runs of whitespace and control characters (CR, LF) made one space: a
+/// subject or a display name is one line, whatever a variable held, so no
+/// CR/LF reaches a header.
+fn one_line(s: &str) -> String {
+    s.split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -12,7 +12,7 @@ use super::meta::LangMode;
 use super::recipient::Recipient;
 use super::skeleton::Skeletons;
 use super::sms::{self, SmsInfo};
-use super::{TemplateDef, TemplateSet};
+use super::{one_line, TemplateDef, TemplateSet};
 use crate::domain::{ChannelKind, Language};
 
 mod helpers;
@@ -355,14 +355,6 @@ fn language_label(langs: &[Language]) -> String {
     } else {
         langs.first().copied().unwrap_or_default().code().into()
     }
-}
-
-/// A subject is one line: whatever a variable held, no CR/LF reaches the header.
-fn one_line(s: &str) -> String {
-    s.split(|c: char| c.is_whitespace() || c.is_control())
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Joins full HTML documents into one: the first document keeps its head, the
