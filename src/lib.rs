@@ -1,6 +1,8 @@
 //! aviso: bulk e-mail and SMS dispatch for the promotion of the vote of Mexicans
 //! living abroad. See `README.md` for the tour and `docs/` for the details.
 
+#![warn(unreachable_pub)]
+
 pub mod calls;
 pub mod campaigns;
 pub mod channels;

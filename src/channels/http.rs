@@ -37,7 +37,7 @@ const IDLE_LIMIT: Duration = Duration::from_secs(90);
 /// [`classify_status`]). How many are open at once is bounded by the caller
 /// (the provider's connection limit); no overall time limit of its own
 /// either: the worker bounds every send.
-pub struct Gateway {
+pub(super) struct Gateway {
     /// `scheme://host:port`, where connections go.
     base: hyper::Uri,
     host: hyper::header::HeaderValue,
@@ -50,7 +50,7 @@ pub struct Gateway {
 
 impl Gateway {
     /// A gateway at `base` (`http://host:port` or `https://…`).
-    pub fn new(base: &str, pool: usize) -> Result<Gateway, String> {
+    pub(super) fn new(base: &str, pool: usize) -> Result<Gateway, String> {
         let base: hyper::Uri = base
             .parse()
             .map_err(|e| format!("not a gateway address: {e}"))?;
@@ -80,7 +80,7 @@ impl Gateway {
     }
 
     /// GETs `target` (a path and query) and reads the answer.
-    pub async fn get(&self, target: hyper::Uri) -> Result<Reply, DeliveryError> {
+    pub(super) async fn get(&self, target: hyper::Uri) -> Result<Reply, DeliveryError> {
         let mut request = hyper::Request::get(target)
             .header(hyper::header::HOST, self.host.clone())
             .header(hyper::header::USER_AGENT, self.user_agent.clone())
@@ -166,7 +166,7 @@ impl Gateway {
 
 /// A client that reuses connections (up to `pool` idle per host) and never
 /// waits forever on a gateway.
-pub fn client(pool: usize) -> Result<reqwest::Client, String> {
+pub(super) fn client(pool: usize) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .pool_max_idle_per_host(pool.max(1))
         .connect_timeout(Duration::from_secs(5))
@@ -181,7 +181,7 @@ pub fn client(pool: usize) -> Result<reqwest::Client, String> {
 }
 
 /// A request that got no answer: the gateway is down, slow or unreachable.
-pub fn transport_error(e: &reqwest::Error) -> DeliveryError {
+pub(super) fn transport_error(e: &reqwest::Error) -> DeliveryError {
     let what = if e.is_timeout() {
         "no answer in time"
     } else if e.is_connect() {
@@ -204,13 +204,13 @@ fn unanswered(what: &str, e: &dyn std::error::Error) -> DeliveryError {
 }
 
 /// What a gateway answered.
-pub struct Reply {
+pub(super) struct Reply {
     pub status: StatusCode,
     pub retry_after: Option<Duration>,
     pub body: String,
 }
 
-pub async fn reply(response: reqwest::Response) -> Reply {
+pub(super) async fn reply(response: reqwest::Response) -> Reply {
     let status = response.status();
     let retry_after = retry_after(response.headers());
     let body = response.text().await.unwrap_or_default();
@@ -231,7 +231,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// 429 also means "slow down"; 401/403 are a configuration problem, treated as
 /// temporary so no message is lost while someone fixes the credentials (the
 /// campaign pauses itself if it keeps happening); other 4xx are permanent.
-pub fn classify_status(
+pub(super) fn classify_status(
     status: StatusCode,
     body: &str,
     retry_after: Option<Duration>,

@@ -89,7 +89,7 @@ pub struct ListArgs {
     pub json: bool,
 }
 
-pub async fn run(ctx: &Context, cmd: ActivityCommand) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(ctx: &Context, cmd: ActivityCommand) -> anyhow::Result<ExitCode> {
     let store = ctx.store().await?;
     match cmd {
         ActivityCommand::Create(a) => {

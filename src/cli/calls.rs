@@ -68,7 +68,7 @@ pub struct ImportArgs {
     pub json: bool,
 }
 
-pub async fn run(ctx: &Context, cmd: CallsCommand) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(ctx: &Context, cmd: CallsCommand) -> anyhow::Result<ExitCode> {
     let store = ctx.store().await?;
     match cmd {
         CallsCommand::Export(args) => {

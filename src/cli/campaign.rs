@@ -243,7 +243,7 @@ pub struct StatusArgs {
     pub watch: bool,
 }
 
-pub async fn run(ctx: &Context, cmd: CampaignCommand) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(ctx: &Context, cmd: CampaignCommand) -> anyhow::Result<ExitCode> {
     let store = ctx.store().await?;
     let store = store.as_ref();
     let now = ctx.now_ms();

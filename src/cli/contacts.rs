@@ -68,7 +68,7 @@ pub struct ShowArgs {
     pub json: bool,
 }
 
-pub async fn run(ctx: &Context, cmd: ContactsCommand) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(ctx: &Context, cmd: ContactsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ContactsCommand::Import(args) => import(ctx, args).await,
         ContactsCommand::Count(args) => count(ctx, args).await,

@@ -71,7 +71,7 @@ pub struct DemoArgs {
     pub dir: PathBuf,
 }
 
-pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let dir = prepare_dir(&args.dir)?;
     let config_path = dir.join("aviso.toml");
     std::fs::write(&config_path, config())

@@ -5,7 +5,7 @@ use crate::cost::{CostLine, Estimate, Money};
 use crate::store::Store;
 
 /// The estimate of a campaign's next run, with the prices of aviso.toml.
-pub async fn of(ctx: &Context, store: &dyn Store, id: i64) -> anyhow::Result<Estimate> {
+pub(super) async fn of(ctx: &Context, store: &dyn Store, id: i64) -> anyhow::Result<Estimate> {
     let campaign = store
         .campaign(id)
         .await?
@@ -38,7 +38,7 @@ fn lines(title: &str, lines: &[CostLine]) {
     }
 }
 
-pub fn print_estimate(e: &Estimate) {
+pub(super) fn print_estimate(e: &Estimate) {
     let currency = e.currency.as_deref().unwrap_or("");
     let cost = match e.cost {
         Some(cost) => format!("{cost} {currency}"),

@@ -105,7 +105,7 @@ pub struct InitArgs {
     pub force: bool,
 }
 
-pub async fn run(config_path: &std::path::Path, args: InitArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(config_path: &std::path::Path, args: InitArgs) -> anyhow::Result<ExitCode> {
     if config_path.exists() && !args.force {
         bail!(
             "{} already exists: edit it, or use --force to start again",

@@ -79,7 +79,7 @@ pub struct MessagesArgs {
     pub out: Option<PathBuf>,
 }
 
-pub async fn run(ctx: &Context, cmd: ReportCommand) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(ctx: &Context, cmd: ReportCommand) -> anyhow::Result<ExitCode> {
     let store = ctx.store().await?;
     match cmd {
         ReportCommand::Indicators(args) => {

@@ -17,7 +17,7 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
 }
 
-pub async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(ctx: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let store = ctx.store().await?;
     // Delivery reports and bounces must keep flowing whatever happens to the
     // templates or the SMS provider's settings: a problem there only stops

@@ -81,7 +81,10 @@ struct MigrateOutput<'a> {
     report: &'a CopyReport,
 }
 
-pub async fn migrate_store(ctx: &Context, args: MigrateStoreArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn migrate_store(
+    ctx: &Context,
+    args: MigrateStoreArgs,
+) -> anyhow::Result<ExitCode> {
     let bar = indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} rows {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
@@ -151,7 +154,7 @@ fn print_report(report: &CopyReport) {
     }
 }
 
-pub async fn run_backup(ctx: &Context, args: BackupArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run_backup(ctx: &Context, args: BackupArgs) -> anyhow::Result<ExitCode> {
     let summary = backup(&ctx.settings.database_url, &args.file, args.force).await?;
     if args.json {
         print_json(&summary)?;

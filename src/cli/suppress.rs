@@ -85,7 +85,7 @@ fn own_scope(address: &Address) -> SuppressionScope {
     }
 }
 
-pub async fn run(ctx: &Context, cmd: SuppressCommand) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(ctx: &Context, cmd: SuppressCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         SuppressCommand::Add(args) => {
             let address = Address::parse(&args.address)?;

@@ -83,7 +83,7 @@ pub struct SmsInfoArgs {
     pub json: bool,
 }
 
-pub async fn run(ctx: &Context, cmd: TemplatesCommand) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(ctx: &Context, cmd: TemplatesCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         TemplatesCommand::Check(args) => {
             let set = ctx.template_set()?;
@@ -267,7 +267,7 @@ fn unit(encoding: sms::SmsEncoding) -> &'static str {
     }
 }
 
-pub fn sms_info(args: SmsInfoArgs) -> anyhow::Result<ExitCode> {
+pub(super) fn sms_info(args: SmsInfoArgs) -> anyhow::Result<ExitCode> {
     let prepared = sms::prepare(&args.text, args.transliterate);
     let info = &prepared.info;
     if args.json {

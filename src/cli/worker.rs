@@ -103,7 +103,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. 60s, 2m, 1h)"))
 }
 
-pub async fn run(ctx: &Context, args: WorkerArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(ctx: &Context, args: WorkerArgs) -> anyhow::Result<ExitCode> {
     // Before the store starts its thread, which inherits this one's priority;
     // the runtime's threads, which send, were started before. (Threads this
     // one starts later inherit it too; a connection sqlx reopened from a

@@ -13,7 +13,7 @@ pub struct WorkersArgs {
     pub json: bool,
 }
 
-pub async fn run(ctx: &Context, args: WorkersArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(ctx: &Context, args: WorkersArgs) -> anyhow::Result<ExitCode> {
     let store = ctx.store().await?;
     let workers = workers_status(store.as_ref(), ctx.settings.zone, ctx.now_ms()).await?;
     if args.json {

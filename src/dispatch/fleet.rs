@@ -16,14 +16,14 @@ use crate::store::{Store, StoreResult, WorkerHealth, WorkerInfo};
 const HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// The host name, as worker ids and `aviso workers` show it.
-pub fn hostname() -> String {
+pub(super) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "host".into())
 }
 
 /// This process, registering as worker `id`.
-pub fn this_worker(id: &str, lease: Duration, now: i64) -> WorkerInfo {
+pub(super) fn this_worker(id: &str, lease: Duration, now: i64) -> WorkerInfo {
     WorkerInfo {
         id: id.to_string(),
         host: hostname(),

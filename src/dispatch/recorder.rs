@@ -68,19 +68,19 @@ impl Shared {
     }
 }
 
-pub struct Recorder {
+pub(super) struct Recorder {
     shared: Arc<Shared>,
     task: tokio::task::JoinHandle<WorkerReport>,
 }
 
 /// A cheap handle for send tasks.
 #[derive(Clone)]
-pub struct RecorderHandle {
+pub(super) struct RecorderHandle {
     shared: Arc<Shared>,
 }
 
 impl RecorderHandle {
-    pub async fn record(&self, outcome: Outcome) {
+    pub(super) async fn record(&self, outcome: Outcome) {
         loop {
             // Made before looking, so the committer's next `notify_waiters`
             // reaches it; registering it costs nothing while there is room.
@@ -109,20 +109,20 @@ impl RecorderHandle {
 }
 
 impl Recorder {
-    pub fn spawn(store: Arc<dyn Store>, worker: String, clock: Arc<dyn Clock>) -> Recorder {
+    pub(super) fn spawn(store: Arc<dyn Store>, worker: String, clock: Arc<dyn Clock>) -> Recorder {
         let shared = Arc::new(Shared::default());
         let task = tokio::spawn(run(store, worker, clock, shared.clone()));
         Recorder { shared, task }
     }
 
-    pub fn sender(&self) -> RecorderHandle {
+    pub(super) fn sender(&self) -> RecorderHandle {
         RecorderHandle {
             shared: self.shared.clone(),
         }
     }
 
     /// Returns once everything recorded so far is committed.
-    pub async fn flush(&self) {
+    pub(super) async fn flush(&self) {
         let (ack, done) = oneshot::channel();
         {
             let mut waiting = self.shared.lock();
@@ -136,7 +136,7 @@ impl Recorder {
     }
 
     /// Commits what is left and returns the totals.
-    pub async fn close(self) -> WorkerReport {
+    pub(super) async fn close(self) -> WorkerReport {
         self.shared.lock().closed = true;
         self.shared.work.notify_one();
         self.task.await.unwrap_or_default()

@@ -43,7 +43,7 @@ struct Slots {
     left: u32,
 }
 
-pub struct SharedPace {
+pub(super) struct SharedPace {
     name: String,
     ceiling: f64,
     store: Arc<dyn Store>,
@@ -59,7 +59,7 @@ pub struct SharedPace {
 }
 
 impl SharedPace {
-    pub fn new(name: &str, ceiling: f64, store: Arc<dyn Store>) -> SharedPace {
+    pub(super) fn new(name: &str, ceiling: f64, store: Arc<dyn Store>) -> SharedPace {
         SharedPace {
             name: name.to_string(),
             ceiling,
@@ -76,7 +76,7 @@ impl SharedPace {
     /// a worker books no slot before the previous one is due: a lower rate
     /// then applies from the next take, not after a queue of slots booked
     /// at the old one.
-    pub async fn wait_turn(&self) {
+    pub(super) async fn wait_turn(&self) {
         let mut slots = self.slots.lock().await;
         let now = wall_ms();
         if self.stale.swap(false, Ordering::SeqCst) {
@@ -142,7 +142,7 @@ impl SharedPace {
     /// dropped slot would be lost to every worker, and a provider refusing a
     /// burst would then starve the fleet. Only a Retry-After drops them, as
     /// nothing may go out before it.
-    pub fn slow_down(&self, retry_after: Option<Duration>) {
+    pub(super) fn slow_down(&self, retry_after: Option<Duration>) {
         let retry_after_ms = retry_after.map(|d| d.as_millis() as i64);
         *lock(&self.signal) = Some(PaceSignal::SlowDown { retry_after_ms });
         if retry_after.is_some() {
@@ -151,7 +151,7 @@ impl SharedPace {
     }
 
     /// A success: a reduced rate may creep back up (once a second, for all).
-    pub fn recovered(&self) {
+    pub(super) fn recovered(&self) {
         if self.rate() >= self.ceiling {
             return;
         }
@@ -162,7 +162,7 @@ impl SharedPace {
     }
 
     /// The rate in force when this worker last took slots.
-    pub fn rate(&self) -> f64 {
+    pub(super) fn rate(&self) -> f64 {
         *lock(&self.rate)
     }
 

@@ -151,7 +151,7 @@ fn original_message_id(part: &ParsedMail<'_>) -> Option<i64> {
 }
 
 /// `<aviso.RUN.ID@domain>` → ID.
-pub fn aviso_id(message_id: &str) -> Option<i64> {
+pub(super) fn aviso_id(message_id: &str) -> Option<i64> {
     let inner = message_id.trim().trim_start_matches('<');
     let local = inner.split('@').next()?;
     let mut parts = local.split('.');

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use super::app::Shared;
 use crate::store::LATENCY_BUCKETS_MS;
 
-pub async fn metrics(State(app): State<Shared>) -> Response {
+pub(super) async fn metrics(State(app): State<Shared>) -> Response {
     let snapshot = match app.store.metrics().await {
         Ok(s) => s,
         Err(e) => {

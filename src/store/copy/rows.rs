@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 /// every PostgreSQL type aviso uses maps onto (a PostgreSQL boolean is read as
 /// the 0 or 1 SQLite stores for it).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub(super) enum Value {
     Null,
     Int(i64),
     Float(f64),
@@ -18,7 +18,7 @@ pub enum Value {
 
 impl Value {
     /// What kind of value this is, for error messages.
-    pub fn kind(&self) -> &'static str {
+    pub(super) fn kind(&self) -> &'static str {
         match self {
             Value::Null => "NULL",
             Value::Int(_) => "an integer",
@@ -57,14 +57,14 @@ impl Value {
 /// read a table in the same order cheaply; a sum needs no order and still
 /// changes when any value of any row does.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TableSum {
+pub(super) struct TableSum {
     rows: u64,
     /// Little-endian 64-bit limbs.
     sum: [u64; 4],
 }
 
 impl TableSum {
-    pub fn add(&mut self, row: &[Value]) {
+    pub(super) fn add(&mut self, row: &[Value]) {
         let mut text = Vec::with_capacity(64 * row.len());
         for value in row {
             value.canonical(&mut text);
@@ -83,7 +83,7 @@ impl TableSum {
         self.rows += 1;
     }
 
-    pub fn summary(&self) -> Summary {
+    pub(super) fn summary(&self) -> Summary {
         let checksum = self
             .sum
             .iter()

@@ -19,7 +19,7 @@ pub(in crate::store) struct Dialect {
 }
 
 impl Dialect {
-    pub const SQLITE: Dialect = Dialect {
+    pub(crate) const SQLITE: Dialect = Dialect {
         name: "sqlite",
         claim_lock: "",
         insert_or_fail: "INSERT OR FAIL",
@@ -27,7 +27,7 @@ impl Dialect {
         placeholders: Placeholders::Positional,
     };
 
-    pub const POSTGRES: Dialect = Dialect {
+    pub(crate) const POSTGRES: Dialect = Dialect {
         name: "postgres",
         claim_lock: " FOR UPDATE SKIP LOCKED",
         insert_or_fail: "INSERT",
