@@ -1,7 +1,8 @@
 //! The integration tests: one binary, so the crate links once. Tests that need
-//! a real peer (smtp-sink, Kannel, PostgreSQL) start it through
-//! `support::peers` and skip when it is missing, unless `AVISO_REQUIRE_PEERS=1`
-//! (set by `ops/test`), where they fail instead.
+//! a real peer (smtp-sink, Kannel, Postfix, PostgreSQL) or root are
+//! `#[ignore = "needs …: run ops/test"]`: a plain `cargo test` counts them as
+//! ignored instead of passing them with nothing sent, and `ops/test` runs them
+//! (`-- --include-ignored`), where a missing peer fails the test.
 
 mod support;
 
