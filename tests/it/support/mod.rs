@@ -5,6 +5,7 @@
 pub mod engine;
 pub mod peers;
 pub mod postfix;
+pub mod scripted;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
