@@ -243,7 +243,8 @@ pub(super) fn require_installed(peer: &str, binaries: &[&str]) {
         .collect();
     assert!(
         missing.is_empty(),
-        "needs {peer}, but {missing:?} is missing: install it, or run the suite with ops/test"
+        "needs {peer}, which is not installed (missing {}): install it, or run the suite with ops/test",
+        missing.join(", ")
     );
 }
 
