@@ -93,6 +93,18 @@ impl Context {
 
     /// A dispatcher with the settings' worker, retry and schedule options.
     pub async fn dispatcher(&self, store: Arc<dyn Store>) -> anyhow::Result<Dispatcher> {
+        let channels = self.channel_set()?;
+        self.dispatcher_with(store, channels).await
+    }
+
+    /// [`Context::dispatcher`] sending through `channels` instead of the
+    /// configured providers: the in-process tests wire their workers here, so
+    /// they run what the CLI runs.
+    pub async fn dispatcher_with(
+        &self,
+        store: Arc<dyn Store>,
+        channels: ChannelSet,
+    ) -> anyhow::Result<Dispatcher> {
         let settings = &self.settings;
         let renderer = Arc::new(self.renderer()?);
         let mut options = DispatchOptions::new(crate::dispatch::worker_id());
@@ -115,7 +127,7 @@ impl Context {
         Ok(Dispatcher {
             store,
             composer: Arc::new(composer),
-            channels: self.channel_set()?,
+            channels,
             clock: self.clock.clone(),
             options,
         })

@@ -191,10 +191,9 @@ fn the_demos_unreached_citizens_round_trip_through_the_call_centre_into_llamadas
 }
 
 #[test]
+#[ignore = "needs smtp-sink: run ops/test"]
 fn e_mails_refused_by_smtp_sink_put_their_citizens_on_the_work_list() {
-    let Some(sink) = SmtpSink::start(&["-f", "rcpt", "-B", "550 5.1.1 User unknown"]) else {
-        return;
-    };
+    let sink = SmtpSink::start(&["-f", "rcpt", "-B", "550 5.1.1 User unknown"]);
     let mut ws = Workspace::new();
     ws.env(
         "AVISO_EMAIL_PROVIDER",

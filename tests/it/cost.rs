@@ -253,10 +253,9 @@ fn sms_campaign(ws: &Workspace, extra: &[&str]) -> String {
 }
 
 #[test]
+#[ignore = "needs Kannel: run ops/test"]
 fn kannel_receives_exactly_the_estimated_parts_country_by_country() {
-    let Some(kannel) = Kannel::start() else {
-        return;
-    };
+    let kannel = Kannel::start();
     // Kannel's workspace (see `sms::setup`): its templates keep every accent,
     // so Spanish goes as UCS-2; it also has contacts of its own in another list.
     let s = crate::sms::setup(&kannel, 1);

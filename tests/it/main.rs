@@ -1,7 +1,10 @@
 //! The integration tests: one binary, so the crate links once. Tests that need
-//! a real peer (smtp-sink, Kannel, PostgreSQL) start it through
-//! `support::peers` and skip when it is missing, unless `AVISO_REQUIRE_PEERS=1`
-//! (set by `ops/test`), where they fail instead.
+//! a real peer (smtp-sink, Kannel, Postfix, PostgreSQL) or root are
+//! `#[ignore = "needs …: run ops/test"]`: a plain `cargo test` counts them as
+//! ignored instead of passing them with nothing sent, and `ops/test` runs them
+//! (`-- --include-ignored`), where a missing peer fails the test. The dispatch
+//! loop's retry, pause and crash paths also run without peers, through a
+//! scripted channel (`scripted`).
 
 mod support;
 
@@ -23,6 +26,7 @@ mod replies;
 mod reports;
 mod scale;
 mod schedule;
+mod scripted;
 mod sms;
 mod smtp_proof;
 mod store_conformance;

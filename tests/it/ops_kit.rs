@@ -60,16 +60,15 @@ fn assert_success(what: &str, out: &Output) -> String {
 }
 
 #[test]
+#[ignore = "needs root, smtp-sink and systemd-sysusers: run ops/test"]
 fn runbook_runs_as_written() {
     let peers = Path::new("/usr/sbin/smtp-sink").exists()
         && Path::new("/usr/bin/unshare").exists()
         && Path::new("/usr/bin/systemd-sysusers").exists();
-    if !have(
-        "root, unshare, systemd-sysusers and smtp-sink",
+    assert!(
         peers && is_root(),
-    ) {
-        return;
-    }
+        "needs root, unshare, systemd-sysusers and smtp-sink: run ops/test"
+    );
     let out = run_check("ops/runbook-check", &[&aviso_bin()]);
     let stdout = assert_success("ops/runbook-check", &out);
     let blocks = std::fs::read_to_string(repo().join("ops/RUNBOOK.md"))
@@ -88,12 +87,11 @@ fn runbook_runs_as_written() {
 }
 
 #[test]
+#[ignore = "needs root and Kannel: run ops/test"]
 fn kannel_configurations_start_as_written() {
     let peers = Path::new("/usr/sbin/bearerbox").exists()
         && Path::new("/usr/lib/kannel/test/fakesmsc").exists();
-    if !have("root and Kannel", peers && is_root()) {
-        return;
-    }
+    assert!(peers && is_root(), "needs root and Kannel: run ops/test");
     let out = run_check("ops/kannel/check", &[]);
     let stdout = assert_success("ops/kannel/check", &out);
     assert!(

@@ -55,10 +55,9 @@ impl Smtp {
 }
 
 #[test]
+#[ignore = "needs smtp-sink: run ops/test"]
 fn smtp_sink_keeps_messages_and_restarts_with_faults() {
-    let Some(mut sink) = SmtpSink::start(&[]) else {
-        return;
-    };
+    let mut sink = SmtpSink::start(&[]);
     let (mut smtp, greeting) = Smtp::connect(sink.port());
     assert_eq!(greeting, "220 smtp-sink ESMTP");
     assert!(smtp.send("EHLO client.example").starts_with("250"));
@@ -107,10 +106,9 @@ fn smtp_sink_keeps_messages_and_restarts_with_faults() {
 }
 
 #[test]
+#[ignore = "needs Kannel: run ops/test"]
 fn kannel_delivers_gsm_ucs2_and_concatenated_sms_and_comes_back() {
-    let Some(mut kannel) = Kannel::start() else {
-        return;
-    };
+    let mut kannel = Kannel::start();
     // Restarts keep the ports, so the URL stays valid.
     let sendsms = kannel.sendsms_url();
     let send = |query: &str| {

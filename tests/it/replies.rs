@@ -43,24 +43,24 @@ struct Replies {
 }
 
 impl Replies {
-    fn start() -> Option<Replies> {
+    fn start() -> Replies {
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         let kannel = Kannel::start_with_inbound(Some(&format!(
             "http://kannel:{SECRET}@127.0.0.1:{port}/inbound/kannel?from=%p&text=%a&coding=%c"
-        )))?;
+        )));
         let mut ws = sms_workspace(&kannel.provider_url(), KANNEL_USER, CONTACTS);
         ws.env("AVISO_PUBLIC_URL", &base)
             .env("AVISO_RECEIPTS_SECRET", SECRET);
         let serve =
             Background::spawn(ws.command(&["serve", "--listen", &format!("127.0.0.1:{port}")]));
         assert!(wait_for_port(port, WAIT), "aviso serve did not start");
-        Some(Replies {
+        Replies {
             ws,
             kannel,
             base,
             _serve: serve,
-        })
+        }
     }
 
     fn inbound(&self) -> Vec<InboundRecord> {
@@ -128,10 +128,9 @@ fn basic(user: &str, password: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs Kannel: run ops/test"]
 fn baja_and_alta_through_kannel_change_who_the_next_campaign_reaches() {
-    let Some(mut r) = Replies::start() else {
-        return;
-    };
+    let mut r = Replies::start();
     // One number stopped by the call centre (every channel), one by a failed send.
     let calls = r.ws.write(
         "llamadas.csv",

@@ -96,11 +96,10 @@ fn stop_gracefully(mut worker: Background) -> Value {
 }
 
 #[test]
+#[ignore = "needs smtp-sink and PostgreSQL: run ops/test"]
 fn three_workers_on_postgresql_survive_a_kill_9_and_a_sigterm_and_deliver_everything() {
     // Paced, so that the kill and the stop land while every worker holds work.
-    let Some((ws, sink)) = postgres_workspace("&pool=4&rate=100") else {
-        return;
-    };
+    let (ws, sink) = postgres_workspace("&pool=4&rate=100");
     let id = email_campaign(&ws, N);
     ws.ok(&["campaign", "start", &id.to_string()]);
     // The lease is short so the test need not wait long for the crashed

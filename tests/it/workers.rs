@@ -40,26 +40,25 @@ fn busiest(times: &[SystemTime], window: Duration) -> usize {
 
 /// smtp-sink, and a workspace on a fresh PostgreSQL database that sends to
 /// it at `rate` messages a second.
-fn sink_and_postgres(rate: usize) -> Option<(SmtpSink, Workspace)> {
-    let pg = postgres_url()?;
-    let sink = SmtpSink::start(&[])?;
+fn sink_and_postgres(rate: usize) -> (SmtpSink, Workspace) {
+    let pg = postgres_url();
+    let sink = SmtpSink::start(&[]);
     let mut ws = Workspace::postgres(&pg);
     let url = format!(
         "smtp://127.0.0.1:{}?tls=none&pool=4&rate={rate}",
         sink.port()
     );
     ws.env("AVISO_EMAIL_PROVIDER", &url);
-    Some((sink, ws))
+    (sink, ws)
 }
 
 #[test]
+#[ignore = "needs smtp-sink and PostgreSQL: run ops/test"]
 fn three_workers_keep_a_providers_rate_together_and_finish_the_campaign() {
     const RATE: usize = 20;
     // Two claims of 256 and the rest: all three workers hold messages at once.
     const N: usize = 600;
-    let Some((sink, ws)) = sink_and_postgres(RATE) else {
-        return;
-    };
+    let (sink, ws) = sink_and_postgres(RATE);
     let id = email_campaign(&ws, N);
     ws.ok(&["campaign", "start", &id.to_string()]);
     let started = Instant::now();
@@ -150,12 +149,12 @@ impl Channel for Fake {
 }
 
 /// The engine in-process on a fresh PostgreSQL database, and its URL.
-async fn postgres_setup(now: i64) -> Option<(Setup, String)> {
-    let url = crate::support::create_pg_database(&postgres_url()?);
-    Some((
+async fn postgres_setup(now: i64) -> (Setup, String) {
+    let url = crate::support::create_pg_database(&postgres_url());
+    (
         Setup::on(&url, tempfile::tempdir().unwrap(), now).await,
         url,
-    ))
+    )
 }
 
 fn email_request() -> CampaignRequest {
@@ -171,7 +170,7 @@ fn email_request() -> CampaignRequest {
 
 /// Two in-process workers on a fresh PostgreSQL database sending one started
 /// e-mail campaign of `citizens`, one through `told`, the other through
-/// `other`; `None` without PostgreSQL.
+/// `other`.
 struct TwoWorkers {
     s: Setup,
     /// Makes `told` refuse with 421.
@@ -183,9 +182,9 @@ struct TwoWorkers {
 }
 
 impl TwoWorkers {
-    async fn start(citizens: usize, told: Fake, other: Fake) -> Option<TwoWorkers> {
+    async fn start(citizens: usize, told: Fake, other: Fake) -> TwoWorkers {
         let now = ms("2021-10-04T12:00:00-05:00");
-        let (s, _) = postgres_setup(now).await?;
+        let (s, _) = postgres_setup(now).await;
         s.activity("email").await;
         s.import("citizens", &citizens_csv(citizens)).await;
         let id = s.campaign(email_request()).await;
@@ -197,24 +196,24 @@ impl TwoWorkers {
         let (stop, shutdown) = watch::channel(false);
         let mut running = Vec::new();
         for (name, channel) in [("told", told), ("other", other)] {
-            let mut worker = s.dispatcher(name).await;
-            worker.channels = ChannelSet {
+            let channels = ChannelSet {
                 email: Some(Arc::new(channel)),
                 ..ChannelSet::default()
             };
+            let mut worker = s.dispatcher_with(name, channels).await;
             worker.options.concurrency = 4;
             let shutdown = shutdown.clone();
             running.push(tokio::spawn(async move {
                 worker.run(false, shutdown).await.unwrap()
             }));
         }
-        Some(TwoWorkers {
+        TwoWorkers {
             s,
             refusing,
             accepted,
             stop,
             running,
-        })
+        }
     }
 
     /// Messages a second `other` accepted between `from` and `to`.
@@ -241,10 +240,9 @@ impl TwoWorkers {
 const ANSWER: Duration = Duration::from_millis(20);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: run ops/test"]
 async fn a_slow_down_one_worker_is_told_about_slows_the_other_within_a_second() {
-    let Some(two) = TwoWorkers::start(400, Fake::new(), Fake::new()).await else {
-        return;
-    };
+    let two = TwoWorkers::start(400, Fake::new(), Fake::new()).await;
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     let flip = Instant::now();
@@ -300,16 +298,14 @@ async fn a_slow_down_one_worker_is_told_about_slows_the_other_within_a_second() 
 /// worker is told about still reaches the others (through `provider_state`),
 /// and each halves what it sends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: run ops/test"]
 async fn a_slow_down_of_a_provider_without_a_rate_reaches_the_other_worker() {
-    let Some(two) = TwoWorkers::start(
+    let two = TwoWorkers::start(
         6000,
         Fake::with_rate(None, ANSWER),
         Fake::with_rate(None, ANSWER),
     )
-    .await
-    else {
-        return;
-    };
+    .await;
 
     tokio::time::sleep(Duration::from_secs(3)).await;
     let flip = Instant::now();
@@ -334,11 +330,10 @@ async fn a_slow_down_of_a_provider_without_a_rate_reaches_the_other_worker() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: run ops/test"]
 async fn a_monthly_run_due_on_every_worker_at_the_same_second_starts_once() {
     let due = ms("2021-10-01T10:00:00-05:00");
-    let Some((s, url)) = postgres_setup(due - 86_400_000).await else {
-        return;
-    };
+    let (s, url) = postgres_setup(due - 86_400_000).await;
     s.activity("email").await;
     s.import("citizens", &citizens_csv(50)).await;
     let mut request = email_request();
@@ -385,11 +380,10 @@ fn worker_entry(ws: &Workspace, pid: u32) -> Option<Value> {
 }
 
 #[test]
+#[ignore = "needs smtp-sink and PostgreSQL: run ops/test"]
 fn a_killed_worker_is_shown_lost_and_another_sends_its_messages() {
     const N: usize = 300;
-    let Some((sink, ws)) = sink_and_postgres(50) else {
-        return;
-    };
+    let (sink, ws) = sink_and_postgres(50);
     assert_eq!(ws.json(&["workers", "--json"]), serde_json::json!([]));
     assert!(ws.ok(&["workers"]).contains("no worker is running"));
     let id = email_campaign(&ws, N);

@@ -1,5 +1,6 @@
 //! The engine in-process, with an injected clock: a store, a renderer and
-//! workers on file transports, for tests where time must move on command.
+//! workers wired as the CLI wires them, on file transports or any channel a
+//! test brings, for tests where time must move on command.
 
 use std::sync::Arc;
 
@@ -9,13 +10,15 @@ use tokio::sync::watch;
 use aviso::campaigns::manage::{self, CampaignRequest};
 use aviso::campaigns::NewActivity;
 use aviso::channels::FileChannel;
+use aviso::cli::Context;
 use aviso::clock::{Clock, ManualClock};
+use aviso::config::Config;
 use aviso::contacts::{import_file, ImportOptions};
-use aviso::dispatch::{ChannelSet, Composer, DispatchOptions, Dispatcher};
+use aviso::dispatch::{ChannelSet, Dispatcher};
 use aviso::domain::ChannelKind;
+use aviso::settings::{Env, Overrides, Settings};
 use aviso::store::Store;
-use aviso::templates::{EmailSettings, Renderer, TemplateSet};
-use aviso::tokens::Tokens;
+use aviso::templates::{Renderer, TemplateSet};
 
 /// Milliseconds of an RFC 3339 time.
 pub fn ms(rfc3339: &str) -> i64 {
@@ -27,6 +30,7 @@ pub fn ms(rfc3339: &str) -> i64 {
 /// A store, a clock and the means to run workers against file transports.
 pub struct Setup {
     pub dir: tempfile::TempDir,
+    pub url: String,
     pub store: Arc<dyn Store>,
     pub clock: Arc<ManualClock>,
     pub renderer: Arc<Renderer>,
@@ -45,6 +49,7 @@ impl Setup {
         let renderer = Arc::new(Renderer::new(TemplateSet::built_in().unwrap()).unwrap());
         Setup {
             dir,
+            url: url.to_string(),
             store,
             clock: ManualClock::at(now),
             renderer,
@@ -99,7 +104,8 @@ impl Setup {
         .unwrap()
     }
 
-    /// A worker as `aviso worker --once` would run it, with this clock.
+    /// A worker as `aviso worker --once` would run it, with this clock, on
+    /// file transports.
     pub async fn dispatcher(&self, worker: &str) -> Dispatcher {
         let out = self.dir.path().join("out");
         let channels = ChannelSet {
@@ -111,24 +117,26 @@ impl Setup {
             )),
             ..ChannelSet::default()
         };
-        let composer = Composer::new(
-            self.renderer.clone(),
-            Tokens::from_store(self.store.as_ref()).await.unwrap(),
-            EmailSettings::new(
-                "Voto <avisos@votoextranjero.example>",
-                "http://127.0.0.1:8025/unsubscribe/{token}".into(),
-                1 << 20,
-            )
-            .unwrap(),
-            "http://127.0.0.1:8025".into(),
-        );
-        Dispatcher {
-            store: self.store.clone(),
-            composer: Arc::new(composer),
-            channels,
+        self.dispatcher_with(worker, channels).await
+    }
+
+    /// A worker sending through `channels`, wired by the CLI's own code
+    /// (`Context::dispatcher_with`) with no aviso.toml and no environment.
+    pub async fn dispatcher_with(&self, worker: &str, channels: ChannelSet) -> Dispatcher {
+        let overrides = Overrides {
+            database_url: Some(self.url.clone()),
+            ..Overrides::default()
+        };
+        let context = Context {
+            settings: Settings::resolve(Config::absent(), Env::default(), overrides).unwrap(),
             clock: self.clock.clone(),
-            options: DispatchOptions::new(worker.into()),
-        }
+        };
+        let mut dispatcher = context
+            .dispatcher_with(self.store.clone(), channels)
+            .await
+            .unwrap();
+        dispatcher.options.worker_id = worker.into();
+        dispatcher
     }
 
     pub async fn run_workers(&self, n: usize) {
@@ -145,8 +153,7 @@ impl Setup {
 
     /// (country, sent at) of every message sent.
     pub async fn sent(&self) -> Vec<(String, i64)> {
-        let url = format!("sqlite://{}", self.dir.path().join("aviso.db").display());
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let pool = sqlx::SqlitePool::connect(&self.url).await.unwrap();
         sqlx::query_as("SELECT country, sent_at FROM messages WHERE sent_at IS NOT NULL")
             .fetch_all(&pool)
             .await

@@ -5,6 +5,7 @@
 pub mod engine;
 pub mod peers;
 pub mod postfix;
+pub mod scripted;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -228,6 +229,33 @@ impl Drop for Background {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// How long [`drain`] waits for a campaign: generous, the machine running the
+/// tests may be busy with other builds.
+const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Runs `worker --once` until `campaign` has nothing queued, sending or
+/// retrying (retries wait in the database, so one pass may leave some for
+/// later); returns its last `campaign status --json`.
+pub fn drain(ws: &Workspace, campaign: i64) -> Value {
+    let deadline = std::time::Instant::now() + DRAIN_WAIT;
+    loop {
+        ws.ok(&["worker", "--once"]);
+        let status = ws.json(&["campaign", "status", &campaign.to_string(), "--json"]);
+        let pending: i64 = ["queued", "sending", "retrying"]
+            .iter()
+            .map(|s| status["counts"][s].as_i64().expect("a count"))
+            .sum();
+        if pending == 0 {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "campaign {campaign} never finished: {status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
 

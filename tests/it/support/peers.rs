@@ -4,9 +4,10 @@
 //!
 //! Every helper binds to 127.0.0.1 only, on free ports, and stops what it
 //! started when dropped (each child runs in its own process group, so a signal
-//! reaches all of it). When a peer binary is missing, `start` returns `None`
-//! and the test should return early (skip), unless `AVISO_REQUIRE_PEERS=1`
-//! (set by `ops/test`), where it panics instead. On a panic the helpers print
+//! reaches all of it). Tests that need a peer are `#[ignore = "needs …: run
+//! ops/test"]`, so a plain `cargo test` counts them as ignored; run on purpose
+//! (`ops/test`, or `-- --include-ignored`), a missing peer fails the test
+//! instead of letting it pass with nothing sent. On a panic the helpers print
 //! the tail of their logs, so a failing test shows what the peer saw.
 //!
 //! # What the peers do (recorded on Debian 12: Postfix 3.7.11, Kannel 1.4.5)
@@ -163,21 +164,22 @@ pub(super) const POLL: Duration = Duration::from_millis(25);
 
 const KANNEL_ADMIN_PASSWORD: &str = "adm";
 
-/// True when `AVISO_REQUIRE_PEERS=1`: a missing peer is then an error, not a skip.
+/// True when `AVISO_REQUIRE_PEERS=1` (ops/test): a missing tool that a test
+/// which otherwise runs anywhere uses for an extra check (openpyxl, chromium,
+/// dkimpy, systemd-analyze) is then an error, not a skipped check.
 pub fn require_peers() -> bool {
     std::env::var("AVISO_REQUIRE_PEERS").as_deref() == Ok("1")
 }
 
-/// `AVISO_TEST_POSTGRES_URL` (a server where tests may create databases), or
-/// `None` to skip PostgreSQL tests. Panics when unset under `AVISO_REQUIRE_PEERS=1`.
-pub fn postgres_url() -> Option<String> {
+/// `AVISO_TEST_POSTGRES_URL`, a server where tests may create databases.
+/// Panics when it is unset: only tests ignored as needing PostgreSQL ask.
+pub fn postgres_url() -> String {
     match std::env::var("AVISO_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if require_peers() => panic!(
-            "AVISO_TEST_POSTGRES_URL is not set but AVISO_REQUIRE_PEERS=1: \
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!(
+            "needs PostgreSQL, but AVISO_TEST_POSTGRES_URL is not set: \
              run the suite with ops/test, or start a cluster with `eval \"$(ops/pg start DIR)\"`"
         ),
-        _ => None,
     }
 }
 
@@ -231,27 +233,19 @@ pub fn http_get(url: &str) -> io::Result<(u16, String)> {
     Ok((status, body.to_string()))
 }
 
-/// Whether all `binaries` exist; if not, skip (log why) or, under
-/// `AVISO_REQUIRE_PEERS=1`, panic.
-pub(super) fn peer_installed(binaries: &[&str]) -> bool {
+/// Panics unless all of `peer`'s `binaries` exist: only tests ignored as
+/// needing the peer start it, and one run on purpose must not pass unsent.
+pub(super) fn require_installed(peer: &str, binaries: &[&str]) {
     let missing: Vec<&str> = binaries
         .iter()
         .copied()
         .filter(|b| !Path::new(b).exists())
         .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if require_peers() {
-        panic!(
-            "peer binaries missing: {missing:?}, and AVISO_REQUIRE_PEERS=1 \
-             (install postfix, kannel and kannel-extras, or run ops/test)"
-        );
-    }
-    eprintln!(
-        "skipping: peer binaries missing: {missing:?} (AVISO_REQUIRE_PEERS=1 makes this an error)"
+    assert!(
+        missing.is_empty(),
+        "needs {peer}, which is not installed (missing {}): install it, or run the suite with ops/test",
+        missing.join(", ")
     );
-    false
 }
 
 pub(super) fn running_as_root() -> bool {
@@ -494,11 +488,9 @@ pub struct SmtpSink {
 impl SmtpSink {
     /// Starts `smtp-sink -u root -d DIR/%H/%M. EXTRA 127.0.0.1:PORT 1000`
     /// (`-u root` only when running as root, where smtp-sink requires it).
-    /// `None` when smtp-sink is not installed (a panic under `AVISO_REQUIRE_PEERS=1`).
-    pub fn start(extra_args: &[&str]) -> Option<SmtpSink> {
-        if !peer_installed(&[SMTP_SINK]) {
-            return None;
-        }
+    /// Panics when smtp-sink is not installed.
+    pub fn start(extra_args: &[&str]) -> SmtpSink {
+        require_installed("smtp-sink", &[SMTP_SINK]);
         let dir = tempfile::Builder::new()
             .prefix("aviso-smtp-sink.")
             .tempdir()
@@ -513,7 +505,7 @@ impl SmtpSink {
             sink.port = free_port();
             sink.spawn()
         });
-        Some(sink)
+        sink
     }
 
     pub fn port(&self) -> u16 {
@@ -731,19 +723,17 @@ struct KannelPorts {
 
 impl Kannel {
     /// Starts bearerbox, smsbox and fakesmsc, in that order, and returns once
-    /// sendsms listens and fakesmsc is connected. `None` when Kannel is not
-    /// installed (a panic under `AVISO_REQUIRE_PEERS=1`).
-    pub fn start() -> Option<Kannel> {
+    /// sendsms listens and fakesmsc is connected. Panics when Kannel is not
+    /// installed.
+    pub fn start() -> Kannel {
         Kannel::start_with_inbound(None)
     }
 
     /// Like [`Kannel::start`], with an `sms-service` that fetches `get_url`
     /// (Kannel's escapes expanded) for every SMS fakesmsc sends, and sends no
     /// reply of its own (`max-messages = 0`). Without one, the service answers "ok".
-    pub fn start_with_inbound(get_url: Option<&str>) -> Option<Kannel> {
-        if !peer_installed(&[BEARERBOX, SMSBOX, FAKESMSC]) {
-            return None;
-        }
+    pub fn start_with_inbound(get_url: Option<&str>) -> Kannel {
+        require_installed("Kannel", &[BEARERBOX, SMSBOX, FAKESMSC]);
         let dir = tempfile::Builder::new()
             .prefix("aviso-kannel.")
             .tempdir()
@@ -767,7 +757,7 @@ impl Kannel {
             kannel.write_config();
             kannel.start_missing()
         });
-        Some(kannel)
+        kannel
     }
 
     /// `http://127.0.0.1:PORT/cgi-bin/sendsms`

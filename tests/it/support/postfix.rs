@@ -20,8 +20,8 @@
 //! that follows it `554 5.5.1 Error: no valid recipients`.
 //!
 //! Needs root (the master switches to the `postfix` user) and
-//! /usr/sbin/postfix: without them `start` returns `None` (skip), or panics
-//! under `AVISO_REQUIRE_PEERS=1`.
+//! /usr/sbin/postfix: without them `start` panics (the tests that use it are
+//! ignored unless run on purpose, as ops/test does).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -34,8 +34,8 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use super::peers::{
-    files_under, free_port, kill, listens_on, peer_installed, print_log_tails, process_alive,
-    require_peers, running_as_root, start_with_retries, POLL, SIGKILL, START_TIMEOUT, STOP_GRACE,
+    files_under, free_port, kill, listens_on, print_log_tails, process_alive, require_installed,
+    running_as_root, start_with_retries, POLL, SIGKILL, START_TIMEOUT, STOP_GRACE,
 };
 
 const POSTFIX: &str = "/usr/sbin/postfix";
@@ -57,18 +57,12 @@ impl Postfix {
     /// Starts an instance whose main.cf is the default below with `settings`
     /// (name, value) replacing or adding parameters, e.g.
     /// `("smtpd_discard_ehlo_keywords", "8bitmime")`.
-    pub fn start(settings: &[(&str, &str)]) -> Option<Postfix> {
-        if !peer_installed(&[POSTFIX, POSTFIX_DAEMONS]) {
-            return None;
-        }
-        if !running_as_root() {
-            assert!(
-                !require_peers(),
-                "a private Postfix needs root, and AVISO_REQUIRE_PEERS=1"
-            );
-            eprintln!("skipping: a private Postfix needs root (AVISO_REQUIRE_PEERS=1 makes this an error)");
-            return None;
-        }
+    pub fn start(settings: &[(&str, &str)]) -> Postfix {
+        require_installed("Postfix", &[POSTFIX, POSTFIX_DAEMONS]);
+        assert!(
+            running_as_root(),
+            "needs root: a private Postfix switches to the postfix user (run ops/test)"
+        );
         let dir = tempfile::Builder::new()
             .prefix("aviso-postfix.")
             .tempdir()
@@ -94,7 +88,7 @@ impl Postfix {
             postfix.port = free_port();
             postfix.spawn()
         });
-        Some(postfix)
+        postfix
     }
 
     pub fn port(&self) -> u16 {
