@@ -432,12 +432,18 @@ impl Dispatcher {
     }
 
     /// Pauses running campaigns whose recent attempts mostly failed for good: a
-    /// broken provider or a wrong template must not burn a whole list.
+    /// broken provider or a wrong template must not burn a whole list. Only
+    /// attempts since the campaign last changed state count: the failures
+    /// that paused it must not pause it again the moment it is resumed, nor
+    /// those of last month's run the next.
     async fn auto_pause(&self, now: i64) -> Result<(), DispatchError> {
         let AutoPause { window, ratio } = self.options.autopause;
-        for id in self.running_campaigns().await? {
-            let RecentFailures { failed, last, .. } =
-                self.store.recent_failures(id, window).await?;
+        for campaign in self.store.campaigns_in(&[CampaignState::Running]).await? {
+            let id = campaign.id;
+            let RecentFailures { failed, last, .. } = self
+                .store
+                .recent_failures(id, campaign.updated_at, window)
+                .await?;
             if failed as f64 > ratio * window as f64 {
                 let reason = format!(
                     "paused automatically: {failed} of the last {window} attempts failed (last: {}); fix the cause, then `aviso campaign resume {id}`",

@@ -392,9 +392,15 @@ pub trait RunStore: Send + Sync {
         now: i64,
     ) -> StoreResult<bool>;
     async fn runs(&self, campaign_id: i64) -> StoreResult<Vec<Run>>;
-    /// Of the last `window` attempts of a campaign: how many there were, how
-    /// many failed for good, and the last failure's code and reason.
-    async fn recent_failures(&self, campaign_id: i64, window: i64) -> StoreResult<RecentFailures>;
+    /// Of the last `window` attempts of a campaign made at `since` or later:
+    /// how many there were, how many failed for good, and the last failure's
+    /// code and reason.
+    async fn recent_failures(
+        &self,
+        campaign_id: i64,
+        since: i64,
+        window: i64,
+    ) -> StoreResult<RecentFailures>;
     /// Queues again the messages that failed for reasons that were not
     /// permanent (attempts exhausted), as a new attempt series; if any, the
     /// campaign becomes `running` when it is in one of `from`.

@@ -235,6 +235,27 @@ async fn a_run_of_permanent_failures_pauses_the_campaign_and_keeps_the_rest() {
     let refs: Vec<String> = channel.calls().into_iter().map(|c| c.reference).collect();
     let distinct: HashSet<&String> = refs.iter().collect();
     assert_eq!(distinct.len(), refs.len(), "each message tried once");
+
+    // The cause fixed and the campaign resumed, the failures that paused it
+    // do not pause it again: the rest is sent.
+    let fixed = Arc::new(ScriptedChannel::new(ChannelKind::Email, [], Answer::Ok));
+    let mut d = worker(&s, "w2", &fixed).await;
+    d.options.autopause = AutoPause {
+        window: 20,
+        ratio: 0.5,
+    };
+    manage::resume(s.store.as_ref(), id, s.clock.now_ms())
+        .await
+        .unwrap();
+    let report = once(&d).await;
+    assert_eq!(report.sent as i64, paused.queued, "{report:?}");
+    let done = counts(&s, id).await;
+    assert_eq!(
+        (done.sent, done.failed, done.queued),
+        (paused.queued, paused.failed, 0)
+    );
+    let campaign = s.store.campaign(id).await.unwrap().unwrap();
+    assert_eq!(campaign.state, CampaignState::Completed);
 }
 
 /// What the providers saw around a worker killed mid-run.

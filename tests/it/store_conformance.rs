@@ -1594,7 +1594,7 @@ async fn batches_of_any_size_record_each_outcome_and_attempt_once(b: &Backend) {
             "{size}"
         );
         attempts += size as i64;
-        let recent = s.recent_failures(c.id, 1_000).await.unwrap();
+        let recent = s.recent_failures(c.id, 0, 1_000).await.unwrap();
         assert_eq!(
             (recent.attempts, recent.failed),
             (attempts, 0),
@@ -1811,13 +1811,16 @@ async fn recent_failures_are_the_campaigns_own_latest_attempts(b: &Backend) {
     // Newer attempts of another campaign do not hide these, nor count for it.
     let m = claim(s, &healthy, "w", T0, 6).await;
     record(s, "w", &m.iter().map(sent).collect::<Vec<_>>(), T0 + 1).await;
-    let r = s.recent_failures(failing.id, 4).await.unwrap();
+    let r = s.recent_failures(failing.id, 0, 4).await.unwrap();
     assert_eq!((r.attempts, r.failed), (4, 4));
     assert!(r.last.is_some());
-    let r = s.recent_failures(failing.id, 200).await.unwrap();
+    let r = s.recent_failures(failing.id, 0, 200).await.unwrap();
     assert_eq!((r.attempts, r.failed), (6, 6));
-    let r = s.recent_failures(healthy.id, 200).await.unwrap();
+    let r = s.recent_failures(healthy.id, 0, 200).await.unwrap();
     assert_eq!((r.attempts, r.failed, r.last), (6, 0, None));
+    // Attempts from before `since` (the campaign's resume) do not count.
+    let r = s.recent_failures(failing.id, T0 + 1, 200).await.unwrap();
+    assert_eq!((r.attempts, r.failed, r.last), (0, 0, None));
 }
 
 /// The slow-downs as (provider, at).

@@ -175,7 +175,12 @@ impl RunStore for SqlStore {
         })
     }
 
-    async fn recent_failures(&self, campaign_id: i64, window: i64) -> StoreResult<RecentFailures> {
+    async fn recent_failures(
+        &self,
+        campaign_id: i64,
+        since: i64,
+        window: i64,
+    ) -> StoreResult<RecentFailures> {
         on_pool!(&self.pool, |pool| {
             // Runs every second while sending: it walks attempts newest
             // first and stops at `window` of this campaign (CROSS JOIN keeps
@@ -188,11 +193,13 @@ impl RunStore for SqlStore {
                  CROSS JOIN messages m \
                  WHERE m.id = a.message_id AND m.campaign_id = $1 \
                  AND a.id > (SELECT COALESCE(MAX(id), 0) FROM attempts) - $3 \
+                 AND a.at >= $4 \
                  ORDER BY a.id DESC LIMIT $2",
             )
             .bind(campaign_id)
             .bind(window)
             .bind(window.max(RECENT_ATTEMPTS))
+            .bind(since)
             .fetch_all(pool)
             .await?;
             let failed = |o: &str| o == "permanent" || o == "exhausted";
