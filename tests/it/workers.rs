@@ -77,11 +77,12 @@ fn three_workers_keep_a_providers_rate_together_and_finish_the_campaign() {
 
     let times = sink.arrival_times();
     let most = busiest(&times, Duration::from_secs(5));
-    // Slots are never closer than 1/rate; a window that opens on a message
-    // which took a few ms longer to arrive than the one 5 s later can hold
-    // one more.
+    // Slots are never closer than 1/rate, but the sink times arrivals: a
+    // window that opens on a message which took longer to arrive than those
+    // after it holds more. Allowed: 100 ms of such delay (two slots here; CI
+    // under load once saw 102), and the slot the window opens on.
     assert!(
-        most <= RATE * 5 + 1,
+        most <= RATE * 5 + RATE / 10 + 1,
         "{most} messages within 5 s, over the rate of {RATE}/s"
     );
     let span = times[N - 1].duration_since(times[0]).unwrap();
