@@ -164,13 +164,6 @@ pub(super) const POLL: Duration = Duration::from_millis(25);
 
 const KANNEL_ADMIN_PASSWORD: &str = "adm";
 
-/// True when `AVISO_REQUIRE_PEERS=1` (ops/test): a missing tool that a test
-/// which otherwise runs anywhere uses for an extra check (openpyxl, chromium,
-/// dkimpy, systemd-analyze) is then an error, not a skipped check.
-pub fn require_peers() -> bool {
-    std::env::var("AVISO_REQUIRE_PEERS").as_deref() == Ok("1")
-}
-
 /// `AVISO_TEST_POSTGRES_URL`, a server where tests may create databases.
 /// Panics when it is unset: only tests ignored as needing PostgreSQL ask.
 pub fn postgres_url() -> String {
