@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use aviso::campaigns::manage::{self, CampaignRequest};
+use aviso::campaigns::manage;
 use aviso::campaigns::{CampaignState, StatusCounts};
 use aviso::clock::Clock;
 use aviso::dispatch::{AutoPause, ChannelSet, Dispatcher, WorkerReport, RECORD_BATCH};
 use aviso::domain::{ChannelKind, SuppressionReason, SuppressionScope};
 
 use crate::dispatch::citizens_csv;
-use crate::support::engine::{ms, Setup};
+use crate::support::engine::{email_request, ms, Setup};
 use crate::support::scripted::{Answer, ScriptedChannel};
 
 const T0: &str = "2021-10-04T12:00:00-05:00";
@@ -25,16 +25,7 @@ const T0: &str = "2021-10-04T12:00:00-05:00";
 async fn started_campaign(s: &Setup, n: usize) -> i64 {
     s.activity("email").await;
     s.import("citizens", &citizens_csv(n)).await;
-    let id = s
-        .campaign(CampaignRequest {
-            activity: "ACT".into(),
-            template: "registro_abierto".into(),
-            channel: Some(ChannelKind::Email),
-            list: "citizens".into(),
-            attachment_limit: 1 << 20,
-            ..CampaignRequest::default()
-        })
-        .await;
+    let id = s.campaign(email_request()).await;
     manage::start(s.store.as_ref(), id, chrono_tz::UTC, s.clock.now_ms())
         .await
         .unwrap();

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use aviso::campaigns::manage::{self, CampaignRequest};
+use aviso::campaigns::manage;
 use aviso::campaigns::CampaignSchedule;
 use aviso::channels::{Accepted, Channel, DeliveryError, Outgoing, ProviderInfo};
 use aviso::dispatch::ChannelSet;
@@ -19,7 +19,7 @@ use aviso::domain::ChannelKind;
 use aviso::schedule::{Monthly, ScheduleSettings, Scheduled};
 
 use crate::dispatch::{citizens_csv, email_campaign, received_ids, status, workers_once};
-use crate::support::engine::{ms, Setup};
+use crate::support::engine::{email_request, ms, Setup};
 use crate::support::peers::{postgres_url, SmtpSink};
 use crate::support::{eventually, Background, Workspace};
 
@@ -156,17 +156,6 @@ async fn postgres_setup(now: i64) -> (Setup, String) {
         Setup::on(&url, tempfile::tempdir().unwrap(), now).await,
         url,
     )
-}
-
-fn email_request() -> CampaignRequest {
-    CampaignRequest {
-        activity: "ACT".into(),
-        template: "registro_abierto".into(),
-        channel: Some(ChannelKind::Email),
-        list: "citizens".into(),
-        attachment_limit: 1 << 20,
-        ..CampaignRequest::default()
-    }
 }
 
 /// Two in-process workers on a fresh PostgreSQL database sending one started

@@ -160,3 +160,15 @@ impl Setup {
             .unwrap()
     }
 }
+
+/// A `registro_abierto` e-mail campaign of activity `ACT` to the list `citizens`.
+pub fn email_request() -> CampaignRequest {
+    CampaignRequest {
+        activity: "ACT".into(),
+        template: "registro_abierto".into(),
+        channel: Some(ChannelKind::Email),
+        list: "citizens".into(),
+        attachment_limit: 1 << 20,
+        ..CampaignRequest::default()
+    }
+}
