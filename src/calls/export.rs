@@ -3,9 +3,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Write};
 
-use crate::campaigns::Campaign;
+use crate::campaigns::{Campaign, MessageStatus};
 use crate::contacts::Contact;
-use crate::domain::{ChannelKind, ContactKind, PhoneNumber};
+use crate::domain::{ChannelKind, ContactKind, PhoneNumber, SuppressionReason};
 use crate::report::inert_cell;
 use crate::store::{Store, StoreError};
 
@@ -54,12 +54,13 @@ pub async fn work_list(store: &dyn Store, campaign: &Campaign) -> Result<WorkLis
     let (channel, segment) = (campaign.channel, &campaign.segment);
     let mut found: Vec<(Contact, String, Option<String>)> = Vec::new();
     for m in store.unreached_messages(campaign.id).await? {
-        let reason = match (m.status.as_str(), m.reason.as_deref()) {
-            ("suppressed", Some("hard_bounce")) => "bounced",
-            ("suppressed", _) => "invalid address",
+        let bounced = m.reason.as_deref() == Some(SuppressionReason::HardBounce.code());
+        let reason = match m.status {
+            MessageStatus::Suppressed if bounced => "bounced",
+            MessageStatus::Suppressed => "invalid address",
             _ => "failed",
         };
-        let detail = m.reason.filter(|_| m.status == "failed");
+        let detail = m.reason.filter(|_| m.status == MessageStatus::Failed);
         found.push((m.contact, reason.to_string(), detail));
     }
     let missing = match channel {

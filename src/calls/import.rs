@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::{classify_call, suppressions_for, CallAttempt, CallOutcome};
 use crate::campaigns::Activity;
 use crate::contacts::CrlfAsLf;
-use crate::domain::{fold, Country, PhoneNumber};
+use crate::domain::{fold, ChannelKind, Country, PhoneNumber};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +23,7 @@ pub enum CallsImportError {
     #[error(
         "activity {0} is for {1} messages, which aviso counts itself: record calls against an activity without a channel (e.g. LLAMADAS)"
     )]
-    NotCalls(String, String),
+    NotCalls(String, ChannelKind),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -64,11 +64,8 @@ pub async fn import_results(
         file: shown.clone(),
         reason,
     };
-    if let Some(channel) = &activity.channel {
-        return Err(CallsImportError::NotCalls(
-            activity.code.clone(),
-            channel.clone(),
-        ));
+    if let Some(channel) = activity.channel {
+        return Err(CallsImportError::NotCalls(activity.code.clone(), channel));
     }
     let reader = std::fs::File::open(file).map_err(|e| fail(format!("cannot read: {e}")))?;
     let mut csv = csv::ReaderBuilder::new()

@@ -6,8 +6,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{
-    Activity, Campaign, CampaignSchedule, CampaignState, CampaignVars, NewActivity, NewCampaign,
-    RunStart, StatusCounts, Transition,
+    Activity, ActivitySplit, Campaign, CampaignSchedule, CampaignState, CampaignVars, NewActivity,
+    NewCampaign, RunStart, RunState, StatusCounts, Transition,
 };
 use crate::contacts::Segment;
 use crate::domain::{ChannelKind, ContactKind};
@@ -84,7 +84,7 @@ pub async fn create_activity(
             )));
         }
     }
-    if activity.split == "monthly" && (from.is_none() || to.is_none()) {
+    if activity.split == ActivitySplit::Monthly && (from.is_none() || to.is_none()) {
         return Err(CampaignError::Invalid(
             "a monthly split needs the activity's period: give --from and --to".into(),
         ));
@@ -133,14 +133,7 @@ pub async fn create_campaign(
     let template = renderer
         .template(&request.template)
         .map_err(|e| invalid(e.to_string()))?;
-    let activity_channel = activity
-        .channel
-        .as_deref()
-        .map(ChannelKind::parse)
-        .transpose()
-        .ok()
-        .flatten();
-    let channel = match (request.channel, activity_channel) {
+    let channel = match (request.channel, activity.channel) {
         (Some(c), Some(a)) if c != a => {
             return Err(invalid(format!(
                 "activity {} is for {a}, not {c}",
@@ -494,7 +487,7 @@ pub struct CampaignStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct LastRun {
     pub period: String,
-    pub state: String,
+    pub state: RunState,
     pub total: i64,
 }
 
@@ -551,7 +544,7 @@ pub async fn status(
         next_run,
         last_run: runs.last().map(|r| LastRun {
             period: r.period.clone(),
-            state: r.state.clone(),
+            state: r.state,
             total: r.total,
         }),
         slowed_providers,

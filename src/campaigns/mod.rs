@@ -51,19 +51,29 @@ vocabulary!(
     }
 );
 
-/// A line of the work programme with its programmed total.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+vocabulary!(
+    /// How an activity's programmed total spreads over its period in
+    /// reports: one total for the whole period (`none`), or evenly over its
+    /// months (`monthly`).
+    ActivitySplit {
+        Whole => "none",
+        Monthly => "monthly",
+    }
+);
+
+/// A line of the work programme with its programmed total, as the store
+/// decodes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Activity {
     pub id: i64,
     pub code: String,
     pub name: String,
-    /// `sms` or `email` for what aviso sends; empty for counted work (calls, events).
-    pub channel: Option<String>,
+    /// What aviso sends for it; none for counted work (calls, events).
+    pub channel: Option<ChannelKind>,
     pub programmed: i64,
     pub period_from: Option<String>,
     pub period_to: Option<String>,
-    /// How `programmed` spreads over months: `none` or `monthly`.
-    pub split: String,
+    pub split: ActivitySplit,
     pub created_at: i64,
 }
 
@@ -71,11 +81,11 @@ pub struct Activity {
 pub struct NewActivity {
     pub code: String,
     pub name: String,
-    pub channel: Option<String>,
+    pub channel: Option<ChannelKind>,
     pub programmed: i64,
     pub period_from: Option<String>,
     pub period_to: Option<String>,
-    pub split: String,
+    pub split: ActivitySplit,
 }
 
 /// A campaign as stored, with the names of its activity and list. The store
@@ -149,7 +159,8 @@ pub struct Run {
     pub id: i64,
     pub campaign_id: i64,
     pub period: String,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: RunState,
     pub scheduled_for: Option<i64>,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,

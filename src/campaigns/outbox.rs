@@ -10,7 +10,7 @@ pub struct ClaimedMessage {
     pub run_id: i64,
     pub campaign_id: i64,
     pub contact_id: String,
-    pub channel: String,
+    pub channel: ChannelKind,
     pub address: String,
     pub kind: String,
     pub first_name: Option<String>,
@@ -42,7 +42,13 @@ where
             run_id: row.try_get(1)?,
             campaign_id: row.try_get(2)?,
             contact_id: row.try_get(3)?,
-            channel: row.try_get(4)?,
+            channel: {
+                let code: String = row.try_get(4)?;
+                ChannelKind::parse(&code).map_err(|e| sqlx::Error::ColumnDecode {
+                    index: "channel".into(),
+                    source: Box::new(e),
+                })?
+            },
             address: row.try_get(5)?,
             kind: row.try_get(6)?,
             first_name: row.try_get(7)?,

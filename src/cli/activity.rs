@@ -4,7 +4,8 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::{print, print_json, thousands, Context};
 use crate::campaigns::manage;
-use crate::campaigns::NewActivity;
+use crate::campaigns::{ActivitySplit, NewActivity};
+use crate::domain::ChannelKind;
 
 #[derive(Debug, Subcommand)]
 pub enum ActivityCommand {
@@ -97,15 +98,15 @@ pub(super) async fn run(ctx: &Context, cmd: ActivityCommand) -> anyhow::Result<E
                 code: a.code.trim().to_string(),
                 name: a.name.trim().to_string(),
                 channel: a.channel.map(|c| match c {
-                    ActivityChannel::Sms => "sms".to_string(),
-                    ActivityChannel::Email => "email".to_string(),
+                    ActivityChannel::Sms => ChannelKind::Sms,
+                    ActivityChannel::Email => ChannelKind::Email,
                 }),
                 programmed: a.programmed,
                 period_from: a.from,
                 period_to: a.to,
                 split: match a.split {
-                    Split::None => "none".into(),
-                    Split::Monthly => "monthly".into(),
+                    Split::None => ActivitySplit::Whole,
+                    Split::Monthly => ActivitySplit::Monthly,
                 },
             };
             let mut targets = Vec::new();
@@ -173,7 +174,7 @@ pub(super) async fn run(ctx: &Context, cmd: ActivityCommand) -> anyhow::Result<E
                     print(&format!(
                         "{:<12} {:<6} {:>10}  {}",
                         x.code,
-                        x.channel.as_deref().unwrap_or("-"),
+                        x.channel.map_or("-", |c| c.code()),
                         thousands(x.programmed),
                         x.name
                     ));

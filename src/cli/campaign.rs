@@ -507,8 +507,7 @@ async fn create(ctx: &Context, args: CreateArgs) -> anyhow::Result<i64> {
     let activity_channel = store
         .activity(&request.activity)
         .await?
-        .and_then(|a| a.channel)
-        .and_then(|c| ChannelKind::parse(&c).ok());
+        .and_then(|a| a.channel);
     let kind = channel.or(activity_channel);
     if let Some(kind) = kind {
         ctx.check_provider(kind, args.provider.as_deref())?;

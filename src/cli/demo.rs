@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use super::{print, thousands, Context};
 use crate::campaigns::manage::{self, CampaignRequest};
-use crate::campaigns::{CampaignSchedule, NewActivity};
+use crate::campaigns::{ActivitySplit, CampaignSchedule, NewActivity};
 use crate::clock::{Clock, ManualClock};
 use crate::config::{Config, DEFAULT_DATABASE_URL, DEFAULT_FROM, DEFAULT_ZONE};
 use crate::contacts::{import_file, ImportOptions, Segment};
@@ -148,26 +148,26 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         (
             "SMS-REG",
             "Envío de mensajes SMS a ciudadanía con CPVE (2 envíos)",
-            Some("sms"),
+            Some(ChannelKind::Sms),
             2 * sms_audience,
             registration,
-            "none",
+            ActivitySplit::Whole,
         ),
         (
             "MAIL-REG",
             "Envío de correos electrónicos a ciudadanía con CPVE (2 envíos)",
-            Some("email"),
+            Some(ChannelKind::Email),
             2 * mail_audience,
             registration,
-            "none",
+            ActivitySplit::Whole,
         ),
         (
             "CARPETA",
             "Carpeta informativa digital mensual a OSC (sep–dic 2021)",
-            Some("email"),
+            Some(ChannelKind::Email),
             4 * 170,
             Some(("2021-09-01", "2021-12-31")),
-            "monthly",
+            ActivitySplit::Monthly,
         ),
         (
             "LLAMADAS",
@@ -175,7 +175,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             None,
             95_000,
             registration,
-            "monthly",
+            ActivitySplit::Monthly,
         ),
         (
             "TALLERES",
@@ -183,7 +183,7 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             None,
             2,
             registration,
-            "none",
+            ActivitySplit::Whole,
         ),
         (
             "EVENTOS",
@@ -191,18 +191,18 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             None,
             2,
             registration,
-            "none",
+            ActivitySplit::Whole,
         ),
     ];
     for (code, name, channel, programmed, period, split) in activities {
         let activity = NewActivity {
             code: code.into(),
             name: name.into(),
-            channel: channel.map(str::to_string),
+            channel,
             programmed,
             period_from: period.map(|p: (&str, &str)| p.0.to_string()),
             period_to: period.map(|p| p.1.to_string()),
-            split: split.into(),
+            split,
         };
         manage::create_activity(store.as_ref(), activity, clock.now_ms()).await?;
         print(&format!(

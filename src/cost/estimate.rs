@@ -61,7 +61,7 @@ pub struct EncodingLine {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Estimate {
     pub campaign: i64,
-    pub channel: String,
+    pub channel: ChannelKind,
     /// `None` when aviso.toml has no `[prices]`.
     pub currency: Option<String>,
     /// List members in the campaign's segment.
@@ -162,7 +162,7 @@ pub async fn estimate(
     };
     let mut estimate = Estimate {
         campaign: campaign.id,
-        channel: channel.to_string(),
+        channel,
         currency: prices.map(|p| p.currency.to_string()),
         audience: counts.total,
         no_address: counts.total - with_address,

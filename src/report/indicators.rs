@@ -8,7 +8,7 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeZone};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::campaigns::{Activity, MessageStatus};
+use crate::campaigns::{Activity, ActivitySplit, MessageStatus};
 use crate::cost::{Money, PriceTable};
 use crate::domain::{ChannelKind, Country, Invalid};
 use crate::store::{ActivityRecord, Store, StoreResult};
@@ -252,7 +252,7 @@ pub async fn indicators(
             activity: Some(activity.code.clone()),
             month: Some(format!("{:04}-{:02}", day.year(), day.month())),
             entity: None,
-            channel: activity.channel.clone(),
+            channel: activity.channel.map(|c| c.to_string()),
             country: None,
             language: None,
         };
@@ -312,7 +312,7 @@ pub async fn indicators(
             let a = activities.iter().find(|a| a.code == code)?;
             Some(
                 a.channel
-                    .clone()
+                    .map(|c| c.to_string())
                     .unwrap_or_else(|| format!("counted:{}", a.code)),
             )
         })
@@ -414,12 +414,12 @@ fn planned_groups(
     }
     let base = Values {
         activity: Some(a.code.clone()),
-        channel: a.channel.clone(),
+        channel: a.channel.map(|c| c.to_string()),
         ..Values::default()
     };
     let mut out = vec![base];
     if keys.contains(&GroupKey::Month) {
-        if a.split != "monthly" {
+        if a.split != ActivitySplit::Monthly {
             return Vec::new();
         }
         out = months_of(a)
@@ -484,11 +484,13 @@ fn programmed(
         if keys.contains(&GroupKey::Activity) && row.activity.as_deref() != Some(a.code.as_str()) {
             continue;
         }
-        if keys.contains(&GroupKey::Channel) && row.channel != a.channel {
+        if keys.contains(&GroupKey::Channel)
+            && row.channel.as_deref() != a.channel.map(|c| c.code())
+        {
             continue;
         }
         let part = if keys.contains(&GroupKey::Month) {
-            if a.split != "monthly" {
+            if a.split != ActivitySplit::Monthly {
                 return None;
             }
             month_share(a, row.month.as_deref()?)
@@ -499,7 +501,7 @@ fn programmed(
                 .and_then(|e| targets.get(e))
                 .copied()
                 .unwrap_or(0)
-        } else if a.split == "monthly" && (from.is_some() || to.is_some()) {
+        } else if a.split == ActivitySplit::Monthly && (from.is_some() || to.is_some()) {
             // A report for part of the year counts the months it covers.
             months_of(a)
                 .iter()

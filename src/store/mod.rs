@@ -120,12 +120,14 @@ pub struct LedgerRow {
     pub run_id: i64,
     pub campaign: String,
     pub contact_id: String,
-    pub channel: String,
+    #[sqlx(try_from = "String")]
+    pub channel: ChannelKind,
     pub address: String,
     pub entity: Option<String>,
     pub country: Option<String>,
     pub language: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: MessageStatus,
     pub attempts: i64,
     /// SMS segments the gateway accepted; none for e-mail and unsent messages.
     pub segments: Option<i64>,
@@ -141,8 +143,8 @@ pub struct LedgerRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unreached {
     pub contact: Contact,
-    /// `failed` or `suppressed`.
-    pub status: String,
+    /// `Failed` or `Suppressed`.
+    pub status: MessageStatus,
     /// The provider's reason, or the suppression's.
     pub reason: Option<String>,
 }

@@ -55,7 +55,7 @@ fn dsn(message_id: &str, recipient: &str) -> String {
 #[tokio::test]
 async fn bounces_complaints_and_unsubscribes_keep_people_out_of_the_next_run() {
     let s = Setup::new(ms("2021-09-01T08:00:00-05:00")).await;
-    s.activity("email").await;
+    s.email_activity().await;
     s.import("ciudadania", &citizens(6)).await;
     let id = s
         .campaign(CampaignRequest {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 
 use aviso::campaigns::manage::{self, CampaignRequest};
-use aviso::campaigns::{CampaignSchedule, CampaignState};
+use aviso::campaigns::{CampaignSchedule, CampaignState, RunState};
 use aviso::clock::Clock;
 use aviso::domain::ChannelKind;
 use aviso::schedule::{zones::zones_of, Monthly, Window};
@@ -35,7 +35,7 @@ fn request(template: &str, list: &str) -> CampaignRequest {
 #[tokio::test]
 async fn a_monthly_campaign_makes_one_run_per_month_to_the_list_as_it_was() {
     let s = Setup::new(ms("2021-09-01T08:00:00-05:00")).await;
-    s.activity("email").await;
+    s.email_activity().await;
     s.import("osc", &organizations(0, 10)).await;
     let mut req = request("carpeta_mensual", "osc");
     req.vars = s
@@ -70,7 +70,7 @@ async fn a_monthly_campaign_makes_one_run_per_month_to_the_list_as_it_was() {
             10 * (i as i64 + 1),
             "the list as it was in {month}"
         );
-        assert_eq!(run.state, "completed");
+        assert_eq!(run.state, RunState::Completed);
         // Between runs the campaign waits for the next month.
         let status = manage::status_of(
             s.store.as_ref(),
@@ -91,7 +91,7 @@ async fn a_monthly_campaign_makes_one_run_per_month_to_the_list_as_it_was() {
 #[tokio::test]
 async fn a_run_whose_time_passed_three_days_ago_is_missed_not_sent() {
     let s = Setup::new(ms("2021-09-01T08:00:00-05:00")).await;
-    s.activity("email").await;
+    s.email_activity().await;
     s.import("osc", &organizations(0, 5)).await;
     let mut once = request("carpeta_mensual", "osc");
     once.vars = s
@@ -109,7 +109,7 @@ async fn a_run_whose_time_passed_three_days_ago_is_missed_not_sent() {
     s.run_workers(1).await;
     let runs = s.store.runs(id).await.unwrap();
     assert_eq!(runs.len(), 1);
-    assert_eq!(runs[0].state, "missed");
+    assert_eq!(runs[0].state, RunState::Missed);
     assert_eq!(runs[0].total, 0);
     let campaign = s.store.campaign(id).await.unwrap().unwrap();
     assert_eq!(campaign.state, CampaignState::Missed);
@@ -119,7 +119,7 @@ async fn a_run_whose_time_passed_three_days_ago_is_missed_not_sent() {
 #[tokio::test]
 async fn a_run_within_the_grace_period_is_sent() {
     let s = Setup::new(ms("2021-09-01T08:00:00-05:00")).await;
-    s.activity("email").await;
+    s.email_activity().await;
     s.import("osc", &organizations(0, 5)).await;
     let mut once = request("carpeta_mensual", "osc");
     once.vars = s
@@ -159,7 +159,7 @@ async fn nobody_receives_a_message_outside_their_window() {
         ("JP", "", ""),
     ];
     let s = Setup::new(ms("2021-11-10T00:00:00Z")).await;
-    s.activity("email").await;
+    s.email_activity().await;
     s.import("mundo", &citizens_in(&people)).await;
     let mut req = request("registro_abierto", "mundo");
     req.window = Some(Window::parse("09:00-20:00").unwrap());
@@ -203,7 +203,7 @@ async fn nobody_receives_a_message_outside_their_window() {
 #[tokio::test]
 async fn waiting_messages_use_no_attempt_and_status_says_when_they_go() {
     let s = Setup::new(ms("2021-11-10T03:00:00Z")).await; // 22:00 in New York, 19:00 in Los Angeles
-    s.activity("email").await;
+    s.email_activity().await;
     s.import("mundo", &citizens_in(&[("US", "", "")])).await;
     let mut req = request("registro_abierto", "mundo");
     req.window = Some(Window::parse("09:00-20:00").unwrap());
@@ -229,7 +229,7 @@ async fn waiting_messages_use_no_attempt_and_status_says_when_they_go() {
 #[tokio::test]
 async fn unsent_messages_expire_instead_of_going_out_late() {
     let s = Setup::new(ms("2021-11-10T03:00:00Z")).await;
-    s.activity("email").await;
+    s.email_activity().await;
     s.import("mundo", &citizens_in(&[("US", "", ""), ("JP", "", "")]))
         .await;
     let mut req = request("registro_abierto", "mundo");

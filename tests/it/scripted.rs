@@ -23,7 +23,7 @@ const T0: &str = "2021-10-04T12:00:00-05:00";
 
 /// A started e-mail campaign to `n` citizens.
 async fn started_campaign(s: &Setup, n: usize) -> i64 {
-    s.activity("email").await;
+    s.email_activity().await;
     s.import("citizens", &citizens_csv(n)).await;
     let id = s.campaign(email_request()).await;
     manage::start(s.store.as_ref(), id, chrono_tz::UTC, s.clock.now_ms())

@@ -12,8 +12,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use aviso::campaigns::{
-    Campaign, CampaignSchedule, CampaignState, CampaignVars, ClaimedMessage, MessageStatus,
-    NewActivity, NewCampaign, Outcome, OutcomeKind, RecordReport, StatusCounts, Transition,
+    ActivitySplit, Campaign, CampaignSchedule, CampaignState, CampaignVars, ClaimedMessage,
+    MessageStatus, NewActivity, NewCampaign, Outcome, OutcomeKind, RecordReport, RunState,
+    StatusCounts, Transition,
 };
 use aviso::contacts::{Contact, Segment};
 use aviso::domain::{CapPolicy, FrequencyCap, WhenCapped};
@@ -110,6 +111,7 @@ conformance!(
     campaign_state_changes_only_from_allowed_states,
     campaigns_in_lists_only_the_states_asked_for,
     a_campaign_row_that_does_not_read_is_corrupt_naming_campaign_and_field,
+    an_activity_row_that_does_not_read_is_corrupt_naming_activity_and_field,
     store_methods_move_a_campaign_only_from_the_states_given,
     start_run_freezes_the_audience_with_suppressions_and_missing_addresses,
     start_run_applies_the_segment,
@@ -207,11 +209,11 @@ fn activity(code: &str) -> NewActivity {
     NewActivity {
         code: code.into(),
         name: format!("Actividad {code}"),
-        channel: Some("sms".into()),
+        channel: Some(ChannelKind::Sms),
         programmed: 120_000,
         period_from: Some("2021-09-01".into()),
         period_to: Some("2022-06-05".into()),
-        split: "none".into(),
+        split: ActivitySplit::Whole,
     }
 }
 
@@ -618,7 +620,7 @@ async fn activities_are_unique_by_code(b: &Backend) {
     let id = s.create_activity(&sms, T0).await.unwrap();
     let mut calls = activity("CALLS");
     calls.channel = None;
-    calls.split = "monthly".into();
+    calls.split = ActivitySplit::Monthly;
     s.create_activity(&calls, T0 + 1).await.unwrap();
 
     let stored = s.activity("SMS-REG").await.unwrap().unwrap();
@@ -627,12 +629,8 @@ async fn activities_are_unique_by_code(b: &Backend) {
         (id, "SMS-REG", "Actividad SMS-REG")
     );
     assert_eq!(
-        (
-            stored.channel.as_deref(),
-            stored.programmed,
-            stored.split.as_str()
-        ),
-        (Some("sms"), 120_000, "none")
+        (stored.channel, stored.programmed, stored.split),
+        (Some(ChannelKind::Sms), 120_000, ActivitySplit::Whole)
     );
     assert_eq!(
         (stored.period_from.as_deref(), stored.period_to.as_deref()),
@@ -875,6 +873,44 @@ async fn a_campaign_row_that_does_not_read_is_corrupt_naming_campaign_and_field(
     );
 }
 
+async fn an_activity_row_that_does_not_read_is_corrupt_naming_activity_and_field(b: &Backend) {
+    let s = b.s();
+    let sms = activity("SMS-REG");
+    s.create_activity(&sms, T0).await.unwrap();
+    let stored = s.activity("SMS-REG").await.unwrap().unwrap();
+    for (bad, field) in [
+        ("channel = 'fax'", "channel"),
+        ("split = 'weekly'", "split"),
+    ] {
+        raw_sql(
+            b,
+            &format!("UPDATE activities SET {bad} WHERE code = 'SMS-REG'"),
+        )
+        .await;
+        let is_corrupt = |e: StoreError| match e {
+            StoreError::Corrupt(m) => {
+                assert!(
+                    m.starts_with(&format!("activity SMS-REG, {field}:")),
+                    "{bad}: {m}"
+                )
+            }
+            other => panic!("{bad}: {other}"),
+        };
+        is_corrupt(s.activity("SMS-REG").await.unwrap_err());
+        is_corrupt(s.activities().await.unwrap_err());
+        raw_sql(
+            b,
+            "UPDATE activities SET channel = 'sms', split = 'none' WHERE code = 'SMS-REG'",
+        )
+        .await;
+        assert_eq!(
+            s.activity("SMS-REG").await.unwrap().unwrap(),
+            stored,
+            "{bad} undone"
+        );
+    }
+}
+
 async fn store_methods_move_a_campaign_only_from_the_states_given(b: &Backend) {
     let s = b.s();
     use CampaignState::*;
@@ -1017,8 +1053,8 @@ async fn start_run_freezes_the_audience_with_suppressions_and_missing_addresses(
     let runs = s.runs(c.id).await.unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(
-        (runs[0].id, runs[0].period.as_str(), runs[0].state.as_str()),
-        (start.run_id, "once", "running")
+        (runs[0].id, runs[0].period.as_str(), runs[0].state),
+        (start.run_id, "once", RunState::Running)
     );
     assert_eq!(
         (runs[0].total, runs[0].no_address, runs[0].started_at),
@@ -1060,8 +1096,8 @@ async fn start_run_freezes_the_audience_with_suppressions_and_missing_addresses(
     );
     let a = claimed.iter().find(|m| m.contact_id == "A").unwrap();
     assert_eq!(
-        (a.channel.as_str(), a.kind.as_str(), a.language.as_str()),
-        ("sms", "citizen", "es")
+        (a.channel, a.kind.as_str(), a.language.as_str()),
+        (ChannelKind::Sms, "citizen", "es")
     );
     // Every frozen field, each in its place (claims are read by position).
     let strings = |v: [&Option<String>; 7]| v.map(|f| f.clone());
@@ -1118,12 +1154,12 @@ async fn start_run_applies_the_segment(b: &Backend) {
         .unwrap();
     assert_eq!((sms_run.total, sms_run.no_address), (1, 1));
     let claimed = claim(s, &c, "w", T0, 10).await;
-    let mut got: Vec<(&str, &str)> = claimed
+    let mut got: Vec<(&str, ChannelKind)> = claimed
         .iter()
-        .map(|m| (m.contact_id.as_str(), m.channel.as_str()))
+        .map(|m| (m.contact_id.as_str(), m.channel))
         .collect();
     got.sort();
-    assert_eq!(got, [("A", "email"), ("C", "sms")]);
+    assert_eq!(got, [("A", ChannelKind::Email), ("C", ChannelKind::Sms)]);
     counts(s, c.id).await;
 }
 
@@ -1659,7 +1695,7 @@ async fn housekeeping_completes_runs_and_one_off_campaigns(b: &Backend) {
     for c in [&once, &monthly] {
         assert_eq!(
             s.runs(c.id).await.unwrap()[0].state,
-            "running",
+            RunState::Running,
             "messages are pending"
         );
         assert_eq!(
@@ -1676,8 +1712,8 @@ async fn housekeeping_completes_runs_and_one_off_campaigns(b: &Backend) {
     for c in [&once, &monthly] {
         let run = &s.runs(c.id).await.unwrap()[0];
         assert_eq!(
-            (run.state.as_str(), run.finished_at),
-            ("completed", Some(T0 + 2))
+            (run.state, run.finished_at),
+            (RunState::Completed, Some(T0 + 2))
         );
     }
     assert_eq!(
@@ -1724,7 +1760,7 @@ async fn cancelled_campaign_leftovers_are_cancelled(b: &Backend) {
         (3, 1),
         "what is in flight finishes"
     );
-    assert_eq!(s.runs(c.id).await.unwrap()[0].state, "cancelled");
+    assert_eq!(s.runs(c.id).await.unwrap()[0].state, RunState::Cancelled);
 
     // The in-flight one is released by its worker: housekeeping cancels it too.
     assert_eq!(s.release("w", &[in_flight.id], T0 + 2).await.unwrap(), 1);
@@ -2297,7 +2333,7 @@ async fn capped_claims_count_across_campaigns_and_hold_or_defer(b: &Backend) {
     let ledger = s.message_ledger(second.id, &[], 0, 100).await.unwrap();
     assert!(ledger
         .iter()
-        .all(|r| r.status == "capped" && r.last_code.as_deref() == Some("cap")));
+        .all(|r| r.status == MessageStatus::Capped && r.last_code.as_deref() == Some("cap")));
     assert_eq!(
         s.metrics()
             .await
@@ -2484,7 +2520,7 @@ async fn unreached_messages_and_members_without_an_address_are_found(b: &Backend
         .await
         .unwrap()
         .into_iter()
-        .map(|u| (u.contact.id, u.status, u.reason))
+        .map(|u| (u.contact.id, u.status.to_string(), u.reason))
         .collect();
     let expect = |id: &str, status: &str, reason: Option<&str>| {
         (

@@ -175,7 +175,7 @@ impl TwoWorkers {
     async fn start(citizens: usize, told: Fake, other: Fake) -> TwoWorkers {
         let now = ms("2021-10-04T12:00:00-05:00");
         let (s, _) = postgres_setup(now).await;
-        s.activity("email").await;
+        s.email_activity().await;
         s.import("citizens", &citizens_csv(citizens)).await;
         let id = s.campaign(email_request()).await;
         manage::start(s.store.as_ref(), id, chrono_tz::UTC, now)
@@ -324,7 +324,7 @@ async fn a_slow_down_of_a_provider_without_a_rate_reaches_the_other_worker() {
 async fn a_monthly_run_due_on_every_worker_at_the_same_second_starts_once() {
     let due = ms("2021-10-01T10:00:00-05:00");
     let (s, url) = postgres_setup(due - 86_400_000).await;
-    s.activity("email").await;
+    s.email_activity().await;
     s.import("citizens", &citizens_csv(50)).await;
     let mut request = email_request();
     request.schedule = CampaignSchedule {

@@ -109,7 +109,7 @@ fn message() -> ClaimedMessage {
         run_id: 1,
         campaign_id: CAMPAIGN,
         contact_id: "C1".into(),
-        channel: "email".into(),
+        channel: ChannelKind::Email,
         address: "ana@example.org".into(),
         kind: "citizen".into(),
         first_name: Some("Ana".into()),

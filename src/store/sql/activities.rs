@@ -3,7 +3,48 @@
 use async_trait::async_trait;
 
 use super::{on_pool, SqlStore};
+use crate::campaigns::{Activity, ActivitySplit};
+use crate::domain::ChannelKind;
 use crate::store::{ActivityStore, StoreError, StoreResult};
+
+/// An `activities` row, undecoded: the channel and split are text there.
+#[derive(sqlx::FromRow)]
+struct ActivityRow {
+    id: i64,
+    code: String,
+    name: String,
+    channel: Option<String>,
+    programmed: i64,
+    period_from: Option<String>,
+    period_to: Option<String>,
+    split: String,
+    created_at: i64,
+}
+
+impl ActivityRow {
+    /// The typed activity, or `Corrupt` naming the activity and the column.
+    fn decode(self) -> StoreResult<Activity> {
+        let corrupt = |field: &str, e: crate::domain::Invalid| {
+            StoreError::Corrupt(format!("activity {}, {field}: {e}", self.code))
+        };
+        let channel = match &self.channel {
+            Some(c) => Some(ChannelKind::parse(c).map_err(|e| corrupt("channel", e))?),
+            None => None,
+        };
+        let split = ActivitySplit::parse(&self.split).map_err(|e| corrupt("split", e))?;
+        Ok(Activity {
+            id: self.id,
+            code: self.code,
+            name: self.name,
+            channel,
+            programmed: self.programmed,
+            period_from: self.period_from,
+            period_to: self.period_to,
+            split,
+            created_at: self.created_at,
+        })
+    }
+}
 
 #[async_trait]
 impl ActivityStore for SqlStore {
@@ -19,11 +60,11 @@ impl ActivityStore for SqlStore {
             )
             .bind(&a.code)
             .bind(&a.name)
-            .bind(&a.channel)
+            .bind(a.channel.map(|c| c.code()))
             .bind(a.programmed)
             .bind(&a.period_from)
             .bind(&a.period_to)
-            .bind(&a.split)
+            .bind(a.split.code())
             .bind(now)
             .fetch_optional(pool)
             .await?;
@@ -31,21 +72,23 @@ impl ActivityStore for SqlStore {
         })
     }
 
-    async fn activity(&self, code: &str) -> StoreResult<Option<crate::campaigns::Activity>> {
-        on_pool!(&self.pool, |pool| {
-            Ok(sqlx::query_as("SELECT * FROM activities WHERE code = $1")
+    async fn activity(&self, code: &str) -> StoreResult<Option<Activity>> {
+        let row: Option<ActivityRow> = on_pool!(&self.pool, |pool| {
+            sqlx::query_as("SELECT * FROM activities WHERE code = $1")
                 .bind(code)
                 .fetch_optional(pool)
-                .await?)
-        })
+                .await
+        })?;
+        row.map(ActivityRow::decode).transpose()
     }
 
-    async fn activities(&self) -> StoreResult<Vec<crate::campaigns::Activity>> {
-        on_pool!(&self.pool, |pool| {
-            Ok(sqlx::query_as("SELECT * FROM activities ORDER BY id")
+    async fn activities(&self) -> StoreResult<Vec<Activity>> {
+        let rows: Vec<ActivityRow> = on_pool!(&self.pool, |pool| {
+            sqlx::query_as("SELECT * FROM activities ORDER BY id")
                 .fetch_all(pool)
-                .await?)
-        })
+                .await
+        })?;
+        rows.into_iter().map(ActivityRow::decode).collect()
     }
 
     async fn set_activity_targets(

@@ -25,7 +25,7 @@ impl SqlStore {
                     .bind(limit)
                     .fetch_all(&mut *tx)
                     .await?;
-            let Some(channel) = claimed.first().map(|m| m.channel.clone()) else {
+            let Some(channel) = claimed.first().map(|m| m.channel.code()) else {
                 tx.commit().await?;
                 return Ok(crate::store::cap::CappedClaim::default());
             };
@@ -42,7 +42,7 @@ impl SqlStore {
                 "INSERT INTO cap_recipients (channel, address, claimed_at) ",
             );
             q.push_values(&recipients, |mut row, address| {
-                row.push_bind(&channel).push_bind(*address).push_bind(now);
+                row.push_bind(channel).push_bind(*address).push_bind(now);
             });
             q.push(
                 " ON CONFLICT (channel, address) DO UPDATE SET claimed_at = excluded.claimed_at",
@@ -69,7 +69,7 @@ impl SqlStore {
                 "SELECT l.address, l.at FROM cap_ledger l JOIN messages m ON m.id = l.message_id \
                  WHERE m.status NOT IN ('expired', 'cancelled', 'capped') AND l.channel = ",
             );
-            q.push_bind(&channel)
+            q.push_bind(channel)
                 .push(" AND l.at > ")
                 .push_bind(now - policy.cap.period_ms())
                 .push(" AND l.address IN (");
@@ -114,7 +114,7 @@ impl SqlStore {
                 );
                 q.push_values(&places, |mut row, (id, address)| {
                     row.push_bind(*id)
-                        .push_bind(&channel)
+                        .push_bind(channel)
                         .push_bind(*address)
                         .push_bind(now);
                 });
@@ -131,7 +131,7 @@ impl SqlStore {
                 q.push(")");
                 q.build().execute(&mut *tx).await?;
             }
-            let why = reason(policy, &channel);
+            let why = reason(policy, channel);
             if !held.is_empty() {
                 let mut q = sqlx::QueryBuilder::new(
                     "UPDATE messages SET status = 'capped', last_code = 'cap', last_reason = ",

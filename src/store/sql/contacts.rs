@@ -5,7 +5,8 @@ use async_trait::async_trait;
 use super::contact_rows::{self, CONTACT_COLUMNS};
 use super::segment::segment_sql;
 use super::{on_pool, SqlStore};
-use crate::store::{ContactStore, StoreResult};
+use crate::campaigns::MessageStatus;
+use crate::store::{ContactStore, StoreError, StoreResult};
 
 #[async_trait]
 impl ContactStore for SqlStore {
@@ -194,9 +195,13 @@ impl ContactStore for SqlStore {
             let mut out = Vec::new();
             for row in sqlx::query(&sql).bind(campaign_id).fetch_all(pool).await? {
                 use sqlx::Row as _;
+                let contact = contact_rows::contact_from_row(&row)?;
+                let status = MessageStatus::parse(&row.try_get::<String, _>(12)?).map_err(|e| {
+                    StoreError::Corrupt(format!("message to contact {}, status: {e}", contact.id))
+                })?;
                 out.push(crate::store::Unreached {
-                    contact: contact_rows::contact_from_row(&row)?,
-                    status: row.try_get(12)?,
+                    contact,
+                    status,
                     reason: row.try_get(13)?,
                 });
             }

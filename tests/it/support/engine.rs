@@ -8,7 +8,7 @@ use chrono::DateTime;
 use tokio::sync::watch;
 
 use aviso::campaigns::manage::{self, CampaignRequest};
-use aviso::campaigns::NewActivity;
+use aviso::campaigns::{ActivitySplit, NewActivity};
 use aviso::channels::FileChannel;
 use aviso::cli::Context;
 use aviso::clock::{Clock, ManualClock};
@@ -75,17 +75,18 @@ impl Setup {
         assert_eq!(summary.rejected, 0, "{summary:?}");
     }
 
-    pub async fn activity(&self, channel: &str) {
+    /// The activity `ACT`, for e-mail, that the tests' campaigns count against.
+    pub async fn email_activity(&self) {
         manage::create_activity(
             self.store.as_ref(),
             NewActivity {
                 code: "ACT".into(),
                 name: "Actividad".into(),
-                channel: Some(channel.into()),
+                channel: Some(ChannelKind::Email),
                 programmed: 100,
                 period_from: None,
                 period_to: None,
-                split: "none".into(),
+                split: ActivitySplit::Whole,
             },
             self.clock.now_ms(),
         )
