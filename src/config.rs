@@ -10,6 +10,9 @@ use serde::Deserialize;
 // Every default, once; `aviso init` writes its sample from these.
 pub const DEFAULT_CONFIG: &str = "aviso.toml";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://aviso.db";
+/// Where `aviso serve` listens, and the URL its links point to: the same
+/// address, for a machine that is not behind a proxy.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8025";
 pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8025";
 pub const DEFAULT_FROM: &str = "Voto desde el Extranjero <avisos@votoextranjero.example>";
 /// Campaign times are read in this zone unless the configuration says otherwise.

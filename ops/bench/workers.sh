@@ -5,6 +5,7 @@
 #   ops/bench/workers.sh [N] [BIG]          # defaults: N = 100,000, BIG = 1,000,000
 #   PHASES="kill speed" ops/bench/workers.sh 10000
 #   CONCURRENCY=32 SESSIONS=8 LEASE=15s LIMIT=1800 ops/bench/workers.sh
+#   PROFILE=1 PHASES=speed ops/bench/workers.sh   # and where the CPU went
 #
 # Three phases (PHASES, default all three):
 #   kill   3 workers on PostgreSQL send an N-message campaign to a sink that
@@ -18,6 +19,10 @@
 #          and by 1 on SQLite, no kills: wall time, messages/s, and the CPU
 #          seconds of the workers, of PostgreSQL (server and backends) and of
 #          smtp-sink, to show which of them is the ceiling.
+#          With PROFILE=1, each run is also sampled system-wide by `perf
+#          record -e cpu-clock` (it works where hardware counters do not) and
+#          followed by its CPU by process and the top functions of
+#          PostgreSQL, aviso and smtp-sink: where the ceiling is.
 #   rss    peak RSS of one worker (`/usr/bin/time`) through a BIG-message
 #          campaign on SQLite and on PostgreSQL (target <= 64 MB); ENGINES
 #          chooses (default "sqlite postgres").
@@ -211,6 +216,12 @@ PY
 run_workers() {
     local k=$1 db=$2 url=$3 label=$4 dir="$WORK/speed-$4" pids=() i t0 t1 pg0 pg1 sink0 sink1
     mkdir -p "$dir"
+    if [[ -n ${PROFILE:-} ]]; then
+        perf record -q -e cpu-clock -F 499 -a -g -o "$dir/perf.data" 2>"$dir/perf.err" &
+        PERF_PID=$!
+        PIDS+=("$PERF_PID")
+        sleep 1 # perf maps the running processes before it samples
+    fi
     pg0=$(pg_ticks) sink0=$(ticks_of "$SPEED_SINK_PID") t0=$(now)
     for ((i = 1; i <= k; i++)); do
         (run_in "$dir" "$db" "$url" timeout -s KILL "$LIMIT" /usr/bin/time -f '%e %U %S %M' -o "$dir/time$i" \
@@ -221,6 +232,9 @@ run_workers() {
         wait "${pids[i - 1]}" || { echo "$label: worker $i failed: $(tail -3 "$dir/w$i.err")" >&2; exit 1; }
     done
     t1=$(now) pg1=$(pg_ticks) sink1=$(ticks_of "$SPEED_SINK_PID")
+    if [[ -n ${PROFILE:-} ]]; then
+        kill -INT "$PERF_PID" && wait "$PERF_PID" || true
+    fi
     python3 - "$dir" "$k" "$N" "$t0" "$t1" "$(((pg1 - pg0)))" "$((sink1 - sink0))" "$HZ" "$label" "$(load)" <<'PY'
 import json, sys
 d, k, n, t0, t1, pg, sink, hz, label, load = sys.argv[1:]
@@ -237,6 +251,23 @@ busy = (aviso + pg + sink) / wall
 print(f"| {label} | {wall:.2f} s | {n / wall:,.0f} | {aviso:.1f} s ({aviso / n * 1e6:.0f} us/msg) "
       f"| {pg:.1f} s ({pg / n * 1e6:.0f} us/msg) | {sink:.2f} s | {busy:.2f} | {rss:.1f} MB | {load} |")
 PY
+    [[ -z ${PROFILE:-} ]] || profile_report "$dir/perf.data" "$label"
+}
+
+# profile_report PERF_DATA LABEL: the samples by process, then each busy
+# process's top functions (self time; children folded in by name).
+profile_report() {
+    local data=$1 label=$2 comm
+    {
+        echo "profile of '$label' (perf, cpu-clock at 499 Hz, every CPU): samples by process"
+        perf report -i "$data" --no-children --sort comm --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | head -8
+        # aviso's runtime threads are tokio's, named tokio-runtime-w.
+        for comm in postgres aviso,tokio-runtime-w smtp-sink; do
+            echo "  top functions of $comm (share of all samples):"
+            perf report -i "$data" --no-children --comms "$comm" --sort dso,sym --stdio -g none 2>/dev/null |
+                grep -E '^ +[0-9]' | head -12 | cut -c1-150
+        done
+    } | sed 's/^/    /' >&2
 }
 
 speed_phase() {

@@ -13,7 +13,7 @@ use crate::tokens::Tokens;
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on (put a TLS proxy in front when it faces the internet)
-    #[arg(long, default_value = "127.0.0.1:8025")]
+    #[arg(long, default_value = crate::config::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 }
 

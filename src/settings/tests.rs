@@ -28,6 +28,11 @@ fn with_nothing_set_every_setting_is_its_default() {
     assert_eq!(s.database_url, DEFAULT_DATABASE_URL);
     assert_eq!(s.zone, DEFAULT_ZONE);
     assert_eq!(s.public_url, DEFAULT_PUBLIC_URL);
+    // Out of the box, the links aviso sends point at where `aviso serve` listens.
+    assert_eq!(
+        DEFAULT_PUBLIC_URL.strip_prefix("http://"),
+        Some(crate::config::DEFAULT_LISTEN)
+    );
     assert_eq!(
         s.email.unsubscribe_url("T"),
         format!("{DEFAULT_PUBLIC_URL}/unsubscribe/T")
