@@ -258,16 +258,17 @@ PY
 # process's top functions (self time; children folded in by name).
 profile_report() {
     local data=$1 label=$2 comm
-    {
+    (
+        set +o pipefail # `head` closes the pipe on perf report, which is fine
         echo "profile of '$label' (perf, cpu-clock at 499 Hz, every CPU): samples by process"
         perf report -i "$data" --no-children --sort comm --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | head -8
-        # aviso's runtime threads are tokio's, named tokio-runtime-w.
-        for comm in postgres aviso,tokio-runtime-w smtp-sink; do
+        # aviso's threads: main, tokio's runtime, and sqlx's SQLite worker.
+        for comm in postgres aviso,tokio-rt-worker,sqlx-sqlite-wor smtp-sink; do
             echo "  top functions of $comm (share of all samples):"
             perf report -i "$data" --no-children --comms "$comm" --sort dso,sym --stdio -g none 2>/dev/null |
-                grep -E '^ +[0-9]' | head -12 | cut -c1-150
+                grep -E '^ +[0-9]' | head -8 | cut -c1-150
         done
-    } | sed 's/^/    /' >&2
+    ) | sed 's/^/    /' >&2
 }
 
 speed_phase() {
